@@ -1,0 +1,3 @@
+"""influrec: behaviour-sequence recommendation with measured influence."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""What happens to a malformed input row: stop with a precise error, or skip and count it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+BadRowPolicy = Literal["error", "skip"]
+MAX_EXAMPLES = 5
+
+
+class InputError(ValueError):
+    """A problem with the user's input that they can fix (missing file, bad option, bad row)."""
+
+
+class BadRowError(InputError):
+    """A malformed row, with where it is and what was expected.
+
+    ``line`` is the 1-based line number for text files (the row number for Parquet).
+    """
+
+    def __init__(self, path: Path, line: int, reason: str, text: str, expected: str) -> None:
+        self.path, self.line, self.reason, self.text, self.expected = (
+            path,
+            line,
+            reason,
+            text,
+            expected,
+        )
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        super().__init__(
+            f"{path}:{line}: {reason}: expected {expected}; got {shown!r}. "
+            "Fix the row, or pass --on-bad-rows skip to drop and count such rows."
+        )
+
+
+@dataclass
+class BadRows:
+    """Collects bad rows of one input file according to ``policy``.
+
+    With ``policy="error"`` the first report raises :class:`BadRowError`; with ``"skip"`` rows are
+    counted per reason and the first few kept as examples (they end up in ``stats.json``).
+    """
+
+    path: Path
+    policy: BadRowPolicy = "error"
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: list[dict[str, object]] = field(default_factory=list)
+
+    def report(self, reason: str, line: int, text: str, expected: str) -> None:
+        if self.policy == "error":
+            raise BadRowError(self.path, line, reason, text, expected)
+        self.counts[reason] += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(
+                {"line": line, "reason": reason, "text": text[:200], "expected": expected}
+            )
