@@ -6,6 +6,7 @@ decompressed on the fly, and every row keeps its line number for errors and stab
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -126,6 +127,9 @@ def stream_delimited(
         invalid.append((int(row.number or 0), str(row.text), int(row.actual_columns)))
         return "skip"
 
+    if names is None:
+        header = next(csv.reader([_first_line(path)], delimiter=delimiter), [])
+        _check_columns(path, [h.strip() for h in header], wanted)
     raw = open_binary(path)
     stream: IO[bytes] = io.BufferedReader(_DoubleColonAsTab(raw)) if delimiter == "::" else raw
     with raw, stream:
@@ -144,9 +148,7 @@ def stream_delimited(
                 column_types={c: pa.string() for c in wanted}, include_columns=wanted
             ),
         )
-        header = reader.schema.names if names is None else names
-        _check_columns(path, header, wanted)
-        expected_fields = len(header)
+        expected_fields = len(names) if names is not None else len(header)
         first_line, consumed = (1 if names is not None else 2), 0
         gaps: list[int] = []  # invalid line j -> number of valid rows before it
         for batch in reader:
