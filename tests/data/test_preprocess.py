@@ -149,3 +149,35 @@ def test_ordering_is_a_stable_sort_by_user_appearance_then_time(
 def test_first_appearance_codes() -> None:
     codes, old = first_appearance_codes(np.array([7, 3, 7, 9]), np.array([4, 1, 2, 3]))
     assert codes.tolist() == [2, 1, 2, 3] and old.tolist() == [3, 7, 9]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.integers(0, 2),
+            st.integers(0, 1),
+            st.integers(0, 2),
+            st.sampled_from([1.0, 2.0, np.nan]),
+        ),
+        max_size=40,
+    )
+)
+def test_duplicates_match_a_set_based_reference(
+    rows: list[tuple[int, int, int, int, float]],
+) -> None:
+    cols = columns(
+        user=[r[0] for r in rows],
+        item=[r[1] for r in rows],
+        behavior=[r[2] for r in rows],
+        timestamp=[r[3] for r in rows],
+        value=[r[4] for r in rows],
+    )
+    seen: set[tuple[object, ...]] = set()
+    expected = []
+    for r in rows:
+        key = (*r[:4], "null" if np.isnan(r[4]) else r[4])
+        expected.append(key in seen)
+        seen.add(key)
+    assert duplicate_mask(cols, cols.value).tolist() == expected

@@ -149,7 +149,7 @@ def run_download(args: argparse.Namespace) -> int:
 
     try:
         path = fetch_dataset(args.name, args.cache or default_cache_dir(), sha256=args.sha256)
-    except (DownloadError, KeyError) as exc:
+    except (DownloadError, ValueError) as exc:
         raise InputError(str(exc)) from exc
     Console().print(str(path))
     return 0

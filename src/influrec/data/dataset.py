@@ -15,12 +15,14 @@ dataset behind.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import platform
 import shutil
-import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,7 +71,8 @@ class EventDataset:
         out_dir = Path(out_dir)
         check_output_dir(out_dir, overwrite=overwrite)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()  # unlike mkdtemp, honours the umask
         try:
             pq.write_table(self.events, tmp / schema.EVENTS_FILE)
             pq.write_table(self.users, tmp / schema.USERS_FILE)
@@ -131,6 +134,14 @@ def _dictionary(codes: np.ndarray, tokens: list[str], index_type: pa.DataType) -
     )
 
 
+def release_freed_memory() -> None:
+    """Hand memory freed by numpy and pyarrow back to the OS (glibc keeps freed heap pages;
+    after reading a large file that is the difference between ~1.7 and ~0.9 GB resident)."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def build_dataset(
     cols: EncodedColumns,
     config: PrepareConfig,
@@ -141,6 +152,7 @@ def build_dataset(
     """Clean ``cols`` and assemble the canonical table, vocabularies and statistics."""
     started = time.perf_counter()
     cleaned = clean(cols, config)
+    release_freed_memory()
     order = cleaned.order
     row = cols.row[order]
     user_idx, user_old = first_appearance_codes(cols.user[order], row)
@@ -253,6 +265,7 @@ def prepare(
     """Read a log and prepare it: ``prepare("ratings.dat", "movielens")``."""
     started = time.perf_counter()
     log = read_log(Path(path), fmt, read_options)
+    release_freed_memory()
     read_seconds = round(time.perf_counter() - started, 3)
     return build_dataset(
         log.columns,

@@ -245,21 +245,26 @@ class EventBuilder:
             known.update(zip(codes[new].tolist(), taken, strict=True))
 
     def finish(self) -> EncodedColumns:
-        columns = [np.concatenate(c) if c else np.zeros(0) for c in zip(*self.parts, strict=True)]
-        if not columns:
-            dtypes = (np.int32, np.int32, np.int16, np.int64, np.float64, np.int64)
-            columns = [np.zeros(0, d) for d in dtypes]
+        dtypes = (np.int32, np.int32, np.int16, np.int64, np.float64, np.int64)
+        pieces = [list(c) for c in zip(*self.parts, strict=True)] or [[] for _ in dtypes]
+        self.parts = []
+        columns = []
+        for dtype in dtypes:  # one column at a time, releasing its pieces: peak = data + 1 column
+            column = pieces.pop(0)
+            joined = np.concatenate(column) if column else np.zeros(0, dtype)
+            columns.append(joined.astype(dtype, copy=False))
+            del column
         user, item, behavior, timestamp, value, row = columns
         time_kind: Literal["timestamp", "order"] = "timestamp" if self.has_time else "order"
         if not self.has_time:
             timestamp = ordinal_within_group(user)
         return EncodedColumns(
-            user=user.astype(np.int32),
-            item=item.astype(np.int32),
-            behavior=behavior.astype(np.int16),
-            timestamp=timestamp.astype(np.int64),
-            value=value.astype(np.float64),
-            row=row.astype(np.int64),
+            user=user,
+            item=item,
+            behavior=behavior,
+            timestamp=timestamp,
+            value=value,
+            row=row,
             users=self.users.tokens,
             items=self.items.tokens,
             behaviors=self.behaviors.tokens,

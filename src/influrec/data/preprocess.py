@@ -80,18 +80,34 @@ def _drop(keep: np.ndarray, mask: np.ndarray, reason: str, dropped: dict[str, in
 
 
 def duplicate_mask(cols: EncodedColumns, value: np.ndarray) -> np.ndarray:
-    """(N,) bool: True for every row that repeats an earlier row in all five fields."""
-    if len(cols.row) == 0:
-        return np.zeros(0, bool)
-    filled = np.where(np.isnan(value), -np.inf, value)  # null equals null
-    order = np.lexsort((cols.row, filled, cols.behavior, cols.item, cols.timestamp, cols.user))
-    keys = (cols.user, cols.timestamp, cols.item, cols.behavior, filled)
-    same = np.ones(len(order) - 1, bool)
+    """(N,) bool: True for every row that repeats an earlier row in all five fields.
+
+    Duplicates share user and timestamp, so only rows in such tie groups (usually few) are
+    compared on all fields.
+    """
+    n = len(cols.row)
+    duplicate = np.zeros(n, bool)
+    if n < 2:
+        return duplicate
+    order = np.lexsort((cols.row, cols.timestamp, cols.user))
+    user, timestamp = cols.user[order], cols.timestamp[order]
+    tie = (user[1:] == user[:-1]) & (timestamp[1:] == timestamp[:-1])
+    del user, timestamp
+    in_tie = np.zeros(n, bool)
+    in_tie[1:] |= tie
+    in_tie[:-1] |= tie
+    rows = order[in_tie]
+    del order
+    if len(rows) == 0:
+        return duplicate
+    filled = np.where(np.isnan(value[rows]), -np.inf, value[rows])  # null equals null
+    keys = (cols.user[rows], cols.timestamp[rows], cols.item[rows], cols.behavior[rows], filled)
+    sub = np.lexsort((cols.row[rows], *reversed(keys)))
+    same = np.ones(len(sub) - 1, bool)
     for key in keys:
-        ordered = key[order]
+        ordered = key[sub]
         same &= ordered[1:] == ordered[:-1]
-    duplicate = np.zeros(len(order), bool)
-    duplicate[order[1:][same]] = True
+    duplicate[rows[sub[1:][same]]] = True
     return duplicate
 
 
