@@ -8,9 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from influrec import __version__
-from influrec.cli import data, demo
+from influrec.cli import data, demo, model
 from influrec.data.badrows import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data.register(commands)
+    model.register(commands)
     demo.register(commands)
     return parser
 
@@ -38,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except InputError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[red]error:[/red] {escape(str(exc))}"
+        )
         return EXIT_INPUT_ERROR
 
 

@@ -24,7 +24,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +210,8 @@ def _time_range(timestamps: np.ndarray, kind: str) -> dict[str, Any]:
     low, high = int(timestamps.min()), int(timestamps.max())
     out: dict[str, Any] = {"min": low, "max": high}
     if kind == "timestamp":
-        out["min_iso"] = datetime.fromtimestamp(low, timezone.utc).isoformat()
-        out["max_iso"] = datetime.fromtimestamp(high, timezone.utc).isoformat()
+        out["min_iso"] = datetime.fromtimestamp(low, UTC).isoformat()
+        out["max_iso"] = datetime.fromtimestamp(high, UTC).isoformat()
     return out
 
 

@@ -1,0 +1,181 @@
+"""``influrec train | evaluate | recommend``: thin adapters over the training and inference API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from influrec.config import load_config
+from influrec.data.badrows import InputError
+from influrec.data.dataset import EventDataset
+from influrec.evaluation.runs import evaluate_run
+from influrec.inference import Recommendation, Recommender
+from influrec.models.baselines import BASELINES
+from influrec.training.loop import train
+
+
+def register(commands: Any) -> None:
+    t = commands.add_parser("train", help="train the behaviour Transformer on a prepared dataset")
+    t.add_argument(
+        "dataset", type=Path, help="prepared dataset folder (influrec data prepare/synth)"
+    )
+    t.add_argument("--out", type=Path, required=True, help="run folder to create")
+    t.add_argument(
+        "--config", type=Path, default=None, help="TOML config ([model], [train], [data], [eval])"
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. model.layers=4",
+    )
+    t.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(handler=run_train)
+    e = commands.add_parser("evaluate", help="full-ranking metrics of a trained run")
+    e.add_argument("run", type=Path)
+    e.add_argument("--split", choices=["test", "valid"], default="test")
+    e.add_argument(
+        "--baselines", default="", help=f"also evaluate baselines: {','.join(BASELINES)}"
+    )
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=run_evaluate)
+    r = commands.add_parser("recommend", help="top-K items for a user or an ad-hoc history")
+    r.add_argument("run", type=Path)
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a user id of the training data")
+    who.add_argument(
+        "--history", type=Path, help='JSON list of events: [{"item": ..., "behavior": ...}, ...]'
+    )
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument(
+        "--exclude-seen", action="store_true", help="leave out items already in the history"
+    )
+    r.add_argument(
+        "--cold-start",
+        choices=["error", "popular"],
+        default="error",
+        help="unknown user: error or popular items",
+    )
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=run_recommend)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    dataset = EventDataset.load(args.dataset)
+    try:
+        result = train(
+            dataset,
+            config,
+            args.out,
+            resume=args.resume,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    table = Table(title=f"trained {args.out}", show_header=False, title_justify="left")
+    table.add_row("epochs", str(result.epochs_run))
+    table.add_row("best epoch", str(result.best_epoch))
+    table.add_row(f"valid {config.train.monitor}", f"{result.best_metric:.4f}")
+    table.add_row("training time", f"{result.seconds:.1f} s")
+    Console().print(table)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    baselines = [b for b in args.baselines.split(",") if b]
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
+    report = evaluate_run(args.run, split=args.split, baselines=baselines)
+    if args.json:
+        Console().print_json(json.dumps(report))
+        return 0
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    columns = [
+        f"{m}@{k}" for k in (1, 10, 50) for m in ("HR", "NDCG", "MRR") if f"{m}@{k}" in report
+    ]
+    columns = [c for c in columns if c not in ("NDCG@1", "MRR@1")]  # equal HR@1
+    console = Console(soft_wrap=True)
+    for masked in (False, True):
+        label = "seen items masked" if masked else "seen items NOT masked"
+        console.print(
+            f"[bold]{report['split']} split ({report['split_kind']}), "
+            f"{report['targets']:,} targets, full ranking over all items, {label}[/bold]"
+        )
+        table = Table()
+        table.add_column("model")
+        for c in columns:
+            table.add_column(c, justify="right")
+        rows = {"model": report, **report.get("baselines", {})}
+        for name, metrics in rows.items():
+            values = metrics["masked"] if masked else metrics
+            table.add_row(name, *(f"{values[c]:.4f}" for c in columns))
+        console.print(table)
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    recommender = Recommender.load(args.run)
+    unknown: list[str] = []
+    cold_start = False
+    if args.history is not None:
+        try:
+            records = json.loads(args.history.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{args.history}: cannot read a JSON list of events ({exc})") from exc
+        if not isinstance(records, list):
+            raise InputError(f"{args.history}: expected a JSON list of events")
+        history, unknown = recommender.history_from_records(records)
+    elif args.user not in recommender.user_index and args.cold_start == "popular":
+        history, cold_start = None, True
+    else:
+        history = recommender.user_history(args.user)
+    recs = (
+        recommender.popular(k=args.k)
+        if history is None
+        else recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
+    )
+    _print_recommendations(recs, args=args, unknown=unknown, cold_start=cold_start or not history)
+    return 0
+
+
+def _print_recommendations(
+    recs: list[Recommendation], *, args: argparse.Namespace, unknown: list[str], cold_start: bool
+) -> None:
+    if args.json:
+        payload = {
+            "user": args.user,
+            "cold_start": cold_start,
+            "unknown": unknown,
+            "recommendations": [r.__dict__ for r in recs],
+        }
+        Console().print_json(json.dumps(payload))
+        return
+    console = Console()
+    for message in unknown:
+        console.print(f"[yellow]ignored[/yellow] {message}")
+    title = (
+        "popular items (cold start)"
+        if cold_start
+        else f"top {len(recs)} for {args.user or args.history}"
+    )
+    table = Table(title=title)
+    for name in ("rank", "item", "score"):
+        table.add_column(name)
+    for r in recs:
+        table.add_row(str(r.rank), r.item_id, f"{r.score:.3f}")
+    console.print(table)

@@ -1,0 +1,104 @@
+"""Full-ranking evaluation: every target is ranked against ALL items, in bounded batches.
+
+Both conventions are always computed and labelled:
+
+* ``unmasked``: every item competes, including items the user has already interacted with;
+* ``masked``: items from the user's history before the target are removed from the ranking.
+  When the target itself was seen before it cannot be ranked and counts as a miss
+  (``targets_seen`` says how often that happened).
+
+Scores for a batch of targets are a (B, I + 1) tensor; memory never exceeds one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from influrec.data.sequences import SequenceData, gather_windows, history_windows, seen_items_mask
+from influrec.evaluation.metrics import behavior_metrics, ranking_metrics, ranks_from_scores
+from influrec.models.transformer import BehaviorTransformer
+
+ScoreFn = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None]]
+"""targets (B,) event indices -> (scores (B, I + 1), behaviour probabilities (B, C + 1) or None)."""
+
+
+def model_score_fn(
+    model: BehaviorTransformer, data: SequenceData, *, device: torch.device
+) -> ScoreFn:
+    """Score function of a trained model: its prediction after the target's history."""
+    config = model.config
+
+    @torch.no_grad()
+    def score(targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        starts, ends = history_windows(data, targets, max_len=config.max_len)
+        empty = ends == starts
+        batch = gather_windows(
+            data, starts, np.maximum(ends, starts + 1), time_buckets=config.time_buckets
+        )
+        for tensor in (batch.items, batch.behaviors, batch.gaps, batch.values):
+            tensor[torch.from_numpy(empty)] = 0  # a target without history sees only padding
+        batch = batch.to(device)
+        hidden = model(batch.items, batch.behaviors, batch.gaps, batch.values)[:, -1]  # (B, D)
+        scores = model.item_scores(hidden).float().cpu()
+        probs = None
+        if model.behavior_head is not None:
+            probs = torch.softmax(model.behavior_logits(hidden).float(), dim=-1).cpu()
+        return scores, probs
+
+    return score
+
+
+def history_score_fn(scorer: Any, data: SequenceData) -> ScoreFn:
+    """Score function of a baseline with ``score(histories) -> (B, I + 1)`` (see baselines)."""
+
+    def score(targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        starts = data.user_start[data.user[targets]]
+        histories = [data.item[s:t] for s, t in zip(starts, targets, strict=True)]
+        return torch.from_numpy(np.asarray(scorer.score(histories), dtype=np.float32)), None
+
+    return score
+
+
+def evaluate_targets(
+    score_fn: ScoreFn,
+    data: SequenceData,
+    targets: np.ndarray,
+    *,
+    ks: Sequence[int] = (1, 5, 10, 20, 50),
+    batch_size: int = 512,
+) -> dict[str, Any]:
+    """Rank each target event's item among all items; returns metrics for both conventions."""
+    if len(targets) == 0:
+        raise ValueError("no targets to evaluate (is the split empty?)")
+    unmasked, masked, seen, probs_all = [], [], [], []
+    for begin in range(0, len(targets), batch_size):
+        chunk = targets[begin : begin + batch_size]
+        scores, probs = score_fn(chunk)
+        target_items = torch.from_numpy(data.item[chunk])
+        history = seen_items_mask(data, chunk)
+        unmasked.append(ranks_from_scores(scores, target_items))
+        masked.append(ranks_from_scores(scores, target_items, exclude=history))
+        seen.append(history[torch.arange(len(chunk)), target_items])
+        if probs is not None:
+            probs_all.append(probs.numpy())
+    result: dict[str, Any] = {
+        "targets": len(targets),
+        "targets_seen": float(torch.cat(seen).float().mean()),
+        "unmasked": ranking_metrics(torch.cat(unmasked).numpy(), ks),
+        "masked": ranking_metrics(torch.cat(masked).numpy(), ks),
+    }
+    if probs_all:
+        behavior_probs = np.concatenate(probs_all)[:, 1:]  # drop the padding class
+        result["behavior"] = behavior_metrics(behavior_probs, data.behavior[targets] - 1)
+    return result
+
+
+def headline(result: dict[str, Any], *, mask_seen: bool) -> dict[str, Any]:
+    """Flat metrics of one convention, labelled: {"HR@10": ..., "seen_items_masked": bool}."""
+    flat = dict(result["masked" if mask_seen else "unmasked"])
+    flat["seen_items_masked"] = mask_seen
+    return flat

@@ -1,0 +1,174 @@
+"""The behaviour Transformer: a causal, pre-LayerNorm Transformer over behaviour sequences.
+
+Each token is the sum of an item embedding, a behaviour-type embedding, a learned position
+embedding and, optionally, a time-gap bucket embedding and a value embedding. Position p of
+the output summarises events 0..p and predicts event p + 1: all items are scored by a dot
+product with the (tied) item embeddings, and a second head predicts the next behaviour type.
+
+The model depends only on tensors and its own config. Sequences are left-padded (item id 0),
+so the most recent event is always in the last column.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from influrec.config import ModelConfig
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.heads = config.heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.out = nn.Linear(config.d_model, config.d_model)
+        self.attn_dropout = config.attn_dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        batch, length, d = x.shape  # (B, T, D)
+        q, k, v = self.qkv(x).split(d, dim=2)
+        shape = (batch, length, self.heads, d // self.heads)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D/H)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.attn_dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).reshape(batch, length, d)  # (B, T, D)
+        return self.resid_dropout(self.out(y))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, config.ff_mult * d),
+            nn.GELU(),
+            nn.Linear(config.ff_mult * d, d),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), allowed)
+        return x + self.mlp(self.ln2(x))
+
+
+def attention_mask(items: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) bool: query t may attend to key s <= t that is not padding.
+
+    A padded query attends to itself only (its output is never used), which keeps every row
+    of the softmax finite.
+    """
+    length = items.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
+    allowed = causal[None] & (items != 0)[:, None, :]  # (B, T, T)
+    allowed |= torch.eye(length, dtype=torch.bool, device=items.device)[None]
+    return allowed[:, None]
+
+
+class BehaviorTransformer(nn.Module):
+    """Scores the next item and predicts the next behaviour type at every position."""
+
+    def __init__(self, config: ModelConfig, *, n_items: int, n_behaviors: int) -> None:
+        super().__init__()
+        self.config, self.n_items, self.n_behaviors = config, n_items, n_behaviors
+        d = config.d_model
+        self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.behavior_embedding = nn.Embedding(n_behaviors + 1, d, padding_idx=0)
+        self.position_embedding = nn.Embedding(config.max_len, d)
+        self.gap_embedding = (
+            nn.Embedding(config.time_buckets, d, padding_idx=0) if config.time_buckets else None
+        )
+        self.value_embedding = nn.Linear(1, d) if config.use_value else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        self.ln_final = nn.LayerNorm(d)
+        self.behavior_head = nn.Linear(d, n_behaviors + 1) if config.behavior_head else None
+        self.value_head = nn.Linear(d, 1) if config.value_head != "none" else None
+        self.apply(_init_weights)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def embed(
+        self,
+        items: torch.Tensor,
+        behaviors: torch.Tensor,
+        gaps: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings (B, T, D) before dropout and the Transformer blocks."""
+        length = items.shape[1]
+        if length > self.config.max_len:
+            raise ValueError(
+                f"sequence of {length} events is longer than max_len {self.config.max_len}"
+            )
+        positions = torch.arange(
+            self.config.max_len - length, self.config.max_len, device=items.device
+        )
+        x = self.item_embedding(items) + self.behavior_embedding(behaviors)
+        x = x + self.position_embedding(positions)[None]
+        if self.gap_embedding is not None and gaps is not None:
+            x = x + self.gap_embedding(gaps)
+        if self.value_embedding is not None and values is not None:
+            x = x + self.value_embedding(values[..., None]) * (items != 0)[..., None]
+        return x
+
+    def encode_embeddings(self, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Run the blocks over token embeddings x (B, T, D); ``items`` (B, T) gives the padding."""
+        allowed = attention_mask(items)
+        x = self.dropout(x)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.ln_final(x)  # (B, T, D)
+
+    def forward(
+        self,
+        items: torch.Tensor,
+        behaviors: torch.Tensor,
+        gaps: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden states (B, T, D); position t summarises events 0..t."""
+        return self.encode_embeddings(self.embed(items, behaviors, gaps, values), items)
+
+    def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores (..., n_items + 1) of every item; index 0 (padding) is -inf."""
+        scores = hidden @ self.item_embedding.weight.T
+        scores[..., 0] = float("-inf")
+        return scores
+
+    def behavior_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits (..., n_behaviors + 1) of the next behaviour type; index 0 (padding) is -inf."""
+        if self.behavior_head is None:
+            raise ValueError("this model was built without a behaviour head (model.behavior_head)")
+        logits = self.behavior_head(hidden)
+        logits[..., 0] = float("-inf")
+        return logits
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+
+MODELS: dict[str, type[BehaviorTransformer]] = {"transformer": BehaviorTransformer}
+"""Model registry: ``model.kind`` -> class (CNN/RNN/MLP models register here later)."""
+
+
+def build_model(config: ModelConfig, *, n_items: int, n_behaviors: int) -> BehaviorTransformer:
+    if config.kind not in MODELS:
+        raise ValueError(f"unknown model kind {config.kind!r}; known: {', '.join(MODELS)}")
+    return MODELS[config.kind](config, n_items=n_items, n_behaviors=n_behaviors)

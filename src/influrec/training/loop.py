@@ -1,0 +1,396 @@
+"""Training: one explicit loop over epochs, with evaluation, checkpoints and early stopping.
+
+An epoch covers every training target exactly once (windows from
+:func:`~influrec.data.sequences.training_windows`), in batches of similar length so little
+compute goes to padding. After each epoch the model is evaluated on the validation targets
+(never the test targets); the best epoch's weights become the run's ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from influrec import __version__
+from influrec.config import ExperimentConfig, save_config
+from influrec.data.dataset import EventDataset
+from influrec.data.sequences import SequenceData, gather_windows, training_windows
+from influrec.data.splits import Split, global_temporal_split, leave_one_out_split, temporal_cuts
+from influrec.evaluation.protocol import evaluate_targets, headline, model_score_fn
+from influrec.models.transformer import BehaviorTransformer, build_model
+from influrec.training import checkpoint as ckpt
+from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
+from influrec.training.progress import EpochProgress, MetricsLog
+
+log = logging.getLogger(__name__)
+LENGTH_SORT_CHUNK = 50  # batches whose windows are sorted by length together
+
+
+def make_split(data: SequenceData, config: ExperimentConfig) -> Split:
+    """The split named by ``config.data`` over the dataset's events."""
+    if config.data.split == "leave_one_out":
+        return leave_one_out_split(data.user)
+    valid_cut, test_cut = temporal_cuts(
+        data.timestamp,
+        test_fraction=config.data.test_fraction,
+        valid_fraction=config.data.valid_fraction,
+    )
+    split = global_temporal_split(data.timestamp, test_cut=test_cut, valid_cut=valid_cut)
+
+    def with_history(targets: np.ndarray) -> np.ndarray:
+        """A target needs at least one earlier event of its user to be predicted from."""
+        return targets[targets > data.user_start[data.user[targets]]]
+
+    parts = (with_history(split.train), with_history(split.valid), with_history(split.test))
+    return Split(*parts, kind=split.kind, params=split.params)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup to 1, then cosine decay to ``min_ratio`` at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def epoch_batches(
+    starts: np.ndarray, ends: np.ndarray, *, batch_size: int, seed: int, epoch: int
+) -> list[np.ndarray]:
+    """Shuffled batches of window indices; windows of similar length share a batch."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(starts))
+    lengths = (ends - starts)[order]
+    batches: list[np.ndarray] = []
+    chunk = batch_size * LENGTH_SORT_CHUNK
+    for begin in range(0, len(order), chunk):
+        part = order[begin : begin + chunk][
+            np.argsort(-lengths[begin : begin + chunk], kind="stable")
+        ]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains a model on ``dataset`` into ``run_dir`` (see :mod:`influrec.training.checkpoint`)."""
+
+    def __init__(
+        self,
+        dataset: EventDataset,
+        config: ExperimentConfig,
+        run_dir: Path,
+        *,
+        progress: bool = True,
+    ) -> None:
+        self.dataset, self.config, self.run_dir = dataset, config, Path(run_dir)
+        self.progress = progress
+        self.device = select_device(config.train.device)
+        if config.train.threads > 0:
+            torch.set_num_threads(config.train.threads)
+        seed_everything(config.train.seed)
+        self.data = SequenceData.from_dataset(dataset)
+        self.split = make_split(self.data, config)
+        self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
+        if len(self.windows[0]) == 0:
+            raise ValueError("no training targets: every user needs at least 2 training events")
+        self.model = build_model(
+            config.model, n_items=self.data.n_items, n_behaviors=self.data.n_behaviors
+        ).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.model, config.train.weight_decay), lr=config.train.lr
+        )
+        steps_per_epoch = math.ceil(len(self.windows[0]) / config.train.batch_size)
+        self.total_steps = steps_per_epoch * config.train.epochs
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: lr_factor(
+                step,
+                warmup=config.train.warmup_steps,
+                total=self.total_steps,
+                min_ratio=config.train.min_lr_ratio,
+            ),
+        )
+        counts = np.bincount(self.data.item[self.split.train], minlength=self.data.n_items + 1)
+        q = counts.astype(np.float64) + 1.0
+        log_q = np.log(q / q[1:].sum())
+        log_q[0] = -np.inf  # padding is never sampled
+        self.log_q = torch.from_numpy(log_q).float().to(self.device)
+        self.epoch, self.step, self.best_metric, self.best_epoch = 0, 0, -math.inf, 0
+        self.stale, self.seconds = 0, 0.0
+        self.history: list[dict[str, Any]] = []
+
+    def _autocast(self) -> Any:
+        enabled = self.device.type == "cuda" and self.config.train.bf16
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def loss(self, batch_index: np.ndarray) -> tuple[torch.Tensor, int]:
+        """Loss of one batch of windows and the number of targets it covers."""
+        config = self.config
+        starts, ends = self.windows[0][batch_index], self.windows[1][batch_index]
+        batch = gather_windows(self.data, starts, ends, time_buckets=config.model.time_buckets)
+        valid = batch.positions >= 0
+        targets = batch.positions[valid] + 1
+        batch = batch.to(self.device)
+        with self._autocast():
+            hidden = self.model(batch.items, batch.behaviors, batch.gaps, batch.values)
+            hidden = hidden[torch.from_numpy(valid).to(self.device)]  # (N, D)
+            loss = self._item_loss(
+                hidden, torch.from_numpy(self.data.item[targets]).to(self.device)
+            )
+            if self.model.behavior_head is not None and config.train.behavior_weight > 0:
+                behaviors = torch.from_numpy(self.data.behavior[targets]).to(self.device)
+                logits = self.model.behavior_logits(hidden).float()
+                loss = loss + config.train.behavior_weight * F.cross_entropy(logits, behaviors)
+            if self.model.value_head is not None and config.train.value_weight > 0:
+                loss = loss + config.train.value_weight * self._value_loss(hidden, targets)
+        return loss, len(targets)
+
+    def _item_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        items, train = self.model.item_embedding.weight, self.config.train
+        if train.loss == "ce":
+            return full_softmax_loss(hidden, targets, items)
+        if train.loss == "sampled":
+            return sampled_softmax_loss(
+                hidden, targets, items, log_q=self.log_q, negatives=train.negatives
+            )
+        return bce_loss(hidden, targets, items, negatives=train.negatives)
+
+    def _value_loss(self, hidden: torch.Tensor, targets: np.ndarray) -> torch.Tensor:
+        assert self.model.value_head is not None
+        present = torch.from_numpy(self.data.has_value[targets]).to(self.device)
+        if not present.any():
+            return hidden.sum() * 0.0
+        predicted = self.model.value_head(hidden[present]).squeeze(-1).float()
+        actual = torch.from_numpy(self.data.value[targets]).to(self.device)[present]
+        if self.config.model.value_head == "huber":
+            return F.huber_loss(predicted, actual)
+        return F.mse_loss(predicted, actual)
+
+    def train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        config = self.config.train
+        batches = epoch_batches(
+            *self.windows, batch_size=config.batch_size, seed=config.seed, epoch=self.epoch
+        )
+        started, total_loss, total_targets, tokens = time.perf_counter(), 0.0, 0, 0
+        with EpochProgress(len(batches), f"epoch {self.epoch + 1}", enabled=self.progress) as bar:
+            for index in batches:
+                loss, n_targets = self.loss(index)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+                self.optimizer.step()
+                self.schedule.step()
+                self.step += 1
+                total_loss += loss.item() * n_targets
+                total_targets += n_targets
+                tokens += int((self.windows[1][index] - self.windows[0][index]).sum())
+                bar.advance(loss=loss.item())
+        seconds = time.perf_counter() - started
+        return {
+            "loss": total_loss / max(1, total_targets),
+            "seconds": seconds,
+            "tokens_per_s": tokens / seconds,
+            "lr": float(self.schedule.get_last_lr()[0]),
+        }
+
+    def evaluate(self, targets: np.ndarray) -> dict[str, Any]:
+        self.model.eval()
+        with self._autocast():
+            return evaluate_targets(
+                model_score_fn(self.model, self.data, device=self.device),
+                self.data,
+                targets,
+                ks=self.config.eval.ks,
+                batch_size=self.config.eval.batch_size,
+            )
+
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        """Train until ``train.epochs``, early stopping or ``train.max_minutes``."""
+        self._prepare_run_dir(resume=resume)
+        config = self.config.train
+        metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
+        while self.epoch < config.epochs and self.stale < config.patience:
+            if config.max_minutes and self.seconds >= config.max_minutes * 60:
+                log.info("stopping: train.max_minutes=%s reached", config.max_minutes)
+                break
+            started = time.perf_counter()
+            train_stats = self.train_epoch()
+            valid = self.evaluate(self.split.valid)
+            self.seconds += time.perf_counter() - started
+            self.epoch += 1
+            record = self._record(train_stats, valid)
+            metrics_log.write(record)
+            self.history.append(record)
+            self._checkpoint()
+        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=True))
+        return TrainResult(
+            self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
+        )
+
+    def _record(self, train_stats: dict[str, float], valid: dict[str, Any]) -> dict[str, Any]:
+        flat = headline(valid, mask_seen=self.config.eval.mask_seen)
+        metric = float(flat[self.config.train.monitor])
+        improved = metric > self.best_metric
+        if improved:
+            self.best_metric, self.best_epoch, self.stale = metric, self.epoch, 0
+            ckpt.save_weights(self.model, self.run_dir / ckpt.MODEL_FILE)
+        else:
+            self.stale += 1
+        log.info(
+            "epoch %d loss %.4f valid %s %.4f",
+            self.epoch,
+            train_stats["loss"],
+            self.config.train.monitor,
+            metric,
+        )
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            **train_stats,
+            "valid": flat,
+            "valid_behavior": valid.get("behavior"),
+            "improved": improved,
+            "elapsed_seconds": self.seconds,
+        }
+
+    def _checkpoint(self) -> None:
+        trainer_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            trainer_state["cuda_rng"] = torch.cuda.get_rng_state()
+        state = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "stale": self.stale,
+            "seconds": self.seconds,
+            "history": self.history,
+        }
+        ckpt.save_checkpoint(
+            self.run_dir,
+            epoch=self.epoch,
+            model=self.model,
+            trainer_state=trainer_state,
+            state=state,
+            keep=self.config.train.keep_checkpoints,
+            protect={self.best_epoch},
+        )
+        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
+
+    def _prepare_run_dir(self, *, resume: bool) -> None:
+        existing = ckpt.list_checkpoints(self.run_dir)
+        if resume and existing:
+            self._restore(existing[-1])
+            return
+        if self.run_dir.exists() and any(self.run_dir.iterdir()) and not resume:
+            raise ValueError(
+                f"{self.run_dir}: already exists; "
+                "pass --resume to continue it or choose a new --out"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.dataset.save(self.run_dir / "data", overwrite=True)
+        save_config(self.config, self.run_dir / "config.toml")
+        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
+
+    def _restore(self, folder: Path) -> None:
+        info = ckpt.read_run_info(self.run_dir)
+        if info["config"] != self.config.to_dict():
+            raise ValueError(
+                f"{self.run_dir}: --resume needs the config the run started with (see config.toml)"
+            )
+        trainer_state, state = ckpt.load_checkpoint(folder, self.model)
+        self.optimizer.load_state_dict(trainer_state["optimizer"])
+        self.schedule.load_state_dict(trainer_state["schedule"])
+        torch.set_rng_state(trainer_state["torch_rng"])
+        if "cuda_rng" in trainer_state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(trainer_state["cuda_rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best_metric, self.best_epoch = state["best_metric"], state["best_epoch"]
+        self.stale, self.seconds, self.history = state["stale"], state["seconds"], state["history"]
+        log.info("resumed %s at epoch %d", self.run_dir, self.epoch)
+
+    def _run_info(self, *, finished: bool) -> dict[str, Any]:
+        return {
+            "format_version": ckpt.RUN_FORMAT_VERSION,
+            "influrec_version": __version__,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "config": self.config.to_dict(),
+            "n_items": self.data.n_items,
+            "n_behaviors": self.data.n_behaviors,
+            "parameters": self.model.num_parameters(),
+            "split": {"kind": self.split.kind, **self.split.params, **self.split.sizes()},
+            "training_windows": len(self.windows[0]),
+            "dataset": {
+                k: self.dataset.stats.get(k) for k in ("users", "items", "events", "source")
+            },
+            "epochs_run": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_valid": {self.config.train.monitor: self.best_metric}
+            if self.best_epoch
+            else None,
+            "train_seconds": round(self.seconds, 2),
+            "finished": finished,
+            "device": str(self.device),
+        }
+
+
+def _param_groups(model: BehaviorTransformer, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on the Linear weights only (not embeddings, norms or biases)."""
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "embedding" not in n]
+    others = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "embedding" not in n)]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": others, "weight_decay": 0.0},
+    ]
+
+
+def train(
+    dataset: EventDataset,
+    config: ExperimentConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a model: ``train(EventDataset.load("data/beauty"), load_config(), Path("runs/b"))``."""
+    return Trainer(dataset, config, run_dir, progress=progress).fit(resume=resume)

@@ -1,0 +1,60 @@
+"""Next-item losses over hidden states at the positions that have a target.
+
+All take ``hidden`` (N, D) and ``targets`` (N,) item ids in 1..I and the item embedding table
+(I + 1, D) whose row 0 is padding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def full_softmax_loss(
+    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy over every item (the default; exact, and cheap up to ~10^5 items)."""
+    logits = hidden @ items.T  # (N, I + 1)
+    logits[:, 0] = float("-inf")
+    return F.cross_entropy(logits.float(), targets)
+
+
+def sampled_softmax_loss(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    items: torch.Tensor,
+    *,
+    log_q: torch.Tensor,
+    negatives: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Softmax over the target and ``negatives`` items shared by the batch, drawn from the
+    proposal q (``log_q`` (I + 1,), log-probabilities, -inf at 0), with logQ correction
+    (subtract log q from every logit) and accidental hits of the target masked out."""
+    proposal = log_q.exp()
+    sampled = torch.multinomial(proposal, negatives, replacement=True, generator=generator)  # (S,)
+    positive = (hidden * items[targets]).sum(-1, keepdim=True) - log_q[targets][:, None]  # (N, 1)
+    negative = hidden @ items[sampled].T - log_q[sampled][None]  # (N, S)
+    negative = negative.masked_fill(sampled[None] == targets[:, None], float("-inf"))
+    logits = torch.cat([positive, negative], dim=1).float()
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def bce_loss(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    items: torch.Tensor,
+    *,
+    negatives: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Binary cross-entropy: the target against ``negatives`` uniform random items per position."""
+    n_items = items.shape[0] - 1
+    sampled = torch.randint(1, n_items + 1, (len(targets), negatives), generator=generator)
+    sampled = sampled.to(targets.device)
+    positive = (hidden * items[targets]).sum(-1)  # (N,)
+    negative = torch.einsum("nd,nsd->ns", hidden, items[sampled])  # (N, S)
+    hit = sampled == targets[:, None]
+    loss_pos = F.softplus(-positive.float())
+    loss_neg = (F.softplus(negative.float()) * ~hit).sum(-1)
+    return (loss_pos + loss_neg).mean()

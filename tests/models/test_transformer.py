@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from influrec.config import ModelConfig
+from influrec.models.transformer import BehaviorTransformer, build_model
+
+
+def model(**overrides: object) -> BehaviorTransformer:
+    config = ModelConfig(
+        max_len=8, d_model=16, layers=2, heads=2, time_buckets=6, use_value=True, **overrides
+    )  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    return build_model(config, n_items=20, n_behaviors=3).eval()
+
+
+def inputs(batch: int = 3, length: int = 8) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(1)
+    items = torch.randint(1, 21, (batch, length), generator=g)
+    behaviors = torch.randint(1, 4, (batch, length), generator=g)
+    gaps = torch.randint(1, 6, (batch, length), generator=g)
+    values = torch.rand(batch, length, generator=g)
+    return items, behaviors, gaps, values
+
+
+def test_changing_a_later_event_never_changes_an_earlier_output() -> None:
+    m = model()
+    items, behaviors, gaps, values = inputs()
+    before = m(items, behaviors, gaps, values)
+    items2, behaviors2 = items.clone(), behaviors.clone()
+    items2[:, 5] = (items2[:, 5] % 20) + 1
+    behaviors2[:, 5] = (behaviors2[:, 5] % 3) + 1
+    after = m(items2, behaviors2, gaps, values)
+    torch.testing.assert_close(after[:, :5], before[:, :5])
+    assert not torch.allclose(after[:, 5:], before[:, 5:])
+
+
+def test_left_padding_does_not_change_the_prediction() -> None:
+    m = model()
+    items, behaviors, gaps, values = inputs(length=5)
+    short = m(items, behaviors, gaps, values)[:, -1]
+    pad = lambda t: torch.cat([torch.zeros(t.shape[0], 3, dtype=t.dtype), t], dim=1)  # noqa: E731
+    padded = m(pad(items), pad(behaviors), pad(gaps), pad(values))[:, -1]
+    torch.testing.assert_close(padded, short, rtol=1e-5, atol=1e-5)
+
+
+def test_scores_and_heads() -> None:
+    m = model()
+    hidden = m(*inputs())
+    scores = m.item_scores(hidden[:, -1])
+    assert scores.shape == (3, 21) and torch.isinf(scores[:, 0]).all()
+    torch.testing.assert_close(scores[:, 1:], hidden[:, -1] @ m.item_embedding.weight[1:].T)
+    logits = m.behavior_logits(hidden)
+    assert logits.shape == (3, 8, 4) and torch.isinf(logits[..., 0]).all()
+    assert m.num_parameters() == sum(p.numel() for p in m.parameters()) > 0
+
+
+def test_too_long_and_unknown_kind() -> None:
+    m = model()
+    with pytest.raises(ValueError, match="longer than max_len"):
+        m(*inputs(length=9))
+    with pytest.raises(ValueError, match="unknown model kind"):
+        build_model(ModelConfig(kind="cnn"), n_items=3, n_behaviors=1)

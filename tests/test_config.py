@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from influrec.config import (
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TrainConfig,
+    config_to_toml,
+    load_config,
+    save_config,
+)
+from influrec.data.badrows import InputError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "experiment.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    config = load_config()
+    assert config == ExperimentConfig()
+    assert config.model == ModelConfig()
+    assert (config.model.kind, config.model.d_model, config.model.heads) == ("transformer", 64, 2)
+    assert config.model.value_head == "none"
+    assert (config.train.lr, config.train.loss, config.train.monitor) == (1e-3, "ce", "NDCG@10")
+    assert config.train.bf16 is True
+    assert config.data.split == "leave_one_out"
+    assert config.eval.ks == (1, 5, 10, 20, 50)
+    assert config.eval.mask_seen is False
+
+
+def test_config_error_is_an_input_error() -> None:
+    assert issubclass(ConfigError, InputError)
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_file_values_apply_and_missing_keys_keep_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, '[model]\nlayers = 3\nkind = "gru"\n\n[eval]\nks = [5, 10]\n')
+    config = load_config(path)
+    assert config.model.layers == 3
+    assert config.model.kind == "gru"
+    assert config.eval.ks == (5, 10)
+    assert config.model.d_model == 64
+    assert config.train == TrainConfig()
+
+
+def test_override_wins_over_file_and_later_override_wins(tmp_path: Path) -> None:
+    path = write(tmp_path, "[model]\nlayers = 3\nheads = 4\n[train]\nlr = 0.01\n")
+    config = load_config(path, ["model.layers=4", "train.lr=3e-4", "train.lr=5e-4"])
+    assert config.model.layers == 4
+    assert config.model.heads == 4  # untouched file value stays
+    assert config.train.lr == 5e-4
+
+
+@pytest.mark.parametrize(
+    ("override", "section", "key", "expected"),
+    [
+        ("model.layers=4", "model", "layers", 4),
+        ("train.lr=3e-4", "train", "lr", 3e-4),
+        ("train.bf16=false", "train", "bf16", False),
+        ("model.use_value=true", "model", "use_value", True),
+        ("eval.ks=[1,10,50]", "eval", "ks", (1, 10, 50)),
+        ("eval.ks = [ 10 ]", "eval", "ks", (10,)),
+        ("model.value_head=huber", "model", "value_head", "huber"),
+        ('model.value_head="mse"', "model", "value_head", "mse"),
+        ("model.kind=my-model", "model", "kind", "my-model"),
+        ("model.kind=true", "model", "kind", "true"),
+        ("train.monitor=HR@10", "train", "monitor", "HR@10"),
+    ],
+)
+def test_override_values_are_converted(
+    override: str, section: str, key: str, expected: object
+) -> None:
+    value = getattr(getattr(load_config(overrides=[override]), section), key)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_float_fields_accept_integers_and_store_floats(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[train]\nlr = 1\nmax_minutes = 30\n"))
+    assert config.train.lr == 1.0 and type(config.train.lr) is float
+    assert type(config.train.max_minutes) is float
+    assert type(load_config(overrides=["model.dropout=0"]).model.dropout) is float
+
+
+def test_list_becomes_tuple_in_direct_construction() -> None:
+    assert EvalConfig(ks=[1, 2]).ks == (1, 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "expected", "given"),
+    [
+        ("[model]\nlayers = true", "model.layers", "int", "True"),
+        ("[model]\nlayers = 4.0", "model.layers", "int", "4.0"),
+        ('[model]\nlayers = "4"', "model.layers", "int", "'4'"),
+        ('[train]\nlr = "fast"', "train.lr", "float", "'fast'"),
+        ("[train]\nlr = true", "train.lr", "float", "True"),
+        ("[train]\nbf16 = 1", "train.bf16", "bool", "1"),
+        ("[model]\nkind = 3", "model.kind", "str", "3"),
+        ("[eval]\nks = 10", "eval.ks", "list of int", "10"),
+        ('[eval]\nks = [1, "5"]', "eval.ks", "list of int", "[1, '5']"),
+        ("[eval]\nks = [1, true]", "eval.ks", "list of int", "[1, True]"),
+    ],
+)
+def test_wrong_types_name_key_expected_type_and_value(
+    tmp_path: Path, toml: str, key: str, expected: str, given: str
+) -> None:
+    path = write(tmp_path, toml + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: expected {expected}")
+    assert f"got {given}" in message
+
+
+def test_wrong_type_in_override_names_the_override() -> None:
+    with pytest.raises(ConfigError, match=r"override 'train.bf16=1': train.bf16: expected bool"):
+        load_config(overrides=["train.bf16=1"])
+    with pytest.raises(ConfigError, match=r"'four' is not a TOML value; model.layers expects int"):
+        load_config(overrides=["model.layers=four"])
+
+
+def test_wrong_type_in_direct_construction() -> None:
+    with pytest.raises(ConfigError, match=r"model\.layers: expected int, got '2'"):
+        ModelConfig(layers="2")  # type: ignore[arg-type]
+
+
+def test_unknown_key_lists_valid_keys_and_suggests_the_close_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "[model]\nlayer = 4\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: unknown key 'model.layer'")
+    assert "did you mean 'model.layers'?" in message
+    valid = ", ".join(field.name for field in dataclasses.fields(ModelConfig))
+    assert message.endswith(f"valid keys in [model]: {valid}")
+
+
+def test_unknown_key_in_override() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides=["train.learning_rat=1e-3"])
+    message = str(info.value)
+    assert message.startswith("override 'train.learning_rat=1e-3': unknown key")
+    assert "valid keys in [train]: epochs, batch_size, lr," in message
+    with pytest.raises(ConfigError, match=r"unknown key 'eval\.zzz'; valid keys in \[eval\]"):
+        load_config(overrides=["eval.zzz=1"])  # nothing close: no suggestion
+
+
+def test_unknown_key_in_from_dict() -> None:
+    message = r"unknown key 'data\.splitt' \(did you mean 'data\.split'\?\)"
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig.from_dict({"data": {"splitt": "temporal"}})
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    message = "unknown section 'modle' \\(did you mean 'model'\\?\\); valid sections: model, train"
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, "[modle]\nlayers = 2\n"))
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=["modle.layers=2"])
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig.from_dict({"modle": {}})
+
+
+def test_top_level_key_that_is_not_a_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown section 'epochs'"):
+        load_config(write(tmp_path, "epochs = 3\n"))
+    with pytest.raises(ConfigError, match=r"'train' must be a \[train\] table"):
+        load_config(write(tmp_path, "train = 3\n"))
+
+
+@pytest.mark.parametrize("override", ["model.layers", "layers=4", "=4", "model.=4", ".layers=4"])
+def test_malformed_override(override: str) -> None:
+    with pytest.raises(ConfigError, match=r"malformed override .*: expected SECTION\.KEY=VALUE"):
+        load_config(overrides=[override])
+
+
+def test_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match=r"invalid TOML: .*line 2"):
+        load_config(write(tmp_path, "[model]\nlayers = = 4\n"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.d_model=0", "model.d_model must be positive, got 0"),
+        ("model.max_len=-1", "model.max_len must be positive"),
+        ("model.layers=0", "model.layers must be positive"),
+        ("model.heads=3", "model.heads must divide model.d_model=64, got 3"),
+        ("model.dropout=1.0", r"model.dropout must be in \[0, 1\), got 1.0"),
+        ("model.attn_dropout=-0.1", "model.attn_dropout must be in"),
+        ("model.time_buckets=-1", "model.time_buckets must be >= 0"),
+        ("model.value_head=l1", "model.value_head must be one of none, mse, huber, got 'l1'"),
+        ("model.kind=''", "model.kind must be a non-empty"),
+        ("train.lr=0", "train.lr must be positive"),
+        ("train.lr=nan", "train.lr must be positive"),
+        ("train.epochs=0", "train.epochs must be positive"),
+        ("train.batch_size=-8", "train.batch_size must be positive"),
+        ("train.patience=0", "train.patience must be positive"),
+        ("train.weight_decay=-1", "train.weight_decay must be >= 0"),
+        ("train.min_lr_ratio=1.5", "train.min_lr_ratio must be in"),
+        ("train.loss=softmax", "train.loss must be one of ce, sampled, bce"),
+        ("train.device=tpu", "train.device must be one of auto, cpu, cuda"),
+        ("train.monitor=NDCG", "train.monitor must be METRIC@K"),
+        ("train.monitor=NDCG@3", r"with K in eval.ks=\[1, 5, 10, 20, 50\]"),
+        ("data.split=random", "data.split must be one of leave_one_out, temporal"),
+        ("data.valid_fraction=0", r"data.valid_fraction must be in \(0, 1\)"),
+        ("data.test_fraction=1", "data.test_fraction must be in"),
+        ("data.valid_fraction=0.9", "plus data.test_fraction=0.1 must be < 1"),
+        ("eval.ks=[]", "eval.ks must list at least one"),
+        ("eval.ks=[0,10]", "eval.ks must be positive"),
+        ("eval.ks=[10,5]", "eval.ks must be sorted and without repeats"),
+        ("eval.ks=[5,5,10]", "eval.ks must be sorted and without repeats"),
+        ("eval.batch_size=0", "eval.batch_size must be positive"),
+    ],
+)
+def test_validation_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(overrides=["model.d_model=64", "eval.ks=[1,5,10,20,50]", override])
+    assert str(info.value).startswith(f"override {override!r}: ")
+
+
+def test_validation_error_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[model]\nheads = 5\n")
+    with pytest.raises(ConfigError, match=f"^{path}: model.heads must divide"):
+        load_config(path)
+
+
+def test_combinations_are_checked_after_all_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "[model]\nd_model = 48\n")
+    with pytest.raises(ConfigError, match=r"model\.heads must divide model\.d_model=48"):
+        load_config(path, ["model.heads=5"])
+    assert load_config(path, ["model.heads=3"]).model.heads == 3
+    assert load_config(overrides=["eval.ks=[3]", "train.monitor=HR@3"]).train.monitor == "HR@3"
+
+
+def test_validation_in_direct_construction() -> None:
+    with pytest.raises(ConfigError, match=r"data\.valid_fraction plus"):
+        DataConfig(valid_fraction=0.6, test_fraction=0.4)
+    with pytest.raises(ConfigError, match=r"model\.dropout must be in"):
+        ModelConfig(dropout=2.0)
+
+
+def non_default_config() -> ExperimentConfig:
+    return ExperimentConfig(
+        model=ModelConfig(
+            kind='my "odd"\\model\tnew\nline\x7f', d_model=96, heads=3, use_value=True
+        ),
+        train=TrainConfig(lr=3e-4, weight_decay=1e-05, loss="sampled", bf16=False, monitor="HR@7"),
+        data=DataConfig(split="temporal", valid_fraction=0.05, test_fraction=0.2),
+        eval=EvalConfig(ks=(1, 7, 100), mask_seen=True),
+    )
+
+
+def test_to_dict_is_plain_json_and_round_trips() -> None:
+    config = non_default_config()
+    data = config.to_dict()
+    assert data["eval"]["ks"] == [1, 7, 100]
+    assert json.loads(json.dumps(data)) == data
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(data))) == config
+    assert ExperimentConfig.from_dict(ExperimentConfig().to_dict()) == ExperimentConfig()
+    assert list(data) == ["model", "train", "data", "eval"]
+
+
+def test_from_dict_rejects_a_section_that_is_not_a_table() -> None:
+    with pytest.raises(ConfigError, match=r"\[train\] must be a table"):
+        ExperimentConfig.from_dict({"train": 3})
+
+
+def test_save_config_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "saved.toml"
+    for config in (ExperimentConfig(), non_default_config()):
+        save_config(config, path)
+        assert load_config(path) == config
+        assert tomllib.loads(path.read_text(encoding="utf-8")) == config.to_dict()
+
+
+def test_saved_toml_reads_as_expected() -> None:
+    text = config_to_toml(ExperimentConfig())
+    assert text.startswith('[model]\nkind = "transformer"\nmax_len = 50\n')
+    assert "\n\n[eval]\nks = [1, 5, 10, 20, 50]\n" in text
+    assert "bf16 = true\n" in text and "lr = 0.001\n" in text
+
+
+def test_configs_are_frozen() -> None:
+    config = ExperimentConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.model.layers = 4  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train = TrainConfig()  # type: ignore[misc]
+    assert hash(config) == hash(ExperimentConfig())

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from influrec.config import load_config
+from influrec.data.dataset import EventDataset
+from influrec.data.synthesize import synthesize_dataset
+from influrec.data.synthetic import SynthConfig
+from influrec.evaluation.runs import evaluate_run
+from influrec.inference import Recommender
+from influrec.training.checkpoint import list_checkpoints, load_model
+from influrec.training.loop import Trainer, epoch_batches, lr_factor, train
+
+TINY = [
+    "model.max_len=12",
+    "model.d_model=16",
+    "model.layers=1",
+    "model.heads=2",
+    "train.batch_size=32",
+    "train.warmup_steps=2",
+    "train.keep_checkpoints=10",
+    "eval.ks=[1,5,10]",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset() -> EventDataset:
+    return synthesize_dataset(SynthConfig(n_users=80, n_items=40, mean_events=12, seed=1))
+
+
+def test_run_folder_is_self_describing(dataset: EventDataset, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = train(dataset, load_config(None, [*TINY, "train.epochs=2"]), run, progress=False)
+    assert result.epochs_run == 2 and 1 <= result.best_epoch <= 2
+    info = json.loads((run / "run.json").read_text())
+    assert info["finished"] and info["n_items"] == dataset.n_items and info["parameters"] > 0
+    assert info["config"]["model"]["d_model"] == 16
+    assert (run / "config.toml").exists() and (run / "data" / "events.parquet").exists()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert [p.name for p in list_checkpoints(run)] == ["epoch-0001", "epoch-0002"]
+
+
+def test_saved_model_scores_equal_the_trained_model(dataset: EventDataset, tmp_path: Path) -> None:
+    trainer = Trainer(
+        dataset, load_config(None, [*TINY, "train.epochs=1"]), tmp_path / "run", progress=False
+    )
+    trainer.fit()
+    loaded, _ = load_model(tmp_path / "run")
+    trainer.model.eval()
+    items = torch.from_numpy(trainer.data.item[:10])[None]
+    behaviors = torch.from_numpy(trainer.data.behavior[:10])[None]
+    torch.testing.assert_close(loaded(items, behaviors), trainer.model(items, behaviors))
+
+
+def test_resume_continues_exactly(dataset: EventDataset, tmp_path: Path) -> None:
+    config = load_config(None, [*TINY, "train.epochs=4"])
+    full = tmp_path / "full"
+    train(dataset, config, full, progress=False)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(full, resumed)  # pretend the run was killed after epoch 2
+    for late in ("epoch-0003", "epoch-0004"):
+        shutil.rmtree(resumed / "checkpoints" / late)
+    lines = (resumed / "metrics.jsonl").read_text().splitlines()
+    (resumed / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    result = train(dataset, config, resumed, resume=True, progress=False)
+    assert result.epochs_run == 4
+    a = load_file(str(full / "checkpoints" / "epoch-0004" / "model.safetensors"))
+    b = load_file(str(resumed / "checkpoints" / "epoch-0004" / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6)
+    assert len((resumed / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_early_stopping_on_a_flat_validation_metric(dataset: EventDataset, tmp_path: Path) -> None:
+    config = load_config(None, [*TINY, "train.epochs=10", "train.lr=1e-12", "train.patience=2"])
+    result = train(dataset, config, tmp_path / "run", progress=False)
+    assert result.epochs_run == 3 and result.best_epoch == 1  # no improvement in epochs 2 and 3
+
+
+def test_existing_run_folder_is_refused(dataset: EventDataset, tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "x").write_text("keep me")
+    with pytest.raises(ValueError, match="already exists"):
+        train(
+            dataset, load_config(None, [*TINY, "train.epochs=1"]), tmp_path / "run", progress=False
+        )
+
+
+def test_model_learns_planted_structure_better_than_popularity(
+    dataset: EventDataset, tmp_path: Path
+) -> None:
+    data = synthesize_dataset(SynthConfig(n_users=400, n_items=60, mean_events=20, seed=2))
+    config = load_config(None, [*TINY, "train.epochs=8", "model.d_model=32", "train.lr=0.005"])
+    train(data, config, tmp_path / "run", progress=False)
+    report = evaluate_run(tmp_path / "run", split="valid", baselines=["popularity"])
+    assert report["NDCG@10"] > report["baselines"]["popularity"]["NDCG@10"]
+
+
+def test_recommender_top_k_and_ad_hoc_history(dataset: EventDataset, tmp_path: Path) -> None:
+    train(dataset, load_config(None, [*TINY, "train.epochs=1"]), tmp_path / "run", progress=False)
+    rec = Recommender.load(tmp_path / "run")
+    user = dataset.users.column("user_id")[0].as_py()
+    history = rec.user_history(user)
+    top = rec.recommend(history, k=5, exclude_seen=True)
+    assert [r.rank for r in top] == [1, 2, 3, 4, 5]
+    assert not set(r.item_idx for r in top) & set(history.items.tolist())
+    scores = rec.scores([history])[0]
+    assert [r.item_idx for r in rec.recommend(history, k=3)] == torch.topk(
+        scores, 3
+    ).indices.tolist()
+    records = [{"item": rec.item_ids[int(i) - 1]} for i in history.items] + [
+        {"item": "no-such-item"}
+    ]
+    adhoc, unknown = rec.history_from_records(records)
+    assert unknown == [f"event {len(records) - 1}: unknown item 'no-such-item'"]
+    assert adhoc.items.tolist() == history.items.tolist()
+
+
+def test_schedule_and_batches() -> None:
+    assert lr_factor(0, warmup=4, total=10, min_ratio=0.1) == 0.25
+    assert lr_factor(4, warmup=4, total=10, min_ratio=0.1) == 1.0
+    assert np.isclose(lr_factor(10, warmup=4, total=10, min_ratio=0.1), 0.1)
+    starts, ends = np.arange(100), np.arange(100) + np.arange(100) % 7 + 1
+    batches = epoch_batches(starts, ends, batch_size=8, seed=0, epoch=0)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(100))
+    again = epoch_batches(starts, ends, batch_size=8, seed=0, epoch=0)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
