@@ -1,12 +1,14 @@
-"""``influrec demo``: the main job on the built-in synthetic data.
+"""``influrec demo``: the main job end to end on the built-in synthetic data.
 
-Until the model lands it generates and prepares the synthetic data, splits it and summarises
-what a model will be trained and evaluated on.
+Generates a shop's behaviour logs with planted influence, trains a small behaviour Transformer,
+evaluates it against popularity with full ranking, and shows one user's history and top-10.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,49 +16,102 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from influrec.cli.data import print_stats
-from influrec.data.splits import leave_one_out_split
+from influrec.config import load_config
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
+from influrec.evaluation.runs import evaluate_run
+from influrec.inference import Recommender
+from influrec.training.loop import train
+
+DEMO_SETTINGS = [
+    "model.max_len=50",
+    "model.d_model=64",
+    "model.layers=2",
+    "model.heads=2",
+    "model.dropout=0.2",
+    "model.attn_dropout=0.2",
+    "model.time_buckets=16",
+    "train.epochs=20",
+    "train.batch_size=128",
+    "train.lr=0.002",
+    "train.warmup_steps=50",
+    "train.patience=3",
+    "train.keep_checkpoints=2",
+]
 
 
 def register(commands: Any) -> None:
-    demo = commands.add_parser("demo", help="run the main job on built-in synthetic data")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="working folder")
-    demo.add_argument("--users", type=int, default=2000)
+    demo = commands.add_parser("demo", help="synthetic data -> train -> evaluate -> recommend")
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-output"), help="working folder (replaced)"
+    )
+    demo.add_argument("--users", type=int, default=SynthConfig.n_users)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
     demo.set_defaults(handler=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(soft_wrap=True)
     dataset = synthesize_dataset(SynthConfig(n_users=args.users, seed=args.seed))
     folder = dataset.save(args.out / "data", overwrite=True)
-    print_stats(dataset.stats, title=f"synthetic data (seed {args.seed}) in {folder}")
-    split = leave_one_out_split(dataset.column("user_idx"))
-    console.print(f"leave-one-out split: {split.sizes()}")
+    stats = dataset.stats
+    behaviors = ", ".join(f"{b} {n:,}" for b, n in stats["behaviors"].items())
     console.print(
-        f"planted causes: {dataset.stats['caused_events']:,} events were caused by an earlier one "
-        f"(ground truth in {folder / 'ground_truth.parquet'})"
+        f"[bold]1. data[/bold]  {stats['events']:,} synthetic events of {stats['users']:,} "
+        f"users on {stats['items']:,} items ({behaviors}); {stats['caused_events']:,} events "
+        f"were caused by an earlier one (ground truth in {folder})"
     )
-    _show_user(console, dataset, user_idx=1)
+    run_dir = args.out / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    config = load_config(None, [*DEMO_SETTINGS, f"train.seed={args.seed}", *args.set])
+    result = train(dataset, config, run_dir, progress=sys.stderr.isatty())
+    console.print(
+        f"[bold]2. train[/bold] {result.epochs_run} epochs in {result.seconds:.0f} s, best epoch "
+        f"{result.best_epoch} (validation NDCG@10 {result.best_metric:.4f}); run folder {run_dir}"
+    )
+    report = evaluate_run(run_dir, split="test", baselines=["popularity"])
+    _print_comparison(console, report)
+    _print_user(
+        console, Recommender.load(run_dir), user_id=dataset.users.column("user_id")[0].as_py()
+    )
     return 0
 
 
-def _show_user(console: Console, dataset: Any, *, user_idx: int) -> None:
-    users = dataset.column("user_idx")
-    rows = np.flatnonzero(users == user_idx)[:15]
-    caused = {}
-    if dataset.ground_truth is not None:
-        truth = dataset.ground_truth.to_pydict()
-        caused = dict(zip(truth["row"], truth["cause_row"], strict=True))
-    table = Table(title=f"first events of user {dataset.users.column('user_id')[user_idx - 1]}")
-    for name in ("row", "item", "behavior", "time (UTC)", "caused by row"):
-        table.add_column(name)
-    events = dataset.events.take(rows).to_pylist()
-    for e in events:
-        when = np.datetime64(e["timestamp"], "s").astype(str).replace("T", " ")
-        table.add_row(
-            str(e["row"]), e["item_id"], e["behavior"], when, str(caused.get(e["row"], ""))
-        )
+def _print_comparison(console: Console, report: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]3. evaluate[/bold] test split (last event of each of {report['targets']:,} users), "
+        "full ranking over all items, seen items NOT masked"
+    )
+    table = Table()
+    metrics = ["HR@10", "NDCG@10", "MRR@10", "HR@50", "NDCG@50"]
+    for name in ["model", *metrics]:
+        table.add_column(name, justify="right" if name != "model" else "left")
+    popularity = report["baselines"]["popularity"]
+    table.add_row("behaviour Transformer", *(f"{report[m]:.4f}" for m in metrics))
+    table.add_row("popularity", *(f"{popularity[m]:.4f}" for m in metrics))
     console.print(table)
+    ratio = report["NDCG@10"] / max(popularity["NDCG@10"], 1e-12)
+    console.print(f"NDCG@10: the model is {ratio:.1f}x popularity")
+
+
+def _print_user(console: Console, recommender: Recommender, *, user_id: str) -> None:
+    history = recommender.user_history(user_id)
+    console.print(f"[bold]4. recommend[/bold] user {user_id}: last events and next top-10")
+    shown = Table(title="history (latest last)")
+    for name in ("#", "item", "behavior", "time (UTC)"):
+        shown.add_column(name)
+    behaviors = recommender.dataset.behaviors
+    for position in range(max(0, len(history) - 8), len(history)):
+        when = np.datetime64(int(history.timestamps[position]), "s").astype(str).replace("T", " ")
+        item = recommender.item_ids[int(history.items[position]) - 1]
+        shown.add_row(str(position), item, behaviors[int(history.behaviors[position])], when)
+    console.print(shown)
+    top = Table(title="top-10 next items")
+    for name in ("rank", "item", "score"):
+        top.add_column(name)
+    for rec in recommender.recommend(history, k=10):
+        top.add_row(str(rec.rank), rec.item_id, f"{rec.score:.3f}")
+    console.print(top)

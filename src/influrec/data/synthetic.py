@@ -101,9 +101,9 @@ class SynthConfig:
     p_cart: float = 0.10
     p_fav: float = 0.07
     p_buy: float = 0.05
-    zipf_exponent: float = 1.0
+    zipf_exponent: float = 0.8
     n_clusters: int = 20
-    taste_weight: float = 0.5
+    taste_weight: float = 0.9
     start_timestamp: int = 1_704_067_200  # 2024-01-01T00:00:00Z
     start_spread_s: int = 7 * 86_400
     background_gap_mean_s: float = 7_200.0
