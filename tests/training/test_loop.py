@@ -133,3 +133,33 @@ def test_schedule_and_batches() -> None:
     assert sorted(np.concatenate(batches).tolist()) == list(range(100))
     again = epoch_batches(starts, ends, batch_size=8, seed=0, epoch=0)
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["train.loss=sampled", "train.negatives=16"],
+        ["train.loss=bce", "train.negatives=4"],
+        [
+            "model.value_head=huber",
+            "train.value_weight=0.5",
+            "model.use_value=true",
+            "model.time_buckets=8",
+        ],
+        ["data.split=temporal"],
+    ],
+)
+def test_other_losses_heads_and_the_temporal_split_train(
+    dataset: EventDataset, tmp_path: Path, extra: list[str]
+) -> None:
+    result = train(
+        dataset,
+        load_config(None, [*TINY, "train.epochs=2", *extra]),
+        tmp_path / "r",
+        progress=False,
+    )
+    assert result.epochs_run == 2 and np.isfinite(result.history[-1]["loss"])
+    report = evaluate_run(tmp_path / "r", split="test")
+    assert 0.0 <= report["NDCG@10"] <= 1.0 and report["targets"] > 0
+    if "data.split=temporal" in extra:
+        assert report["split_kind"] == "global_temporal"

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
+
+
+def setup() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(4, 8, generator=g),
+        torch.tensor([1, 2, 3, 5]),
+        torch.randn(6, 8, generator=g),
+    )
+
+
+def test_full_softmax_ignores_padding() -> None:
+    hidden, targets, items = setup()
+    expected = F.cross_entropy(hidden @ items[1:].T, targets - 1)
+    torch.testing.assert_close(full_softmax_loss(hidden, targets, items), expected)
+
+
+def test_sampled_softmax_with_logq_against_a_hand_computation() -> None:
+    hidden, targets, items = setup()
+    log_q = torch.log(torch.tensor([0.0, 0.1, 0.2, 0.3, 0.2, 0.2]))
+    torch.manual_seed(5)
+    loss = sampled_softmax_loss(hidden, targets, items, log_q=log_q, negatives=7)
+    torch.manual_seed(5)
+    sampled = torch.multinomial(log_q.exp(), 7, replacement=True)
+    total = 0.0
+    for n in range(4):
+        t = int(targets[n])
+        pos = float(hidden[n] @ items[t]) - float(log_q[t])
+        negs = [float(hidden[n] @ items[s]) - float(log_q[s]) for s in sampled.tolist() if s != t]
+        total += -pos + math.log(sum(math.exp(v) for v in [pos, *negs]))
+    assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
+
+
+def test_bce_against_a_hand_computation() -> None:
+    hidden, targets, items = setup()
+    torch.manual_seed(3)
+    loss = bce_loss(hidden, targets, items, negatives=3)
+    torch.manual_seed(3)
+    sampled = torch.randint(1, 6, (4, 3))
+    total = 0.0
+    for n in range(4):
+        t = int(targets[n])
+        total += -math.log(torch.sigmoid(hidden[n] @ items[t]).item())
+        total += sum(
+            -math.log(1 - torch.sigmoid(hidden[n] @ items[s]).item())
+            for s in sampled[n].tolist()
+            if s != t
+        )
+    assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
