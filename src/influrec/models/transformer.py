@@ -38,6 +38,15 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(batch, length, d)  # (B, T, D)
         return self.resid_dropout(self.out(y))
 
+    def weights(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Attention probabilities (B, H, T, T), computed explicitly (for diagnostics)."""
+        batch, length, d = x.shape
+        q, k, _ = self.qkv(x).split(d, dim=2)
+        shape = (batch, length, self.heads, d // self.heads)
+        q, k = (t.view(shape).transpose(1, 2) for t in (q, k))
+        logits = (q @ k.transpose(-1, -2)) / (d // self.heads) ** 0.5
+        return torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
@@ -136,6 +145,23 @@ class BehaviorTransformer(nn.Module):
     ) -> torch.Tensor:
         """Hidden states (B, T, D); position t summarises events 0..t."""
         return self.encode_embeddings(self.embed(items, behaviors, gaps, values), items)
+
+    def attention_weights(
+        self,
+        items: torch.Tensor,
+        behaviors: torch.Tensor,
+        gaps: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Per layer, the attention probabilities (B, H, T, T) of the forward pass."""
+        allowed = attention_mask(items)
+        x = self.dropout(self.embed(items, behaviors, gaps, values))
+        maps = []
+        for block in self.blocks:
+            assert isinstance(block, Block)
+            maps.append(block.attn.weights(block.ln1(x), allowed))
+            x = block(x, allowed)
+        return maps
 
     def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores (..., n_items + 1) of every item; index 0 (padding) is -inf."""

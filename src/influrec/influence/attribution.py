@@ -1,0 +1,186 @@
+"""HOW influence is computed: per-event effects on a measurement, one ``Explanation`` each.
+
+* ``loo``: exact leave-one-out -- each event really deleted, all L deletions in one batch;
+* ``gxi`` / ``ig``: gradient x input and integrated gradients on the event embeddings
+  (item + behaviour + time + value), against a baseline where every event's content is removed
+  but positions stay; ``completeness_gap`` = |sum of effects - (f(x) - f(baseline))|;
+* ``shapley``: Shapley values over events by permutation sampling with antithetic pairs,
+  with standard errors;
+* ``attention``: attention rollout -- a diagnostic of where the model looks, not an effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from influrec.inference import History
+from influrec.influence.engine import Scorer, rows_to_batch, without
+from influrec.influence.measurement import Measurement
+
+
+@dataclass
+class Explanation:
+    """Effects of the events at ``positions`` (indices into the history) on ``measurement``.
+
+    A positive effect means the event pushes the measurement up: removing it lowers it.
+    """
+
+    method: str
+    measurement: str
+    value: float  # the measurement on the full history
+    positions: np.ndarray  # (L,) int64
+    effects: np.ndarray  # (L,) float64
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def ranked(self) -> np.ndarray:
+        """Positions ordered from the most positive effect to the most negative."""
+        return self.positions[np.argsort(-self.effects, kind="stable")]
+
+
+def leave_one_out(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
+    """Exact effect of deleting each event the model sees: f(history) - f(history without e)."""
+    window = scorer.window(history)
+    n = len(history)
+    rows = [np.arange(n)] + [without(n, [p]) for p in window]
+    values = measurement(scorer.scores(history, rows)).double().numpy()
+    return Explanation("loo", measurement.name, float(values[0]), window, values[0] - values[1:])
+
+
+def _embedding_function(
+    scorer: Scorer, history: History, measurement: Measurement
+) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """(x (1, T, D) event embeddings, baseline (1, T, D), f: embeddings (S, T, D) -> (S,))."""
+    model = scorer.model
+    window = scorer.window(history)
+    batch = rows_to_batch(
+        history, [window], max_len=scorer.max_len, time_buckets=model.config.time_buckets
+    )
+    x = model.embed(batch.items, batch.behaviors, batch.gaps, batch.values).detach()
+    zeros = torch.zeros_like(batch.items)
+    baseline = model.embed(zeros, zeros, zeros, torch.zeros_like(batch.values)).detach()
+
+    def f(embeddings: torch.Tensor) -> torch.Tensor:
+        items = batch.items.expand(embeddings.shape[0], -1)
+        hidden = model.encode_embeddings(embeddings, items)[:, -1]
+        return measurement(model.item_scores(hidden))
+
+    return x, baseline, f
+
+
+def _require_gradients(measurement: Measurement) -> None:
+    if not measurement.differentiable:
+        raise ValueError(f"{measurement.name} is not differentiable; use loo or shapley")
+
+
+def gradient_x_input(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
+    """Gradient of the measurement times (embedding - baseline), summed per event."""
+    _require_gradients(measurement)
+    x, baseline, f = _embedding_function(scorer, history, measurement)
+    x = x.clone().requires_grad_(True)
+    value = f(x)
+    (grad,) = torch.autograd.grad(value.sum(), x)
+    effects = ((x - baseline) * grad).sum(-1)[0].detach().double().numpy()
+    return Explanation(
+        "gxi", measurement.name, float(value.detach()), scorer.window(history), effects
+    )
+
+
+def integrated_gradients(
+    scorer: Scorer, history: History, measurement: Measurement, *, steps: int = 50
+) -> Explanation:
+    """Integrated gradients (midpoint rule, ``steps`` points) on the event embeddings."""
+    _require_gradients(measurement)
+    x, baseline, f = _embedding_function(scorer, history, measurement)
+    alphas = (torch.arange(steps, dtype=x.dtype) + 0.5) / steps
+    path = (baseline + alphas[:, None, None] * (x - baseline)).requires_grad_(True)  # (S, T, D)
+    (grads,) = torch.autograd.grad(f(path).sum(), path)
+    effects = ((x - baseline)[0] * grads.mean(0)).sum(-1).detach().double().numpy()
+    with torch.no_grad():
+        value, base_value = float(f(x)), float(f(baseline))
+    gap = abs(float(effects.sum()) - (value - base_value))
+    details = {"steps": steps, "baseline_value": base_value, "completeness_gap": gap}
+    return Explanation("ig", measurement.name, value, scorer.window(history), effects, details)
+
+
+def shapley_sampling(
+    scorer: Scorer,
+    history: History,
+    measurement: Measurement,
+    *,
+    permutations: int = 16,
+    seed: int = 0,
+) -> Explanation:
+    """Monte-Carlo Shapley values over the events the model sees (antithetic permutation pairs).
+
+    Events outside the window stay in every coalition. ``details["stderr"]`` is the standard
+    error of each estimate over the permutation pairs.
+    """
+    window = scorer.window(history)
+    older = np.arange(window[0]) if len(window) else np.zeros(0, np.int64)
+    rng = np.random.default_rng(seed)
+    pairs = max(1, permutations // 2)
+    orders = []
+    for _ in range(pairs):
+        order = rng.permutation(len(window))
+        orders += [order, order[::-1]]
+    rows = []
+    for order in orders:  # coalitions: the first k events of the order, k = 0..L
+        for k in range(len(window) + 1):
+            rows.append(np.concatenate([older, np.sort(window[order[:k]])]))
+    values = measurement(scorer.scores(history, rows)).double().numpy().reshape(len(orders), -1)
+    contributions = np.zeros((len(orders), len(window)))
+    for o, order in enumerate(orders):
+        contributions[o, order] = np.diff(values[o])
+    per_pair = contributions.reshape(pairs, 2, -1).mean(1)
+    stderr = per_pair.std(0, ddof=1) / np.sqrt(pairs) if pairs > 1 else np.full(len(window), np.nan)
+    details = {"permutations": 2 * pairs, "stderr": stderr.tolist()}
+    return Explanation(
+        "shapley", measurement.name, float(values[0, -1]), window, contributions.mean(0), details
+    )
+
+
+@torch.no_grad()
+def attention_rollout(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
+    """Attention rollout to the last position (Abnar & Zuidema): a diagnostic, not an effect."""
+    model = scorer.model
+    window = scorer.window(history)
+    batch = rows_to_batch(
+        history, [window], max_len=scorer.max_len, time_buckets=model.config.time_buckets
+    )
+    weights = model.attention_weights(batch.items, batch.behaviors, batch.gaps, batch.values)
+    length = batch.items.shape[1]
+    rollout = torch.eye(length)
+    for layer in weights:  # (1, H, T, T)
+        mixed = 0.5 * layer[0].mean(0) + 0.5 * torch.eye(length)
+        rollout = mixed @ rollout
+    effects = rollout[-1, length - len(window) :].double().numpy()
+    value = float(measurement(scorer.scores(history, [np.arange(len(history))]))[0])
+    details = {
+        "note": "attention rollout is a diagnostic of where the model looks, not a causal effect"
+    }
+    return Explanation("attention", measurement.name, value, window, effects, details)
+
+
+def random_ranking(
+    scorer: Scorer, history: History, measurement: Measurement, *, seed: int = 0
+) -> Explanation:
+    """Random effects: the baseline every faithfulness table must include."""
+    window = scorer.window(history)
+    effects = np.random.default_rng(seed).standard_normal(len(window))
+    return Explanation("random", measurement.name, float("nan"), window, effects)
+
+
+METHODS: dict[str, Callable[..., Explanation]] = {
+    "loo": leave_one_out,
+    "gxi": gradient_x_input,
+    "ig": integrated_gradients,
+    "shapley": shapley_sampling,
+    "attention": attention_rollout,
+    "random": random_ranking,
+}
+"""Method name -> function(scorer, history, measurement, **options) -> Explanation."""

@@ -1,0 +1,97 @@
+"""WHAT an influence method explains: a number computed from the model's item scores.
+
+Every method in :mod:`influrec.influence` takes a measurement, so a new question ("how far is
+item j from the top 10?") needs no new method code. A measurement maps scores (B, I + 1) --
+one row per (possibly edited) history, index 0 being padding at -inf -- to values (B,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+class Measurement(Protocol):
+    """A function of the next-item scores; ``differentiable`` says gradients are meaningful."""
+
+    @property
+    def differentiable(self) -> bool: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """The raw score (logit) of item ``item``."""
+
+    item: int
+    differentiable: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"score(item {self.item})"
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores[:, self.item]
+
+
+@dataclass(frozen=True)
+class LogProbability:
+    """log p(item) under the softmax over all items."""
+
+    item: int
+    differentiable: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"log p(item {self.item})"
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(scores.float(), dim=-1)[:, self.item]
+
+
+def kth_best_other(scores: torch.Tensor, item: int, k: int) -> torch.Tensor:
+    """(B,) the k-th largest score among all items except ``item`` and padding."""
+    others = scores.clone()
+    others[:, item] = float("-inf")
+    return torch.topk(others, k, dim=-1).values[:, -1]
+
+
+@dataclass(frozen=True)
+class RankMargin:
+    """score(item) minus the score it must beat to be in the top ``k``: the k-th best other item.
+
+    Positive exactly when the item is in the top k; the distance to dropping out (or getting in).
+    """
+
+    item: int
+    k: int
+    differentiable: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"rank margin(item {self.item}, top {self.k})"
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores[:, self.item] - kth_best_other(scores, self.item, self.k)
+
+
+@dataclass(frozen=True)
+class InTopK:
+    """1.0 when the item is in the top ``k``, else 0.0 (not differentiable)."""
+
+    item: int
+    k: int
+    differentiable: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"in top {self.k}(item {self.item})"
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        return (scores[:, self.item] > kth_best_other(scores, self.item, self.k)).float()
