@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from influrec import __version__
-from influrec.cli import data, demo, model
+from influrec.cli import data, demo, influence, model
 from influrec.data.badrows import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data.register(commands)
     model.register(commands)
+    influence.register(commands)
     demo.register(commands)
     return parser
 

@@ -1,0 +1,214 @@
+"""The influence questions a user asks, by name, over a loaded :class:`Recommender`.
+
+``explain``, ``counterfactual``, ``whatif`` and ``influential_actions`` return plain dicts
+(what the CLI prints with ``--json`` and the service will return).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from influrec.data.badrows import InputError
+from influrec.inference import History, Recommender
+from influrec.influence.attribution import METHODS, Explanation
+from influrec.influence.counterfactual import (
+    Edit,
+    counterfactual_set,
+    what_if,
+)
+from influrec.influence.counterfactual import (
+    influential_actions as _actions,
+)
+from influrec.influence.engine import Scorer
+from influrec.influence.measurement import ItemScore, LogProbability, Measurement, RankMargin
+
+MEASURES = ("margin", "score", "logp")
+
+
+def measurement_for(measure: str, item: int, k: int) -> Measurement:
+    if measure == "margin":
+        return RankMargin(item, k)
+    if measure == "score":
+        return ItemScore(item)
+    if measure == "logp":
+        return LogProbability(item)
+    raise InputError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
+
+
+def _events(rec: Recommender, history: History, explanation: Explanation) -> list[dict[str, Any]]:
+    behaviors = rec.dataset.behaviors
+    return [
+        {
+            "position": int(p),
+            "item": rec.item_ids[int(history.items[p]) - 1],
+            "behavior": behaviors[int(history.behaviors[p])],
+            "timestamp": int(history.timestamps[p]),
+            "effect": float(e),
+        }
+        for p, e in zip(explanation.positions, explanation.effects, strict=True)
+    ]
+
+
+def explain(
+    rec: Recommender, history: History, *, k: int = 10, method: str = "loo", measure: str = "margin"
+) -> dict[str, Any]:
+    """For each of the top ``k`` items: its score, rank and every past event's effect on it."""
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if len(history) == 0:
+        raise InputError("the history is empty: there is nothing to explain")
+    scorer = Scorer(rec.model)
+    recommendations = rec.recommend(history, k=k)
+    out = []
+    for r in recommendations:
+        explanation = METHODS[method](scorer, history, measurement_for(measure, r.item_idx, k))
+        out.append(
+            {
+                "rank": r.rank,
+                "item": r.item_id,
+                "score": r.score,
+                "measurement": explanation.measurement.replace(f"item {r.item_idx}", r.item_id),
+                "value": explanation.value,
+                "events": _events(rec, history, explanation),
+                **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
+            }
+        )
+    note = "attention is a diagnostic, not a causal effect" if method == "attention" else None
+    return {"method": method, "measure": measure, "k": k, "recommendations": out, "note": note}
+
+
+def item_index(rec: Recommender, item_id: str) -> int:
+    index = rec.item_index.get(str(item_id))
+    if index is None:
+        raise InputError(f"unknown item {item_id!r}")
+    return index
+
+
+def counterfactual(
+    rec: Recommender, history: History, item_id: str, *, k: int = 10
+) -> dict[str, Any]:
+    """The smallest set found of past events whose removal drops ``item_id`` out of the top k."""
+    result = counterfactual_set(Scorer(rec.model), history, item_index(rec, item_id), k=k)
+    return {
+        "item": item_id,
+        "k": k,
+        "removed": result.removed,
+        "removed_events": [
+            {"position": p, "item": rec.item_ids[int(history.items[p]) - 1]} for p in result.removed
+        ],
+        "size": result.size,
+        "valid": result.valid,
+        "original_rank": result.original_rank,
+        "new_rank": result.new_rank,
+        "evaluated": result.evaluated,
+        "seconds": result.seconds,
+        "reason": result.reason,
+    }
+
+
+def parse_edits(rec: Recommender, add: Sequence[str], remove: Sequence[int]) -> list[Edit]:
+    """``add`` entries ``ITEM:BEHAVIOR`` (behaviour optional), ``remove`` positions."""
+    edits = [Edit("remove", position=int(p)) for p in remove]
+    default = next(iter(rec.behavior_index.values()))
+    for text in add:
+        item, _, behavior = text.partition(":")
+        b = rec.behavior_index.get(behavior, None) if behavior else default
+        if b is None:
+            raise InputError(
+                f"--add {text!r}: unknown behaviour {behavior!r}; "
+                f"known: {', '.join(rec.behavior_index)}"
+            )
+        edits.append(Edit("add", item=item_index(rec, item), behavior=b))
+    return edits
+
+
+def whatif(
+    rec: Recommender, history: History, edits: Sequence[Edit], *, k: int = 10
+) -> dict[str, Any]:
+    """New top-k after hypothetical edits, with rank changes and list churn."""
+    try:
+        result = what_if(Scorer(rec.model), history, edits, k=k)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    name = lambda i: rec.item_ids[i - 1]  # noqa: E731
+    return {
+        "before": [name(i) for i in result.before],
+        "after": [name(i) for i in result.after],
+        "rank_changes": {
+            name(i): {"before": a, "after": b} for i, (a, b) in result.rank_changes.items()
+        },
+        "jaccard": result.jaccard,
+        "rbo": result.rbo,
+    }
+
+
+def influential_actions(
+    rec: Recommender, history: History, *, candidates: int = 100, k: int = 10, top: int = 10
+) -> dict[str, Any]:
+    """The next actions (item x behaviour) that would change this user's top k the most."""
+    behaviors = list(rec.behavior_index.values())
+    found = _actions(
+        Scorer(rec.model), history, behaviors=behaviors, candidates=candidates, k=k, top=top
+    )
+    names = rec.dataset.behaviors
+    return {
+        "candidates": candidates * len(behaviors),
+        "actions": [
+            {
+                "item": rec.item_ids[a["item"] - 1],
+                "behavior": names[a["behavior"]],
+                "churn": a["churn"],
+                "rank_movement": a["rank_movement"],
+                "new_top": [rec.item_ids[i - 1] for i in a["new_top"]],
+            }
+            for a in found
+        ],
+    }
+
+
+def effects_matrix(result: dict[str, Any]) -> tuple[np.ndarray, list[str], list[str]]:
+    """(recommendations x events) effects of an :func:`explain` result, with labels."""
+    recs = result["recommendations"]
+    events = recs[0]["events"] if recs else []
+    matrix = np.array([[e["effect"] for e in r["events"]] for r in recs])
+    return (
+        matrix,
+        [f"{r['rank']}. {r['item']}" for r in recs],
+        [f"{e['item']} ({e['behavior']})" for e in events],
+    )
+
+
+def faithfulness_report(
+    rec: Recommender, methods: Sequence[str], *, users: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """Faithfulness of each method over a seeded sample of users (plus planted-cause recovery
+    on synthetic data, whose ground truth travels with the run's dataset)."""
+    from influrec.influence.faithfulness import faithfulness, planted_cause_recovery
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InputError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    rng = np.random.default_rng(seed)
+    user_ids = rec.dataset.users.column("user_id").to_pylist()
+    sample = rng.choice(len(user_ids), size=min(users, len(user_ids)), replace=False)
+    histories = [rec.user_history(user_ids[i]) for i in sample]
+    scorer = Scorer(rec.model)
+    report: dict[str, Any] = {
+        "users": len(histories),
+        "seed": seed,
+        "explained": "the top-1 recommendation after each user's whole history",
+        "metrics": faithfulness(scorer, histories, methods, seed=seed),
+    }
+    truth = rec.dataset.ground_truth
+    if truth is not None:
+        row_to_event = {int(r): i for i, r in enumerate(rec.dataset.column("row").tolist())}
+        caused = np.array([row_to_event[int(r)] for r in truth.column("row").to_pylist()])
+        causes = np.array([row_to_event[int(r)] for r in truth.column("cause_row").to_pylist()])
+        pick = rng.choice(len(caused), size=min(users, len(caused)), replace=False)
+        report["planted_cause"] = planted_cause_recovery(
+            scorer, rec.data, caused[pick], causes[pick], methods, seed=seed
+        )
+    return report
