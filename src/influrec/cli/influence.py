@@ -101,6 +101,8 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], unknown: list[str])
 def run_explain(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run)
     history, unknown = load_history(rec, args)
+    if args.groups is not None:
+        return _explain_groups(args, rec, history, unknown)
     result = api.explain(rec, history, k=args.k, method=args.method, measure=args.measure)
     if args.plot is not None:
         _plot(result, args.plot)
@@ -124,6 +126,26 @@ def run_explain(args: argparse.Namespace) -> int:
                 e["behavior"],
                 str(e["timestamp"]),
                 f"{e['effect']:+.4f}",
+            )
+        console.print(table)
+    return 0
+
+
+def _explain_groups(
+    args: argparse.Namespace, rec: Recommender, history: Any, unknown: list[str]
+) -> int:
+    result = api.explain_groups(rec, history, by=args.groups, k=args.k, measure=args.measure)
+    if _emit(args, result, unknown):
+        return 0
+    console = Console(soft_wrap=True)
+    for r in result["recommendations"]:
+        title = f"#{r['rank']} {r['item']}: {args.measure} {r['value']:.3f}"
+        table = Table(title=f"{title} (no events: {r['empty_value']:.3f})")
+        for name in ("group", "events", "leave-group-out", "Shapley"):
+            table.add_column(name, justify="left" if name == "group" else "right")
+        for g in r["groups"]:
+            table.add_row(
+                g["group"], str(g["events"]), f"{g['leave_group_out']:+.4f}", f"{g['shapley']:+.4f}"
             )
         console.print(table)
     return 0

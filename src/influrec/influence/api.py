@@ -212,3 +212,48 @@ def faithfulness_report(
             scorer, rec.data, caused[pick], causes[pick], methods, seed=seed
         )
     return report
+
+
+def explain_groups(
+    rec: Recommender,
+    history: History,
+    *,
+    by: str = "behavior",
+    k: int = 10,
+    measure: str = "margin",
+) -> dict[str, Any]:
+    """For each of the top ``k`` items: effects of whole behaviour types or time windows."""
+    from influrec.influence.groups import behavior_groups, group_effects, time_groups
+
+    if by not in ("behavior", "time"):
+        raise InputError(f"--groups must be behavior or time, got {by!r}")
+    if len(history) == 0:
+        raise InputError("the history is empty: there is nothing to explain")
+    groups = (
+        behavior_groups(history, rec.dataset.behaviors)
+        if by == "behavior"
+        else time_groups(history)
+    )
+    scorer = Scorer(rec.model)
+    out = []
+    for r in rec.recommend(history, k=k):
+        effects = group_effects(scorer, history, measurement_for(measure, r.item_idx, k), groups)
+        out.append(
+            {
+                "rank": r.rank,
+                "item": r.item_id,
+                "value": effects.value,
+                "empty_value": effects.empty_value,
+                "groups": [
+                    {"group": g, "events": n, "leave_group_out": lgo, "shapley": sv}
+                    for g, n, lgo, sv in zip(
+                        effects.groups,
+                        effects.sizes,
+                        effects.leave_group_out,
+                        effects.shapley,
+                        strict=True,
+                    )
+                ],
+            }
+        )
+    return {"by": by, "measure": measure, "k": k, "recommendations": out}

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_attribution import user_history
+
+from influrec.inference import Recommender
+from influrec.influence.engine import Scorer
+from influrec.influence.groups import behavior_groups, group_effects, time_groups
+from influrec.influence.measurement import ItemScore
+
+
+def test_group_shapley_is_exact_and_efficient(recommender: Recommender) -> None:
+    history = user_history(recommender, 14)
+    scorer = Scorer(recommender.model)
+    item = int(torch.argmax(recommender.scores([history])[0]))
+    groups = behavior_groups(history, recommender.dataset.behaviors)
+    assert sorted(np.concatenate(list(groups.values())).tolist()) == list(range(14))
+    effects = group_effects(scorer, history, ItemScore(item), groups)
+    assert np.isclose(sum(effects.shapley), effects.value - effects.empty_value, atol=1e-5)
+    # leave-group-out by direct re-scoring
+    full = float(ItemScore(item)(scorer.scores(history, [np.arange(14)]))[0])
+    for name, lgo in zip(effects.groups, effects.leave_group_out, strict=True):
+        rest = np.setdiff1d(np.arange(14), groups[name])
+        expected = full - float(ItemScore(item)(scorer.scores(history, [rest]))[0])
+        assert np.isclose(lgo, expected, atol=1e-5)
+    two = {
+        "a": groups[effects.groups[0]],
+        "b": np.setdiff1d(np.arange(14), groups[effects.groups[0]]),
+    }
+    pair = group_effects(scorer, history, ItemScore(item), two)
+    f = lambda rows: float(ItemScore(item)(scorer.scores(history, [rows]))[0])  # noqa: E731
+    empty, a, b = f(np.zeros(0, np.int64)), f(two["a"]), f(two["b"])
+    assert np.isclose(pair.shapley[0], 0.5 * (a - empty) + 0.5 * (full - b), atol=1e-5)
+
+
+def test_time_groups_partition_by_age(recommender: Recommender) -> None:
+    history = user_history(recommender, 14)
+    groups = time_groups(history)
+    assert sorted(np.concatenate(list(groups.values())).tolist()) == list(range(14))
+    age = history.timestamps[-1] - history.timestamps
+    if "last hour" in groups:
+        assert (age[groups["last hour"]] <= 3600).all()
+    with pytest.raises(ValueError, match="groups"):
+        group_effects(Scorer(recommender.model), history, ItemScore(1), {})
