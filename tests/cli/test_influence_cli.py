@@ -48,6 +48,12 @@ def test_explain_json_and_plot(
     assert result["method"] == "loo" and len(result["recommendations"]) == 3
     event = result["recommendations"][0]["events"][0]
     assert set(event) == {"position", "item", "behavior", "timestamp", "effect"}
+    groups = json_out(
+        capsys, ["explain", str(run), "--user", "u2", "--k", "2", "--groups", "behavior", "--json"]
+    )
+    first = groups["recommendations"][0]
+    total = sum(g["shapley"] for g in first["groups"])
+    assert abs(total - (first["value"] - first["empty_value"])) < 1e-4
     plot = tmp_path / "heat.png"
     assert main(["explain", str(run), "--user", "u2", "--method", "ig", "--plot", str(plot)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

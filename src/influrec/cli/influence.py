@@ -30,6 +30,12 @@ def register(commands: Any) -> None:
         help="what is explained (default: rank margin at k)",
     )
     e.add_argument(
+        "--groups",
+        choices=["behavior", "time"],
+        default=None,
+        help="effects of whole behaviour types or time windows (exact group Shapley)",
+    )
+    e.add_argument(
         "--plot", type=Path, default=None, help="draw the history x recommendations heatmap (PNG)"
     )
     e.add_argument("--json", action="store_true")
