@@ -141,7 +141,7 @@ class Recommender:
         items, behaviors, gaps, values = history_tensors(
             histories, max_len=config.max_len, time_buckets=config.time_buckets
         )
-        hidden = self.model(items, behaviors, gaps, values)[:, -1]
+        hidden = self.model(items, behaviors, gaps, values, last_only=True)[:, -1]
         return self.model.item_scores(hidden)
 
     def top_k(

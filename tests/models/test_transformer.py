@@ -62,3 +62,13 @@ def test_too_long_and_unknown_kind() -> None:
         m(*inputs(length=9))
     with pytest.raises(ValueError, match="unknown model kind"):
         build_model(ModelConfig(kind="cnn"), n_items=3, n_behaviors=1)
+
+
+def test_last_only_equals_the_last_column_of_the_full_pass() -> None:
+    m = model()
+    items, behaviors, gaps, values = inputs()
+    items[0, :3] = 0  # some padding
+    full = m(items, behaviors, gaps, values)[:, -1:]
+    last = m(items, behaviors, gaps, values, last_only=True)
+    assert last.shape == (3, 1, 16)
+    torch.testing.assert_close(last, full, rtol=1e-5, atol=1e-6)

@@ -42,7 +42,9 @@ def model_score_fn(
         for tensor in (batch.items, batch.behaviors, batch.gaps, batch.values):
             tensor[torch.from_numpy(empty)] = 0  # a target without history sees only padding
         batch = batch.to(device)
-        hidden = model(batch.items, batch.behaviors, batch.gaps, batch.values)[:, -1]  # (B, D)
+        hidden = model(batch.items, batch.behaviors, batch.gaps, batch.values, last_only=True)[
+            :, -1
+        ]
         scores = model.item_scores(hidden).float().cpu()
         probs = None
         if model.behavior_head is not None:

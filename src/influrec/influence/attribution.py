@@ -66,7 +66,7 @@ def _embedding_function(
 
     def f(embeddings: torch.Tensor) -> torch.Tensor:
         items = batch.items.expand(embeddings.shape[0], -1)
-        hidden = model.encode_embeddings(embeddings, items)[:, -1]
+        hidden = model.encode_embeddings(embeddings, items, last_only=True)[:, -1]
         return measurement(model.item_scores(hidden))
 
     return x, baseline, f

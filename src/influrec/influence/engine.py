@@ -76,7 +76,9 @@ class Scorer:
             batch = rows_to_batch(
                 history, chunk, max_len=self.max_len, time_buckets=self.model.config.time_buckets
             )
-            hidden = self.model(batch.items, batch.behaviors, batch.gaps, batch.values)[:, -1]
+            hidden = self.model(
+                batch.items, batch.behaviors, batch.gaps, batch.values, last_only=True
+            )[:, -1]
             out.append(self.model.item_scores(hidden).float())
         return torch.cat(out)
 

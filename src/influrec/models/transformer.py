@@ -27,15 +27,20 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = config.attn_dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor, *, last_only: bool = False
+    ) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D), or (B, 1, D) for the last position only when ``last_only``."""
         batch, length, d = x.shape  # (B, T, D)
         q, k, v = self.qkv(x).split(d, dim=2)
         shape = (batch, length, self.heads, d // self.heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D/H)
+        if last_only:
+            q, allowed = q[:, :, -1:], allowed[:, :, -1:]  # (B, H, 1, D/H)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed, dropout_p=self.attn_dropout if self.training else 0.0
         )
-        y = y.transpose(1, 2).reshape(batch, length, d)  # (B, T, D)
+        y = y.transpose(1, 2).reshape(batch, q.shape[2], d)  # (B, T or 1, D)
         return self.resid_dropout(self.out(y))
 
     def weights(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -62,8 +67,11 @@ class Block(nn.Module):
             nn.Dropout(config.dropout),
         )
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), allowed)
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor, *, last_only: bool = False
+    ) -> torch.Tensor:
+        attended = self.attn(self.ln1(x), allowed, last_only=last_only)
+        x = (x[:, -1:] if last_only else x) + attended
         return x + self.mlp(self.ln2(x))
 
 
@@ -128,13 +136,19 @@ class BehaviorTransformer(nn.Module):
             x = x + self.value_embedding(values[..., None]) * (items != 0)[..., None]
         return x
 
-    def encode_embeddings(self, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Run the blocks over token embeddings x (B, T, D); ``items`` (B, T) gives the padding."""
+    def encode_embeddings(
+        self, x: torch.Tensor, items: torch.Tensor, *, last_only: bool = False
+    ) -> torch.Tensor:
+        """Run the blocks over token embeddings x (B, T, D); ``items`` (B, T) gives the padding.
+
+        With ``last_only`` the last block computes only the last position: (B, 1, D), the same
+        values as the last column of the full output at less cost (for scoring histories).
+        """
         allowed = attention_mask(items)
         x = self.dropout(x)
-        for block in self.blocks:
-            x = block(x, allowed)
-        return self.ln_final(x)  # (B, T, D)
+        for i, block in enumerate(self.blocks):
+            x = block(x, allowed, last_only=last_only and i == len(self.blocks) - 1)
+        return self.ln_final(x)  # (B, T, D) or (B, 1, D)
 
     def forward(
         self,
@@ -142,9 +156,12 @@ class BehaviorTransformer(nn.Module):
         behaviors: torch.Tensor,
         gaps: torch.Tensor | None = None,
         values: torch.Tensor | None = None,
+        *,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """Hidden states (B, T, D); position t summarises events 0..t."""
-        return self.encode_embeddings(self.embed(items, behaviors, gaps, values), items)
+        """Hidden states (B, T, D); position t summarises events 0..t. ``last_only``: (B, 1, D)."""
+        embeddings = self.embed(items, behaviors, gaps, values)
+        return self.encode_embeddings(embeddings, items, last_only=last_only)
 
     def attention_weights(
         self,
