@@ -170,7 +170,7 @@ def main() -> None:
         f"model: {trainer.model.num_parameters():,} parameters; {len(trainer.windows[0]):,} windows"
     )
     result = trainer.fit()
-    report = evaluate_run(run_dir, split="test")
+    report = evaluate_run(run_dir, split="test", ks=(1, 5, 10, 20, 50, 200))
     print(
         f"\ntrained {result.epochs_run} epochs in {result.seconds / 60:.1f} min; best epoch "
         f"{result.best_epoch}, valid {config.train.monitor} {result.best_metric:.4f}"

@@ -47,6 +47,9 @@ def register(commands: Any) -> None:
     e.add_argument(
         "--baselines", default="", help=f"also evaluate baselines: {','.join(BASELINES)}"
     )
+    e.add_argument(
+        "--ks", default=None, help="cut-offs, e.g. 10,50,200 (default: the run's eval.ks)"
+    )
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_evaluate)
     r = commands.add_parser("recommend", help="top-K items for a user or an ad-hoc history")
@@ -97,7 +100,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
-    report = evaluate_run(args.run, split=args.split, baselines=baselines)
+    try:
+        ks = sorted({int(k) for k in args.ks.split(",")}) if args.ks else None
+    except ValueError as exc:
+        raise InputError(f"--ks: expected comma-separated integers, got {args.ks!r}") from exc
+    report = evaluate_run(args.run, split=args.split, baselines=baselines, ks=ks)
     if args.json:
         Console().print_json(json.dumps(report))
         return 0

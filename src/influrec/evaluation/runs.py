@@ -37,9 +37,15 @@ def train_sequences(data: SequenceData, train_targets: np.ndarray) -> list[np.nd
 
 
 def evaluate_run(
-    run_dir: Path, *, split: str = "test", baselines: Sequence[str] = (), device: str = "cpu"
+    run_dir: Path,
+    *,
+    split: str = "test",
+    baselines: Sequence[str] = (),
+    device: str = "cpu",
+    ks: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Full-ranking metrics of the run's best model on ``split`` ("test" or "valid")."""
+    """Full-ranking metrics of the run's best model on ``split`` ("test" or "valid");
+    ``ks`` overrides the run's ``eval.ks``."""
     model, info = load_model(run_dir)
     config = ExperimentConfig.from_dict(info["config"])
     data = SequenceData.from_dataset(EventDataset.load(Path(run_dir) / "data"))
