@@ -321,7 +321,12 @@ class Trainer:
         if resume and existing:
             self._restore(existing[-1])
             return
-        if self.run_dir.exists() and any(self.run_dir.iterdir()) and not resume:
+        occupied = self.run_dir.exists() and any(self.run_dir.iterdir())
+        if resume and occupied:
+            raise ValueError(
+                f"{self.run_dir}: --resume found no complete checkpoint to continue from"
+            )
+        if occupied:
             raise ValueError(
                 f"{self.run_dir}: already exists; "
                 "pass --resume to continue it or choose a new --out"
