@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from influrec import __version__
-from influrec.cli import data, demo, influence, model
+from influrec.cli import data, demo, influence, model, serve
 from influrec.data.badrows import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.register(commands)
     influence.register(commands)
     demo.register(commands)
+    serve.register(commands)
     return parser
 
 

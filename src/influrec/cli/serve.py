@@ -1,0 +1,41 @@
+"""``influrec serve RUN_DIR``: the real-time HTTP service (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from influrec.data.badrows import InputError
+
+
+def register(commands: Any) -> None:
+    s = commands.add_parser(
+        "serve",
+        help="HTTP service: ingest events, recommend and explain in real time",
+        description="API keys come from INFLUREC_API_KEYS, e.g. 'k1:read,write;k2:admin'.",
+    )
+    s.add_argument("run", type=Path, help="trained run folder")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument(
+        "--store", type=Path, default=None, help="event store (default: RUN/events.sqlite3)"
+    )
+    s.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from influrec.serving.app import create_app
+    from influrec.serving.settings import API_KEYS_ENV, ServiceSettings
+
+    if not (args.run / "run.json").exists():
+        raise InputError(f"{args.run}: not a trained run (no run.json); see `influrec train`")
+    settings = ServiceSettings(run_dir=args.run, store=args.store)
+    if not settings.resolved_keys():
+        raise InputError(
+            f"no API keys: set {API_KEYS_ENV}, e.g. {API_KEYS_ENV}='k1:read,write;k2:admin'"
+        )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0

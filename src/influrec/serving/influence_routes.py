@@ -1,0 +1,49 @@
+"""Thin HTTP adapters for the influence questions: explanations, what-if, next actions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from influrec.serving.deps import ExplainedK, K, Read, ServiceDep
+from influrec.serving.routes import ERRORS, UserId
+from influrec.serving.schemas import Explanations, InfluentialActions, WhatIf, WhatIfRequest
+
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["influence"])
+
+Method = Literal["loo", "gxi", "ig", "shapley", "attention"]  # attribution.METHODS less random
+Measure = Literal["margin", "score", "logp"]  # influence.api.MEASURES (a test checks)
+
+
+@router.get("/users/{user_id}/explanations", response_model=Explanations)
+def get_explanations(
+    _: Read,
+    service: ServiceDep,
+    user_id: UserId,
+    k: ExplainedK,
+    method: Annotated[Method, Query(description="loo = exact leave-one-out")] = "loo",
+    measure: Annotated[Measure, Query(description="what is explained")] = "margin",
+) -> dict[str, Any]:
+    """The effect of each of the user's recent events on each of their top k items."""
+    return service.explain(user_id, k=k, method=method, measure=measure)
+
+
+@router.post("/whatif", response_model=WhatIf)
+def post_whatif(_: Read, service: ServiceDep, request: WhatIfRequest) -> dict[str, Any]:
+    """The top k after hypothetical edits of the user's history (nothing is stored)."""
+    return service.whatif(request)
+
+
+@router.get("/users/{user_id}/influential-actions", response_model=InfluentialActions)
+def get_influential_actions(
+    _: Read,
+    service: ServiceDep,
+    user_id: UserId,
+    k: K,
+    candidates: Annotated[int, Query(ge=1, description="top items tried, max 1000")] = 100,
+    top: Annotated[int, Query(ge=1, le=100, description="actions returned")] = 10,
+) -> dict[str, Any]:
+    """The next actions (item x behaviour) that would change the user's top k the most."""
+    service.check("candidates", candidates, service.limits.max_candidates)
+    return service.influential_actions(user_id, candidates=candidates, k=k, top=top)

@@ -1,0 +1,81 @@
+"""Thin HTTP adapters for events, recommendations, erasure, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
+
+from influrec.serving.deps import Admin, K, Read, ServiceDep, Write
+from influrec.serving.schemas import (
+    MAX_ID,
+    Erasure,
+    ErrorResponse,
+    EventBatch,
+    Health,
+    IngestResult,
+    Recommendations,
+)
+
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        401: "missing or unknown API key",
+        403: "the API key lacks the scope",
+        413: "request body or batch too large",
+        422: "invalid input; `details` names each field (and event index)",
+    }.items()
+}
+
+router = APIRouter(prefix="/v1", responses=ERRORS)
+ops = APIRouter()
+
+
+@router.post("/events", response_model=IngestResult, tags=["events"])
+def post_events(_: Write, service: ServiceDep, batch: EventBatch) -> dict[str, Any]:
+    """Store a batch of events (all or nothing); acknowledged only once durable.
+
+    Events with an `event_id` that is already stored are not stored again and are listed as
+    duplicates, so retrying a request is safe. Events with items the model does not know are
+    stored and listed in `unknown_items`; they do not affect recommendations.
+    """
+    return service.ingest(batch.events)
+
+
+@router.get(
+    "/users/{user_id}/recommendations", response_model=Recommendations, tags=["recommendations"]
+)
+def get_recommendations(
+    _: Read,
+    service: ServiceDep,
+    user_id: UserId,
+    k: K,
+    exclude_seen: Annotated[bool, Query(description="leave out items in the history")] = True,
+) -> dict[str, Any]:
+    """Top k items after the user's whole history, ingested events included (no retraining).
+
+    Users with no usable history get popular items and `cold_start: true`.
+    """
+    return service.recommend(user_id, k=k, exclude_seen=exclude_seen)
+
+
+@router.delete("/users/{user_id}", response_model=Erasure, tags=["users"])
+def delete_user(_: Admin, service: ServiceDep, user_id: UserId) -> dict[str, Any]:
+    """Erase the user's stored events and stop using their training history (permanent)."""
+    return service.erase(user_id)
+
+
+@ops.get("/healthz", response_model=Health, tags=["operations"])
+def healthz(service: ServiceDep) -> dict[str, Any]:
+    """Liveness and readiness: the run is loaded and the store answers."""
+    return service.health()
+
+
+@ops.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+def metrics(service: ServiceDep) -> PlainTextResponse:
+    """Prometheus text: requests by route and status, latency histograms, events stored."""
+    text = service.metrics.render(events_in_store=service.store.count())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

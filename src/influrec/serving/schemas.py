@@ -1,0 +1,159 @@
+"""Request and response bodies of the HTTP API (validated by pydantic, documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ID = 256  # characters of a user, item or event id
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, epoch seconds
+
+
+class Strict(BaseModel):
+    """No unknown fields, no silent coercion ("12" is not an integer)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EventIn(Strict):
+    user: str = Field(min_length=1, max_length=MAX_ID)
+    item: str = Field(min_length=1, max_length=MAX_ID)
+    behavior: str = Field(min_length=1, max_length=64, examples=["view", "buy"])
+    timestamp: int | None = Field(
+        None, ge=0, le=MAX_TIMESTAMP, description="epoch seconds (default: when received)"
+    )
+    value: float | None = Field(None, allow_inf_nan=False, description="rating, price, ...")
+    event_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID,
+        description="the client's id: a retry with the same id is never stored twice",
+    )
+
+
+class EventBatch(Strict):
+    events: list[EventIn] = Field(
+        min_length=1, description="at most the service's max batch (1000 by default)"
+    )
+
+
+class IngestResult(BaseModel):
+    stored: int = Field(description="events newly stored (durable when this answer is sent)")
+    duplicates: int = Field(description="events whose event_id was already stored")
+    duplicate_indices: list[int]
+    duplicate_event_ids: list[str]
+    unknown_items: list[str] = Field(description="items the model does not know (stored anyway)")
+    unknown_behaviors: list[str]
+
+
+class HistoryInfo(BaseModel):
+    """Which events the answer is based on."""
+
+    events_used: int = Field(description="events of the history given to the model")
+    trained_events: int = Field(description="of them, from the training data")
+    stored_events: int = Field(description="of them, ingested through POST /v1/events")
+    stored_events_skipped: int = Field(description="ingested events with unknown item/behavior")
+    truncated: int = Field(description="older events left out by the history limit")
+    erased: bool = Field(description="the user was erased: the training history is not used")
+
+
+class RecommendedItem(BaseModel):
+    rank: int
+    item: str
+    score: float
+
+
+class Recommendations(BaseModel):
+    user: str
+    cold_start: bool = Field(description="no usable history: popular items instead")
+    history: HistoryInfo
+    recommendations: list[RecommendedItem]
+
+
+class Explanations(BaseModel):
+    user: str
+    cold_start: bool
+    history: HistoryInfo
+    events_explained: int = Field(
+        description="the most recent events, those the model sees (its context window)"
+    )
+    method: str
+    measure: str
+    k: int
+    note: str | None = None
+    recommendations: list[dict[str, Any]] = Field(
+        description="each top item with rank, score, measurement, value and every event's effect"
+    )
+
+
+class AddedEvent(Strict):
+    item: str = Field(min_length=1, max_length=MAX_ID)
+    behavior: str | None = Field(None, min_length=1, max_length=64)
+
+
+class WhatIfRequest(Strict):
+    user: str = Field(min_length=1, max_length=MAX_ID)
+    add: list[AddedEvent] = Field(default_factory=list)
+    remove: list[int] = Field(
+        default_factory=list, description="positions (0 = oldest event) in the user's history"
+    )
+    k: int = Field(10, ge=1)
+
+
+class WhatIf(BaseModel):
+    user: str
+    cold_start: bool
+    history: HistoryInfo
+    before: list[str]
+    after: list[str]
+    rank_changes: dict[str, dict[str, int]]
+    jaccard: float
+    rbo: float
+
+
+class Action(BaseModel):
+    item: str
+    behavior: str
+    churn: float = Field(description="1 - Jaccard of the top k now and after the action")
+    rank_movement: float
+    new_top: list[str]
+
+
+class InfluentialActions(BaseModel):
+    user: str
+    cold_start: bool
+    history: HistoryInfo
+    candidates: int = Field(description="actions tried (items x behaviours)")
+    actions: list[Action]
+
+
+class Erasure(BaseModel):
+    user: str
+    events_deleted: int
+    erased: bool
+
+
+class Health(BaseModel):
+    status: str
+    run: str
+    items: int
+    users: int
+    events_in_store: int
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    field: str | None = None
+    index: int | None = None
+    type: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo

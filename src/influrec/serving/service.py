@@ -1,0 +1,238 @@
+"""The service's answers, independent of HTTP: a loaded run plus the event store.
+
+A user's history at request time is their training history (unless they were erased) merged
+with every event ingested for them, in time order (a stable sort: on equal timestamps the
+training events come first, then ingested events in arrival order). Ingested events whose item
+or behaviour the model does not know are stored but left out of the history. Nothing is
+retrained: the next answer simply reads the longer history.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from influrec.inference import History, Recommender
+from influrec.influence import api
+from influrec.influence.counterfactual import Edit
+from influrec.serving.errors import ApiError
+from influrec.serving.metrics import Metrics
+from influrec.serving.schemas import EventIn, HistoryInfo, WhatIfRequest
+from influrec.serving.settings import ServiceSettings
+from influrec.serving.store import EventStore, StoredEvent
+
+EMPTY = History(
+    np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+)
+
+
+@dataclass
+class UserHistory:
+    history: History
+    info: HistoryInfo
+
+    @property
+    def cold_start(self) -> bool:
+        return len(self.history) == 0
+
+
+def too_large(field: str, value: int, limit: int) -> ApiError:
+    message = f"{field} = {value} is over the limit of {limit}"
+    return ApiError(422, "validation_error", message, [{"field": field, "message": message}])
+
+
+class Service:
+    """What the routes call. Thread-safe: the model is only read, the store locks itself."""
+
+    def __init__(
+        self, settings: ServiceSettings, rec: Recommender, store: EventStore, metrics: Metrics
+    ) -> None:
+        self.settings, self.rec, self.store, self.metrics = settings, rec, store, metrics
+        self.limits = settings.limits
+
+    @classmethod
+    def open(cls, settings: ServiceSettings, metrics: Metrics) -> Service:
+        rec = Recommender.load(Path(settings.run_dir))
+        rec.model.eval()
+        return cls(settings, rec, EventStore(settings.store_path), metrics)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def check(self, field: str, value: int, limit: int) -> int:
+        if value > limit:
+            raise too_large(field, value, limit)
+        return value
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[EventIn]) -> dict[str, Any]:
+        """Store a validated batch in one transaction; say what was new and what was known."""
+        if len(events) > self.limits.max_batch:
+            raise ApiError(
+                413,
+                "batch_too_large",
+                f"{len(events)} events in one request; at most {self.limits.max_batch}",
+            )
+        now = int(time.time())
+        rows = [
+            StoredEvent(
+                e.user,
+                e.item,
+                e.behavior,
+                now if e.timestamp is None else e.timestamp,
+                e.value,
+                e.event_id,
+            )
+            for e in events
+        ]
+        stored = self.store.append(rows)
+        duplicates = [i for i, new in enumerate(stored) if not new]
+        self.metrics.count_events(stored=len(rows) - len(duplicates), duplicates=len(duplicates))
+        return {
+            "stored": len(rows) - len(duplicates),
+            "duplicates": len(duplicates),
+            "duplicate_indices": duplicates,
+            "duplicate_event_ids": [str(events[i].event_id) for i in duplicates],
+            "unknown_items": sorted({e.item for e in events if e.item not in self.rec.item_index}),
+            "unknown_behaviors": sorted(
+                {e.behavior for e in events if e.behavior not in self.rec.behavior_index}
+            ),
+        }
+
+    def erase(self, user_id: str) -> dict[str, Any]:
+        deleted = self.store.erase_user(user_id)
+        return {"user": user_id, "events_deleted": deleted, "erased": True}
+
+    # -- histories ------------------------------------------------------------------------------
+
+    def user_history(self, user_id: str) -> UserHistory:
+        """Training history (unless erased) + ingested events, merged in time order."""
+        erased = self.store.is_erased(user_id)
+        trained = EMPTY
+        if not erased and user_id in self.rec.user_index:
+            trained = self.rec.user_history(user_id)
+        stored = self.store.user_events(user_id, limit=self.limits.max_history)
+        usable = [
+            (self.rec.item_index[e.item_id], self.rec.behavior_index[e.behavior], e)
+            for e in stored
+            if e.item_id in self.rec.item_index and e.behavior in self.rec.behavior_index
+        ]
+        ingested = History(
+            np.array([u[0] for u in usable], np.int64),
+            np.array([u[1] for u in usable], np.int64),
+            np.array([u[2].timestamp for u in usable], np.int64),
+            np.array([u[2].value or 0.0 for u in usable], np.float32),
+        )
+        from_store = np.r_[np.zeros(len(trained), bool), np.ones(len(ingested), bool)]
+        times = np.r_[trained.timestamps, ingested.timestamps]
+        order = np.argsort(times, kind="stable")[-self.limits.max_history :]
+        merged = History(
+            *(
+                np.r_[a, b][order]
+                for a, b in (
+                    (trained.items, ingested.items),
+                    (trained.behaviors, ingested.behaviors),
+                    (trained.timestamps, ingested.timestamps),
+                    (trained.values, ingested.values),
+                )
+            )
+        )
+        info = HistoryInfo(
+            events_used=len(order),
+            trained_events=int((~from_store[order]).sum()),
+            stored_events=int(from_store[order].sum()),
+            stored_events_skipped=len(stored) - len(usable),
+            truncated=len(times) - len(order),
+            erased=erased,
+        )
+        return UserHistory(merged, info)
+
+    # -- answers --------------------------------------------------------------------------------
+
+    def recommend(self, user_id: str, *, k: int, exclude_seen: bool) -> dict[str, Any]:
+        user = self.user_history(user_id)
+        recs = (
+            self.rec.popular(k=k)
+            if user.cold_start
+            else self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
+        )
+        return {
+            "user": user_id,
+            "cold_start": user.cold_start,
+            "history": user.info,
+            "recommendations": [
+                {"rank": r.rank, "item": r.item_id, "score": r.score} for r in recs
+            ],
+        }
+
+    def explain(self, user_id: str, *, k: int, method: str, measure: str) -> dict[str, Any]:
+        user = self.user_history(user_id)
+        base = {"user": user_id, "cold_start": user.cold_start, "history": user.info}
+        if user.cold_start:
+            return {
+                **base,
+                "events_explained": 0,
+                "method": method,
+                "measure": measure,
+                "k": k,
+                "note": "no history: popular items are recommended, there is nothing to explain",
+                "recommendations": [],
+            }
+        result = api.explain(self.rec, user.history, k=k, method=method, measure=measure)
+        explained = result["recommendations"][0]["events"] if result["recommendations"] else []
+        return {**base, **result, "events_explained": len(explained)}
+
+    def whatif(self, request: WhatIfRequest) -> dict[str, Any]:
+        self.check("k", request.k, self.limits.max_k)
+        self.check("edits", len(request.add) + len(request.remove), self.limits.max_edits)
+        user = self.user_history(request.user)
+        edits = [Edit("remove", position=p) for p in request.remove] + self._additions(request)
+        result = api.whatif(self.rec, user.history, edits, k=request.k)
+        return {"user": request.user, "cold_start": user.cold_start, "history": user.info, **result}
+
+    def _additions(self, request: WhatIfRequest) -> list[Edit]:
+        errors: list[dict[str, Any]] = []
+        edits = []
+        default = next(iter(self.rec.behavior_index.values()))
+        for i, added in enumerate(request.add):
+            item = self.rec.item_index.get(added.item)
+            behavior = (
+                default if added.behavior is None else self.rec.behavior_index.get(added.behavior)
+            )
+            if item is None:
+                errors.append({"field": f"add.{i}.item", "message": f"unknown item {added.item!r}"})
+            if behavior is None:
+                known = ", ".join(self.rec.behavior_index)
+                message = f"unknown behavior {added.behavior!r}; known: {known}"
+                errors.append({"field": f"add.{i}.behavior", "message": message})
+            if item is not None and behavior is not None:
+                edits.append(Edit("add", item=item, behavior=behavior))
+        if errors:
+            raise ApiError(422, "validation_error", "unknown items or behaviours to add", errors)
+        return edits
+
+    def influential_actions(
+        self, user_id: str, *, candidates: int, k: int, top: int
+    ) -> dict[str, Any]:
+        user = self.user_history(user_id)
+        candidates = min(candidates, len(self.rec.item_ids))
+        k = min(k, len(self.rec.item_ids))
+        result = api.influential_actions(
+            self.rec, user.history, candidates=candidates, k=k, top=top
+        )
+        return {"user": user_id, "cold_start": user.cold_start, "history": user.info, **result}
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "run": Path(self.settings.run_dir).name,
+            "items": len(self.rec.item_ids),
+            "users": len(self.rec.user_index),
+            "events_in_store": self.store.count(),
+        }

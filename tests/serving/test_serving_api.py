@@ -1,0 +1,217 @@
+"""The HTTP contract: auth and scopes, validation and limits, error format, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from influrec.influence import api
+from influrec.influence.attribution import METHODS
+from influrec.serving import influence_routes
+from influrec.serving.app import create_app
+from influrec.serving.settings import API_KEYS_ENV, Limits, ServiceSettings
+
+EVENT = {"user": "u2", "item": "i3", "behavior": "buy"}
+
+
+def auth(key: str = "admin-key") -> dict[str, str]:
+    """Keys of the conftest: reader-key (read), writer-key (write), admin-key (admin)."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_error(response: typing.Any, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    return body["error"]
+
+
+def test_healthz_needs_no_key(client: TestClient) -> None:
+    health = client.get("/healthz").json()
+    assert health == {"status": "ok", "run": "run", "items": 30, "users": 40, "events_in_store": 0}
+
+
+def test_every_v1_route_needs_a_key_with_the_right_scope(client: TestClient) -> None:
+    recs = "/v1/users/u2/recommendations"
+    missing = client.get(recs)
+    assert_error(missing, 401, "unauthorized")
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert_error(client.get(recs, headers=auth("no-such-key")), 401, "unauthorized")
+    assert_error(client.get(recs, headers={"Authorization": "Basic eDp5"}), 401, "unauthorized")
+    # read cannot write, write cannot read, neither can erase
+    refused = client.post("/v1/events", json={"events": [EVENT]}, headers=auth("reader-key"))
+    assert_error(refused, 403, "forbidden")
+    assert_error(client.get(recs, headers=auth("writer-key")), 403, "forbidden")
+    for key in ("reader-key", "writer-key"):
+        assert_error(client.delete("/v1/users/u2", headers=auth(key)), 403, "forbidden")
+    for path in ("explanations", "influential-actions"):
+        assert_error(client.get(f"/v1/users/u2/{path}"), 401, "unauthorized")
+    assert_error(client.post("/v1/whatif", json={"user": "u2"}), 401, "unauthorized")
+    # nothing was stored by the refused write; an unauthenticated bad body is still a 401
+    assert client.get("/healthz").json()["events_in_store"] == 0
+    assert_error(client.post("/v1/events", json={"events": "nope"}), 401, "unauthorized")
+    # admin implies read and write
+    admin = auth("admin-key")
+    assert client.post("/v1/events", json={"events": [EVENT]}, headers=admin).status_code == 200
+    assert client.get(recs, headers=admin).status_code == 200
+    assert (
+        client.post("/v1/events", json={"events": [EVENT]}, headers=auth("writer-key")).json()[
+            "stored"
+        ]
+        == 1
+    )
+    assert client.get(recs, headers=auth("reader-key")).status_code == 200
+
+
+def test_keys_from_the_environment(
+    served_run: typing.Any, tmp_path: typing.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(API_KEYS_ENV, "env-read:read;env-boss:admin")
+    app = create_app(ServiceSettings(served_run, store=tmp_path / "e.sqlite3"))
+    with TestClient(app) as client:
+        recs = "/v1/users/u2/recommendations"
+        assert client.get(recs, headers=auth("env-read")).status_code == 200
+        assert client.delete("/v1/users/u9", headers=auth("env-read")).status_code == 403
+        assert client.delete("/v1/users/u9", headers=auth("env-boss")).status_code == 200
+        assert client.get(recs, headers=auth("admin-key")).status_code == 401
+
+
+def test_invalid_events_are_all_refused_with_per_event_details(client: TestClient) -> None:
+    batch = [
+        EVENT,
+        {"user": "u2", "item": "", "behavior": "buy"},
+        {"user": 7, "item": "i3", "behavior": "buy", "timestamp": "12"},
+        {"user": "u2", "item": "i3", "behavior": "buy", "value": "high", "extra": 1},
+        {"user": "u2", "item": "i3"},
+    ]
+    error = assert_error(
+        client.post("/v1/events", json={"events": batch}, headers=auth()), 422, "validation_error"
+    )
+    found = {(d["index"], d["field"]) for d in error["details"]}
+    assert found == {
+        (1, "item"),
+        (2, "user"),
+        (2, "timestamp"),
+        (3, "value"),
+        (3, "extra"),
+        (4, "behavior"),
+    }
+    assert all(d["message"] for d in error["details"])
+    assert client.get("/healthz").json()["events_in_store"] == 0  # all or nothing
+    for body in ({"events": []}, {}, {"events": [EVENT], "more": 1}):
+        assert_error(client.post("/v1/events", json=body, headers=auth()), 422, "validation_error")
+    broken = client.post(
+        "/v1/events", content=b"{not json", headers={**auth(), "content-type": "application/json"}
+    )
+    assert_error(broken, 422, "validation_error")
+
+
+def test_batch_and_body_limits(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    too_many = {"events": [EVENT] * 1001}
+    assert_error(client.post("/v1/events", json=too_many, headers=auth()), 413, "batch_too_large")
+    assert (
+        client.post("/v1/events", json={"events": [EVENT] * 1000}, headers=auth()).json()["stored"]
+        == 1000
+    )
+    small = make_client(Limits(max_body_bytes=2_000))
+    big = {"events": [EVENT] * 100}  # ~5 kB
+    assert_error(small.post("/v1/events", json=big, headers=auth()), 413, "payload_too_large")
+
+    def chunks() -> typing.Iterator[bytes]:  # no Content-Length: counted while reading
+        yield b'{"events": ['
+        yield b",".join([b'{"user": "u2", "item": "i3", "behavior": "buy"}'] * 100)
+        yield b"]}"
+
+    chunked = small.post("/v1/events", content=chunks(), headers=auth())
+    assert_error(chunked, 413, "payload_too_large")
+    assert small.get("/healthz").json()["events_in_store"] == 0
+
+
+def test_k_and_candidates_are_bounded(client: TestClient) -> None:
+    for path, status in [
+        ("/v1/users/u2/recommendations?k=101", 422),
+        ("/v1/users/u2/recommendations?k=0", 422),
+        ("/v1/users/u2/recommendations?k=ten", 422),
+        ("/v1/users/u2/explanations?k=21", 422),
+        ("/v1/users/u2/explanations?method=magic", 422),
+        ("/v1/users/u2/influential-actions?candidates=1001", 422),
+        ("/v1/users/u2/influential-actions?k=101", 422),
+        ("/v1/users/u2/recommendations?k=100", 200),
+    ]:
+        response = client.get(path, headers=auth())
+        assert response.status_code == status, (path, response.text)
+        if status == 422:
+            assert response.json()["error"]["details"][0]["field"] in (
+                "k",
+                "query.k",
+                "query.method",
+                "candidates",
+            )
+    whatif = {"user": "u2", "k": 101}
+    assert_error(client.post("/v1/whatif", json=whatif, headers=auth()), 422, "validation_error")
+    long_id = "u" * 300
+    too_long = client.get(f"/v1/users/{long_id}/recommendations", headers=auth())
+    assert_error(too_long, 422, "validation_error")
+
+
+def test_unknown_routes_and_methods_use_the_error_format(client: TestClient) -> None:
+    assert_error(client.get("/v2/nothing"), 404, "not_found")
+    assert_error(client.post("/healthz"), 405, "method_not_allowed")
+
+
+def test_metrics_count_requests_by_route_and_status_and_events(client: TestClient) -> None:
+    client.get("/v1/users/u2/recommendations", headers=auth())
+    client.get("/v1/users/u3/recommendations", headers=auth())
+    client.get("/v1/users/u3/recommendations")
+    events = [{**EVENT, "event_id": f"m{i}"} for i in range(3)]
+    client.post("/v1/events", json={"events": events}, headers=auth())
+    client.post("/v1/events", json={"events": events}, headers=auth())  # 3 duplicates
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    route = 'route="/v1/users/{user_id}/recommendations"'
+    assert f'influrec_http_requests_total{{method="GET",{route},status="200"}} 2' in text
+    assert f'influrec_http_requests_total{{method="GET",{route},status="401"}} 1' in text
+    assert f'influrec_http_request_duration_seconds_count{{method="GET",{route}}} 3' in text
+    inf = f'influrec_http_request_duration_seconds_bucket{{method="GET",{route},le="+Inf"}} 3'
+    assert inf in text
+    assert "influrec_events_stored_total 3\n" in text
+    assert "influrec_events_duplicate_total 3\n" in text
+    assert "influrec_store_events 3\n" in text
+    # every sample line is NAME{labels} NUMBER, and histogram buckets never decrease
+    sample = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+$')
+    assert all(sample.match(line) for line in text.splitlines() if not line.startswith("#"))
+    buckets = [
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("influrec_http_request_duration_seconds_bucket") and route in line
+    ]
+    assert buckets == sorted(buckets) and len(buckets) == 13
+
+
+def test_openapi_documents_the_routes_and_the_bearer_scheme(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {
+        "/v1/events",
+        "/v1/users/{user_id}/recommendations",
+        "/v1/users/{user_id}/explanations",
+        "/v1/whatif",
+        "/v1/users/{user_id}/influential-actions",
+        "/v1/users/{user_id}",
+        "/healthz",
+        "/metrics",
+    } <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    post = spec["paths"]["/v1/events"]["post"]
+    assert {"401", "403", "413", "422"} <= set(post["responses"])
+
+
+def test_method_and_measure_choices_match_the_library() -> None:
+    assert set(typing.get_args(influence_routes.Measure)) == set(api.MEASURES)
+    assert set(typing.get_args(influence_routes.Method)) == set(METHODS) - {"random"}

@@ -1,0 +1,159 @@
+"""The service's parts on their own: API-key parsing, the SQLite store, metrics, body limit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from influrec.data.badrows import InputError
+from influrec.serving.metrics import Metrics
+from influrec.serving.middleware import BodyLimitMiddleware
+from influrec.serving.settings import ServiceSettings, parse_api_keys
+from influrec.serving.store import EventStore, StoredEvent
+
+
+def test_api_keys_parse_and_admin_implies_read_and_write() -> None:
+    keys = parse_api_keys(" k1:read,write ; k2:admin;;k:3:read ")
+    assert keys == {
+        "k1": frozenset({"read", "write"}),
+        "k2": frozenset({"read", "write", "admin"}),
+        "k:3": frozenset({"read"}),
+    }
+    assert parse_api_keys("") == {}
+    for bad in ("k1", ":read", "k1:", "k1:read,delete"):
+        with pytest.raises(InputError, match=r"INFLUREC_API_KEYS|scopes"):
+            parse_api_keys(bad)
+    settings = ServiceSettings(Path("runs/x"), api_keys={"a": frozenset({"admin"})})
+    assert settings.resolved_keys({"INFLUREC_API_KEYS": "b:read"}) == {
+        "a": frozenset({"read", "write", "admin"})
+    }
+    from_env = ServiceSettings(Path("runs/x"))
+    assert from_env.resolved_keys({"INFLUREC_API_KEYS": "b:read"}) == {"b": frozenset({"read"})}
+    assert from_env.store_path == Path("runs/x/events.sqlite3")
+
+
+def event(user: str, item: str, t: int, event_id: str | None = None) -> StoredEvent:
+    return StoredEvent(user, item, "view", t, None, event_id)
+
+
+def test_store_is_wal_with_full_sync_and_keeps_time_then_arrival_order(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "s.sqlite3")
+    assert store.append([event("u", "late", 20), event("u", "a", 10), event("v", "x", 1)]) == [
+        True,
+        True,
+        True,
+    ]
+    assert store.append([event("u", "b", 10)]) == [True]
+    assert [e.item_id for e in store.user_events("u")] == ["a", "b", "late"]
+    assert [e.item_id for e in store.user_events("u", limit=2)] == ["b", "late"]
+    connection = store._connection()
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+
+
+def test_store_event_ids_are_unique_and_nulls_never_conflict(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "s.sqlite3")
+    assert store.append([event("u", "a", 1, "e1"), event("u", "b", 2), event("u", "b", 2)]) == [
+        True,
+        True,
+        True,
+    ]
+    assert store.append([event("u", "c", 3, "e1"), event("u", "d", 4, "e2")]) == [False, True]
+    assert [e.item_id for e in store.user_events("u")] == ["a", "b", "b", "d"]
+    store.close()
+
+
+def test_store_erasure_survives_reopening(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "s.sqlite3")
+    store.append([event("u", "a", 1, "e1"), event("u", "b", 2), event("v", "c", 3)])
+    assert store.erase_user("u") == 2 and store.is_erased("u") and not store.is_erased("v")
+    store.close()
+    reopened = EventStore(tmp_path / "s.sqlite3")
+    assert reopened.is_erased("u") and reopened.user_events("u") == []
+    assert reopened.count() == 1
+    reopened.close()
+    raw = sqlite3.connect(tmp_path / "s.sqlite3")
+    assert raw.execute("SELECT count(*) FROM events WHERE user_id = 'u'").fetchone()[0] == 0
+    raw.close()
+
+
+def test_store_concurrent_retries_store_each_event_once(tmp_path: Path) -> None:
+    """Eight threads send overlapping batches at once: every id ends up stored exactly once."""
+    store = EventStore(tmp_path / "s.sqlite3")
+    results: list[list[bool]] = []
+    lock = threading.Lock()
+
+    def send(offset: int) -> None:
+        batch = [event("u", "i", n, f"id{n}") for n in range(offset, offset + 50)]
+        stored = store.append(batch)
+        with lock:
+            results.append(stored)
+
+    threads = [threading.Thread(target=send, args=(25 * (n % 4),)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(sum(r) for r in results) == store.count() == 125
+    raw = sqlite3.connect(tmp_path / "s.sqlite3")
+    counts = raw.execute("SELECT count(*) FROM events GROUP BY event_id").fetchall()
+    assert len(counts) == 125 and {c for (c,) in counts} == {1}
+    raw.close()
+    store.close()
+
+
+def test_metrics_render_escapes_labels_and_accumulates_buckets() -> None:
+    metrics = Metrics()
+    for seconds in (0.001, 0.02, 0.02, 100.0):
+        metrics.observe(method="GET", route='/a"b', status=200, seconds=seconds)
+    metrics.count_events(stored=5, duplicates=1)
+    text = metrics.render(events_in_store=7)
+    assert 'influrec_http_requests_total{method="GET",route="/a\\"b",status="200"} 4' in text
+    assert 'route="/a\\"b",le="0.005"} 1' in text
+    assert 'route="/a\\"b",le="0.025"} 3' in text
+    assert 'route="/a\\"b",le="30"} 3' in text
+    assert 'route="/a\\"b",le="+Inf"} 4' in text
+    assert "influrec_events_stored_total 5\n" in text and "influrec_store_events 7\n" in text
+
+
+def run_middleware(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes]:
+    """Status and body the app received, through a 1000-byte BodyLimitMiddleware."""
+    seen: dict[str, Any] = {}
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        seen["body"] = body
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "headers": headers}
+    asyncio.run(BodyLimitMiddleware(app, max_bytes=1000)(scope, receive, send))
+    return sent[0]["status"], seen.get("body", b"")
+
+
+def test_body_limit_counts_streamed_bytes_and_replays_small_bodies() -> None:
+    assert run_middleware([], [b"x" * 400] * 3) == (413, b"")  # no Content-Length
+    assert run_middleware([(b"content-length", b"5000")], [b"x"]) == (413, b"")
+    assert run_middleware([], [b"x" * 400, b"y" * 400]) == (200, b"x" * 400 + b"y" * 400)
