@@ -88,6 +88,8 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast on CUDA
     max_minutes: float = 0.0  # stop training after this wall time; 0 = no limit
     keep_checkpoints: int = 3  # per-epoch checkpoints kept (the best is always kept)
+    mask_seen: bool = False  # full softmax: items seen earlier in the window are left out of
+    # each target's softmax (consistent with evaluating with seen items masked)
 
     def __post_init__(self) -> None:
         _coerce_fields(self, "train")

@@ -55,3 +55,32 @@ def test_bce_against_a_hand_computation() -> None:
             if s != t
         )
     assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
+
+
+def test_full_softmax_excludes_seen_items_but_never_the_target() -> None:
+    hidden, targets, items = setup()
+    rows = torch.tensor([0, 0, 1])
+    cols = torch.tensor(
+        [2, targets[0].item(), 4]
+    )  # row 0: item 2 and its own target; row 1: item 4
+    logits = hidden @ items.T
+    logits[:, 0] = float("-inf")
+    logits[0, 2] = float("-inf")
+    logits[1, 4] = float("-inf")
+    expected = F.cross_entropy(logits, targets)
+    torch.testing.assert_close(
+        full_softmax_loss(hidden, targets, items, exclude=(rows, cols)), expected
+    )
+
+
+def test_seen_pairs_cover_each_windows_prefix() -> None:
+    import numpy as np
+
+    from influrec.training.loop import seen_pairs
+
+    items = np.array([[0, 7, 8, 9], [0, 0, 5, 6]])
+    valid = items > 0
+    rows, cols = seen_pairs(items, valid)
+    pairs = sorted(zip(rows.tolist(), cols.tolist(), strict=True))
+    # target rows in hidden[valid] order: 0-2 follow 7, 8, 9; 3-4 follow 5, 6
+    assert pairs == [(0, 7), (1, 7), (1, 8), (2, 7), (2, 8), (2, 9), (3, 5), (4, 5), (4, 6)]

@@ -94,6 +94,16 @@ def epoch_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def seen_pairs(items: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target row, item) pairs: for the target after each valid slot (rows in ``hidden[valid]``
+    order), the items of that window up to and including the slot."""
+    length = items.shape[1]
+    row_of_slot = np.cumsum(valid.ravel()).reshape(valid.shape) - 1  # (B, T)
+    earlier = np.tril(np.ones((length, length), bool))[None] & valid[:, :, None] & valid[:, None, :]
+    b, t, s = np.nonzero(earlier)  # slot t's target may not be item at slot s <= t
+    return torch.from_numpy(row_of_slot[b, t]), torch.from_numpy(items[b, s])
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -163,12 +173,13 @@ class Trainer:
         batch = gather_windows(self.data, starts, ends, time_buckets=config.model.time_buckets)
         valid = batch.positions >= 0
         targets = batch.positions[valid] + 1
+        exclude = seen_pairs(batch.items.numpy(), valid) if config.train.mask_seen else None
         batch = batch.to(self.device)
         with self._autocast():
             hidden = self.model(batch.items, batch.behaviors, batch.gaps, batch.values)
             hidden = hidden[torch.from_numpy(valid).to(self.device)]  # (N, D)
             loss = self._item_loss(
-                hidden, torch.from_numpy(self.data.item[targets]).to(self.device)
+                hidden, torch.from_numpy(self.data.item[targets]).to(self.device), exclude
             )
             if self.model.behavior_head is not None and config.train.behavior_weight > 0:
                 behaviors = torch.from_numpy(self.data.behavior[targets]).to(self.device)
@@ -178,10 +189,17 @@ class Trainer:
                 loss = loss + config.train.value_weight * self._value_loss(hidden, targets)
         return loss, len(targets)
 
-    def _item_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _item_loss(
+        self,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         items, train = self.model.item_embedding.weight, self.config.train
         if train.loss == "ce":
-            return full_softmax_loss(hidden, targets, items)
+            if exclude is not None:
+                exclude = (exclude[0].to(self.device), exclude[1].to(self.device))
+            return full_softmax_loss(hidden, targets, items, exclude=exclude)
         if train.loss == "sampled":
             return sampled_softmax_loss(
                 hidden, targets, items, log_q=self.log_q, negatives=train.negatives

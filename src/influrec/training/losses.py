@@ -11,11 +11,22 @@ import torch.nn.functional as F
 
 
 def full_softmax_loss(
-    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    items: torch.Tensor,
+    *,
+    exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy over every item (the default; exact, and cheap up to ~10^5 items)."""
+    """Cross-entropy over every item (the default; exact, and cheap up to ~10^5 items).
+
+    ``exclude`` = (rows, items) pairs left out of those rows' softmax (never the row's target).
+    """
     logits = hidden @ items.T  # (N, I + 1)
     logits[:, 0] = float("-inf")
+    if exclude is not None:
+        rows, cols = exclude
+        keep = cols != targets[rows]
+        logits[rows[keep], cols[keep]] = float("-inf")
     return F.cross_entropy(logits.float(), targets)
 
 
