@@ -148,3 +148,17 @@ def test_attention_rollout_is_a_distribution_and_weights_match_the_forward(
     torch.testing.assert_close(
         manual, block.attn(h, attention_mask(batch.items)), rtol=1e-5, atol=1e-6
     )
+
+
+def test_batched_integrated_gradients_equal_one_at_a_time(recommender: Recommender) -> None:
+    from influrec.influence.attribution import integrated_gradients_many
+
+    history = user_history(recommender, 9)
+    scorer = Scorer(recommender.model)
+    items = torch.topk(recommender.scores([history])[0], 3).indices.tolist()
+    measurements = [ItemScore(items[0]), RankMargin(items[1], 10), LogProbability(items[2])]
+    together = integrated_gradients_many(scorer, history, measurements, steps=20)
+    for m, batched in zip(measurements, together, strict=True):
+        alone = integrated_gradients(scorer, history, m, steps=20)
+        np.testing.assert_allclose(batched.effects, alone.effects, rtol=1e-4, atol=1e-6)
+        assert np.isclose(batched.value, alone.value)

@@ -13,7 +13,7 @@ import numpy as np
 
 from influrec.data.badrows import InputError
 from influrec.inference import History, Recommender
-from influrec.influence.attribution import METHODS, Explanation
+from influrec.influence.attribution import METHODS, Explanation, integrated_gradients_many
 from influrec.influence.counterfactual import (
     Edit,
     counterfactual_set,
@@ -62,9 +62,13 @@ def explain(
         raise InputError("the history is empty: there is nothing to explain")
     scorer = Scorer(rec.model)
     recommendations = rec.recommend(history, k=k)
+    measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
+    if method == "ig":  # one path, one batched backward pass for all k items
+        explanations = integrated_gradients_many(scorer, history, measurements)
+    else:
+        explanations = [METHODS[method](scorer, history, m) for m in measurements]
     out = []
-    for r in recommendations:
-        explanation = METHODS[method](scorer, history, measurement_for(measure, r.item_idx, k))
+    for r, explanation in zip(recommendations, explanations, strict=True):
         out.append(
             {
                 "rank": r.rank,

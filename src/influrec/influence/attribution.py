@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +52,10 @@ def leave_one_out(scorer: Scorer, history: History, measurement: Measurement) ->
 
 
 def _embedding_function(
-    scorer: Scorer, history: History, measurement: Measurement
+    scorer: Scorer, history: History
 ) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """(x (1, T, D) event embeddings, baseline (1, T, D), f: embeddings (S, T, D) -> (S,))."""
+    """(x (1, T, D) event embeddings, baseline (1, T, D), g: embeddings (S, T, D) -> scores
+    (S, I + 1)). The baseline keeps positions and removes every event's content."""
     model = scorer.model
     window = scorer.window(history)
     batch = rows_to_batch(
@@ -64,12 +65,12 @@ def _embedding_function(
     zeros = torch.zeros_like(batch.items)
     baseline = model.embed(zeros, zeros, zeros, torch.zeros_like(batch.values)).detach()
 
-    def f(embeddings: torch.Tensor) -> torch.Tensor:
+    def g(embeddings: torch.Tensor) -> torch.Tensor:
         items = batch.items.expand(embeddings.shape[0], -1)
         hidden = model.encode_embeddings(embeddings, items, last_only=True)[:, -1]
-        return measurement(model.item_scores(hidden))
+        return model.item_scores(hidden)
 
-    return x, baseline, f
+    return x, baseline, g
 
 
 def _require_gradients(measurement: Measurement) -> None:
@@ -80,9 +81,9 @@ def _require_gradients(measurement: Measurement) -> None:
 def gradient_x_input(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
     """Gradient of the measurement times (embedding - baseline), summed per event."""
     _require_gradients(measurement)
-    x, baseline, f = _embedding_function(scorer, history, measurement)
+    x, baseline, g = _embedding_function(scorer, history)
     x = x.clone().requires_grad_(True)
-    value = f(x)
+    value = measurement(g(x))
     (grad,) = torch.autograd.grad(value.sum(), x)
     effects = ((x - baseline) * grad).sum(-1)[0].detach().double().numpy()
     return Explanation(
@@ -90,21 +91,38 @@ def gradient_x_input(scorer: Scorer, history: History, measurement: Measurement)
     )
 
 
+def integrated_gradients_many(
+    scorer: Scorer, history: History, measurements: Sequence[Measurement], *, steps: int = 50
+) -> list[Explanation]:
+    """Integrated gradients of several measurements (e.g. the top-10 items) sharing one path:
+    one forward pass of the ``steps`` midpoints and one batched backward pass."""
+    for m in measurements:
+        _require_gradients(m)
+    x, baseline, g = _embedding_function(scorer, history)
+    alphas = (torch.arange(steps, dtype=x.dtype) + 0.5) / steps
+    path = (baseline + alphas[:, None, None] * (x - baseline)).requires_grad_(True)  # (S, T, D)
+    scores = g(path)
+    outputs = torch.stack([m(scores) for m in measurements], dim=1)  # (S, M)
+    eye = torch.eye(len(measurements))[:, None, :].expand(-1, steps, -1)  # (M, S, M)
+    (grads,) = torch.autograd.grad(outputs, path, grad_outputs=eye, is_grads_batched=True)
+    effects = ((x - baseline)[0][None] * grads.mean(1)).sum(-1).detach().double().numpy()  # (M, T)
+    with torch.no_grad():
+        ends = g(torch.cat([x, baseline]))
+    window = scorer.window(history)
+    out = []
+    for i, m in enumerate(measurements):
+        value, base_value = (float(v) for v in m(ends))
+        gap = abs(float(effects[i].sum()) - (value - base_value))
+        details = {"steps": steps, "baseline_value": base_value, "completeness_gap": gap}
+        out.append(Explanation("ig", m.name, value, window, effects[i], details))
+    return out
+
+
 def integrated_gradients(
     scorer: Scorer, history: History, measurement: Measurement, *, steps: int = 50
 ) -> Explanation:
     """Integrated gradients (midpoint rule, ``steps`` points) on the event embeddings."""
-    _require_gradients(measurement)
-    x, baseline, f = _embedding_function(scorer, history, measurement)
-    alphas = (torch.arange(steps, dtype=x.dtype) + 0.5) / steps
-    path = (baseline + alphas[:, None, None] * (x - baseline)).requires_grad_(True)  # (S, T, D)
-    (grads,) = torch.autograd.grad(f(path).sum(), path)
-    effects = ((x - baseline)[0] * grads.mean(0)).sum(-1).detach().double().numpy()
-    with torch.no_grad():
-        value, base_value = float(f(x)), float(f(baseline))
-    gap = abs(float(effects.sum()) - (value - base_value))
-    details = {"steps": steps, "baseline_value": base_value, "completeness_gap": gap}
-    return Explanation("ig", measurement.name, value, scorer.window(history), effects, details)
+    return integrated_gradients_many(scorer, history, [measurement], steps=steps)[0]
 
 
 def shapley_sampling(

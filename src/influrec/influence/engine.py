@@ -69,18 +69,30 @@ class Scorer:
 
     @torch.no_grad()
     def scores(self, history: History, rows: Sequence[np.ndarray]) -> torch.Tensor:
-        """(len(rows), I + 1) scores after each edited history; padding column at -inf."""
-        out = []
-        for begin in range(0, len(rows), self.batch_size):
-            chunk = rows[begin : begin + self.batch_size]
-            batch = rows_to_batch(
-                history, chunk, max_len=self.max_len, time_buckets=self.model.config.time_buckets
-            )
-            hidden = self.model(
-                batch.items, batch.behaviors, batch.gaps, batch.values, last_only=True
-            )[:, -1]
-            out.append(self.model.item_scores(hidden).float())
-        return torch.cat(out)
+        """(len(rows), I + 1) scores after each edited history; padding column at -inf.
+
+        Rows of equal length are batched together, so no batch needs padding and attention
+        runs on the fused causal kernel.
+        """
+        lengths = np.array([min(len(r), self.max_len) for r in rows])
+        order = np.argsort(lengths, kind="stable")
+        out = torch.empty(len(rows), self.model.n_items + 1)
+        for length in np.unique(lengths):
+            same = order[lengths[order] == length]
+            for begin in range(0, len(same), self.batch_size):
+                chunk = same[begin : begin + self.batch_size]
+                out[torch.from_numpy(chunk)] = self._score([rows[i] for i in chunk], history)
+        return out
+
+    def _score(self, rows: list[np.ndarray], history: History) -> torch.Tensor:
+        config = self.model.config
+        batch = rows_to_batch(
+            history, rows, max_len=config.max_len, time_buckets=config.time_buckets
+        )
+        hidden = self.model(batch.items, batch.behaviors, batch.gaps, batch.values, last_only=True)[
+            :, -1
+        ]
+        return self.model.item_scores(hidden).float()
 
     def window(self, history: History) -> np.ndarray:
         """Indices of the events the model sees (the last max_len)."""

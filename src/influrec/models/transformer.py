@@ -28,28 +28,38 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, *, last_only: bool = False
+        self, x: torch.Tensor, allowed: torch.Tensor | None, *, last_only: bool = False
     ) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D), or (B, 1, D) for the last position only when ``last_only``."""
+        """(B, T, D) -> (B, T, D), or (B, 1, D) for the last position only when ``last_only``.
+
+        ``allowed`` (B, 1, T, T) marks the keys each query may see; None means plain causal
+        attention without padding.
+        """
         batch, length, d = x.shape  # (B, T, D)
         q, k, v = self.qkv(x).split(d, dim=2)
         shape = (batch, length, self.heads, d // self.heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D/H)
-        if last_only:
-            q, allowed = q[:, :, -1:], allowed[:, :, -1:]  # (B, H, 1, D/H)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.attn_dropout if self.training else 0.0
-        )
+        dropout = self.attn_dropout if self.training else 0.0
+        if last_only:  # the last query may see every key that is not padding
+            q = q[:, :, -1:]  # (B, H, 1, D/H)
+            mask = None if allowed is None else allowed[:, :, -1:]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        elif allowed is None:  # no padding: the fused causal kernel
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(batch, q.shape[2], d)  # (B, T or 1, D)
         return self.resid_dropout(self.out(y))
 
-    def weights(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def weights(self, x: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
         """Attention probabilities (B, H, T, T), computed explicitly (for diagnostics)."""
         batch, length, d = x.shape
         q, k, _ = self.qkv(x).split(d, dim=2)
         shape = (batch, length, self.heads, d // self.heads)
         q, k = (t.view(shape).transpose(1, 2) for t in (q, k))
         logits = (q @ k.transpose(-1, -2)) / (d // self.heads) ** 0.5
+        if allowed is None:
+            allowed = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
         return torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
 
 
@@ -68,19 +78,22 @@ class Block(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, *, last_only: bool = False
+        self, x: torch.Tensor, allowed: torch.Tensor | None, *, last_only: bool = False
     ) -> torch.Tensor:
         attended = self.attn(self.ln1(x), allowed, last_only=last_only)
         x = (x[:, -1:] if last_only else x) + attended
         return x + self.mlp(self.ln2(x))
 
 
-def attention_mask(items: torch.Tensor) -> torch.Tensor:
-    """(B, 1, T, T) bool: query t may attend to key s <= t that is not padding.
+def attention_mask(items: torch.Tensor) -> torch.Tensor | None:
+    """(B, 1, T, T) bool: query t may attend to key s <= t that is not padding; None when the
+    batch has no padding (then plain causal attention applies, with a faster kernel).
 
     A padded query attends to itself only (its output is never used), which keeps every row
     of the softmax finite.
     """
+    if bool((items != 0).all()):
+        return None
     length = items.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
     allowed = causal[None] & (items != 0)[:, None, :]  # (B, T, T)
