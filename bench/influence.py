@@ -23,7 +23,7 @@ import torch
 
 from influrec.inference import History, Recommender
 from influrec.influence.api import faithfulness_report
-from influrec.influence.attribution import leave_one_out
+from influrec.influence.attribution import integrated_gradients_many, leave_one_out
 from influrec.influence.counterfactual import counterfactual_set
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import ItemScore, LogProbability
