@@ -162,3 +162,18 @@ def test_batched_integrated_gradients_equal_one_at_a_time(recommender: Recommend
         alone = integrated_gradients(scorer, history, m, steps=20)
         np.testing.assert_allclose(batched.effects, alone.effects, rtol=1e-4, atol=1e-6)
         assert np.isclose(batched.value, alone.value)
+
+
+def test_leave_one_out_for_many_items_equals_one_at_a_time(recommender: Recommender) -> None:
+    from influrec.influence.attribution import leave_one_out_many
+
+    history = user_history(recommender, 11)
+    scorer = Scorer(recommender.model)
+    items = torch.topk(recommender.scores([history])[0], 3).indices.tolist()
+    measurements = [RankMargin(i, 10) for i in items]
+    for m, together in zip(
+        measurements, leave_one_out_many(scorer, history, measurements), strict=True
+    ):
+        np.testing.assert_allclose(
+            together.effects, leave_one_out(scorer, history, m).effects, rtol=1e-6
+        )

@@ -13,7 +13,12 @@ import numpy as np
 
 from influrec.data.badrows import InputError
 from influrec.inference import History, Recommender
-from influrec.influence.attribution import METHODS, Explanation, integrated_gradients_many
+from influrec.influence.attribution import (
+    METHODS,
+    Explanation,
+    integrated_gradients_many,
+    leave_one_out_many,
+)
 from influrec.influence.counterfactual import (
     Edit,
     counterfactual_set,
@@ -65,6 +70,8 @@ def explain(
     measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
     if method == "ig":  # one path, one batched backward pass for all k items
         explanations = integrated_gradients_many(scorer, history, measurements)
+    elif method == "loo":  # one batch of deletions serves all k items
+        explanations = leave_one_out_many(scorer, history, measurements)
     else:
         explanations = [METHODS[method](scorer, history, m) for m in measurements]
     out = []

@@ -42,13 +42,25 @@ class Explanation:
         return self.positions[np.argsort(-self.effects, kind="stable")]
 
 
-def leave_one_out(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
-    """Exact effect of deleting each event the model sees: f(history) - f(history without e)."""
+def leave_one_out_many(
+    scorer: Scorer, history: History, measurements: Sequence[Measurement]
+) -> list[Explanation]:
+    """Exact leave-one-out for several measurements (e.g. the top-10 items) at once: the L
+    deletions are scored once, over all items, and every measurement reads the same scores."""
     window = scorer.window(history)
     n = len(history)
     rows = [np.arange(n)] + [without(n, [p]) for p in window]
-    values = measurement(scorer.scores(history, rows)).double().numpy()
-    return Explanation("loo", measurement.name, float(values[0]), window, values[0] - values[1:])
+    scores = scorer.scores(history, rows)
+    out = []
+    for m in measurements:
+        values = m(scores).double().numpy()
+        out.append(Explanation("loo", m.name, float(values[0]), window, values[0] - values[1:]))
+    return out
+
+
+def leave_one_out(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
+    """Exact effect of deleting each event the model sees: f(history) - f(history without e)."""
+    return leave_one_out_many(scorer, history, [measurement])[0]
 
 
 def _embedding_function(
