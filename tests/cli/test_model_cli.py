@@ -88,3 +88,13 @@ def test_bad_inputs_are_one_clear_line(
     (broken / "run.json").write_text(json.dumps(info))
     assert main(["evaluate", str(broken)]) == 2
     assert "format version 99" in capsys.readouterr().err
+
+
+def test_evaluate_ks_overrides_the_runs_cutoffs(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json", "--ks", "3,20"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "HR@3" in report and "NDCG@20" in report and "HR@10" not in report
+    assert main(["evaluate", str(run), "--ks", "ten"]) == 2

@@ -59,7 +59,7 @@ def evaluate_run(
         scorers[name] = history_score_fn(BASELINES[name]().fit(fitted_on, data.n_items), data)
     results = {
         name: evaluate_targets(
-            fn, data, targets, ks=config.eval.ks, batch_size=config.eval.batch_size
+            fn, data, targets, ks=ks or config.eval.ks, batch_size=config.eval.batch_size
         )
         for name, fn in scorers.items()
     }
