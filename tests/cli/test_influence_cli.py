@@ -6,33 +6,12 @@ from pathlib import Path
 import pytest
 
 from influrec.cli.main import main
-
-TINY = [
-    "--set",
-    "model.max_len=12",
-    "--set",
-    "model.d_model=16",
-    "--set",
-    "model.layers=1",
-    "--set",
-    "train.epochs=1",
-    "--set",
-    "train.batch_size=32",
-    "--set",
-    "eval.ks=[1,10]",
-]
+from tests_helpers import train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("influence-cli")
-    assert (
-        main(["data", "synth", "--out", str(root / "data"), "--users", "40", "--items", "30"]) == 0
-    )
-    assert (
-        main(["train", str(root / "data"), "--out", str(root / "run"), "--no-progress", *TINY]) == 0
-    )
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("influence-cli"))
 
 
 def json_out(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:

@@ -6,24 +6,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from influrec.cli.main import main
 from influrec.serving.app import create_app
 from influrec.serving.settings import Limits, ServiceSettings
-
-TINY = [
-    "--set",
-    "model.max_len=12",
-    "--set",
-    "model.d_model=16",
-    "--set",
-    "model.layers=1",
-    "--set",
-    "train.epochs=1",
-    "--set",
-    "train.batch_size=32",
-    "--set",
-    "eval.ks=[1,10]",
-]
+from tests_helpers import train_tiny_run
 
 KEYS = {
     "reader-key": frozenset({"read"}),
@@ -35,14 +20,7 @@ KEYS = {
 @pytest.fixture(scope="session")
 def served_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny trained run on synthetic data (users u1..u40, items i1..i30)."""
-    root = tmp_path_factory.mktemp("serving")
-    assert (
-        main(["data", "synth", "--out", str(root / "data"), "--users", "40", "--items", "30"]) == 0
-    )
-    assert (
-        main(["train", str(root / "data"), "--out", str(root / "run"), "--no-progress", *TINY]) == 0
-    )
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("serving"))
 
 
 @pytest.fixture

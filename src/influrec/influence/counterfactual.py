@@ -65,37 +65,22 @@ def counterfactual_set(
     if original > k:
         return CounterfactualSet(item, k, [], True, original, original, 1, 0.0, "not in the top k")
     effects = leave_one_out(scorer, history, margin)
-    helpful = effects.positions[np.argsort(-effects.effects, kind="stable")]
-    helpful = helpful[effects.effects[np.argsort(-effects.effects, kind="stable")] > 0][:max_size]
+    order = np.argsort(-effects.effects, kind="stable")
+    helpful = effects.positions[order][effects.effects[order] > 0][:max_size]
     evaluated = 1 + len(effects.positions)
+
+    def failed(reason: str) -> CounterfactualSet:
+        seconds = time.perf_counter() - started
+        return CounterfactualSet(item, k, [], False, original, None, evaluated, seconds, reason)
+
     if len(helpful) == 0:
-        return CounterfactualSet(
-            item,
-            k,
-            [],
-            False,
-            original,
-            None,
-            evaluated,
-            time.perf_counter() - started,
-            "no event supports the item",
-        )
+        return failed("no event supports the item")
     prefixes = [without(n, helpful[: s + 1]) for s in range(len(helpful))]
     margins = margin(scorer.scores(history, prefixes)).numpy()
     evaluated += len(prefixes)
     dropped = np.flatnonzero(margins < 0)
     if len(dropped) == 0:
-        return CounterfactualSet(
-            item,
-            k,
-            [],
-            False,
-            original,
-            None,
-            evaluated,
-            time.perf_counter() - started,
-            f"removing the {len(helpful)} most supportive events is not enough",
-        )
+        return failed(f"removing the {len(helpful)} most supportive events is not enough")
     chosen = list(helpful[: dropped[0] + 1])
     chosen, pruned = _prune(scorer, history, chosen, margin, started, time_budget_s)
     evaluated += pruned
