@@ -115,9 +115,11 @@ class Recommender:
                     f"history event {i}: expected an object with an 'item' field, got {record!r}"
                 )
             item = self.item_index.get(str(record["item"]))
-            behavior = self.behavior_index.get(str(record.get("behavior")), None)
-            if "behavior" not in record:
-                behavior = default_behavior
+            behavior = (
+                self.behavior_index.get(str(record["behavior"]))
+                if "behavior" in record
+                else default_behavior
+            )
             if item is None or behavior is None:
                 what = "item" if item is None else "behavior"
                 unknown.append(f"event {i}: unknown {what} {record.get(what)!r}")
