@@ -30,7 +30,13 @@ def make_data(lengths: list[int], seed: int = 0) -> SequenceData:
 
 
 def train_tiny_run(
-    root: Path, *, users: int = 40, items: int = 30, epochs: int = 1, max_len: int = 12
+    root: Path,
+    *,
+    users: int = 40,
+    items: int = 30,
+    epochs: int = 1,
+    max_len: int = 12,
+    extra: tuple[str, ...] = (),
 ) -> Path:
     """Through the CLI: synthetic data in root/data, a tiny model trained into root/run."""
     from influrec.cli.main import main
@@ -57,6 +63,7 @@ def train_tiny_run(
         f"train.epochs={epochs}",
         "train.batch_size=32",
         "eval.ks=[1,10]",
+        *extra,
     ]
     settings = [part for o in overrides for part in ("--set", o)]
     assert (

@@ -88,6 +88,7 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast on CUDA
     max_minutes: float = 0.0  # stop training after this wall time; 0 = no limit
     keep_checkpoints: int = 3  # per-epoch checkpoints kept (the best is always kept)
+    keep_every: int = 0  # also keep every Nth epoch's checkpoint (TracIn reads them); 0 = off
     mask_seen: bool = False  # full softmax: items seen earlier in the window are left out of
     # each target's softmax (consistent with evaluating with seen items masked)
 
@@ -96,7 +97,7 @@ class TrainConfig:
         _require_positive(self, "train", ("epochs", "batch_size", "lr", "negatives", "patience"))
         nonnegative = (
             *("weight_decay", "warmup_steps", "grad_clip", "behavior_weight", "value_weight"),
-            *("seed", "threads", "max_minutes", "keep_checkpoints"),
+            *("seed", "threads", "max_minutes", "keep_checkpoints", "keep_every"),
         )
         for name in nonnegative:
             value = getattr(self, name)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from influrec import __version__
-from influrec.cli import data, demo, influence, model, serve
+from influrec.cli import data, data_influence, demo, influence, model, serve
 from influrec.data.badrows import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(commands)
     model.register(commands)
     influence.register(commands)
+    data_influence.register(commands)
     demo.register(commands)
     serve.register(commands)
     return parser

@@ -330,9 +330,15 @@ class Trainer:
             trainer_state=trainer_state,
             state=state,
             keep=self.config.train.keep_checkpoints,
-            protect={self.best_epoch},
+            protect=self._protected_epochs(),
         )
         ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
+
+    def _protected_epochs(self) -> set[int]:
+        """Checkpoints never deleted: the best epoch's and every ``train.keep_every``-th."""
+        every = self.config.train.keep_every
+        kept = set(range(every, self.epoch + 1, every)) if every else set()
+        return kept | {self.best_epoch}
 
     def _prepare_run_dir(self, *, resume: bool) -> None:
         existing = ckpt.list_checkpoints(self.run_dir)
@@ -356,7 +362,7 @@ class Trainer:
 
     def _restore(self, folder: Path) -> None:
         info = ckpt.read_run_info(self.run_dir)
-        if info["config"] != self.config.to_dict():
+        if ExperimentConfig.from_dict(info["config"]) != self.config:  # new keys get defaults
             raise ValueError(
                 f"{self.run_dir}: --resume needs the config the run started with (see config.toml)"
             )

@@ -1,0 +1,298 @@
+"""Training-data influence benchmarks (issue #6): noise detection, cleaning, speed, ground truth.
+
+    python bench/data_influence.py noise beauty     # inject 10% random interactions, flag them
+                                                    # with TracIn, retrain clean/noisy/denoised
+    python bench/data_influence.py real beauty      # no injected noise: does removing the most
+                                                    # harmful 2% help validation and test?
+    python bench/data_influence.py speed ml-1m      # time TracIn scores of every interaction
+    python bench/data_influence.py groundtruth      # synthetic: remove 20 groups, retrain, and
+                                                    # correlate predicted/actual validation loss
+
+Runs go to bench/out/di/<name>-<variant>; a finished run with the same config is reused, so an
+interrupted experiment continues where it stopped. Results are printed and written as JSON
+next to the runs. Datasets come from ../shared/datasets (see bench/train.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from influrec.config import ExperimentConfig, load_config
+from influrec.data.dataset import EventDataset
+from influrec.data.synthesize import synthesize_dataset
+from influrec.data.synthetic import SynthConfig
+from influrec.data_influence import DataInfluence, spearman
+from influrec.data_influence.cleaning import (
+    flag_quality,
+    inject_noise,
+    remove_events,
+    training_targets,
+    worst,
+)
+from influrec.evaluation.runs import evaluate_run
+from influrec.training import checkpoint as ckpt
+from influrec.training.loop import train
+from train import OUT, ROOT, machine_line, prepared
+
+DI = OUT / "di"
+EPOCHS = {"beauty": 20, "ml-1m": 14, "ml-100k": 30, "sports": 20, "yelp": 20}
+
+
+def experiment_config(name: str, overrides: list[str], epochs: int) -> ExperimentConfig:
+    """The dataset's committed config, run for a fixed number of epochs (no time cap, so a busy
+    machine changes the duration, never the result) with a checkpoint kept every 2 epochs."""
+    base = [
+        f"train.epochs={epochs}",
+        f"train.patience={epochs}",
+        "train.max_minutes=0",
+        "train.keep_every=2",
+        "train.threads=2",
+    ]
+    return load_config(ROOT / "bench" / "configs" / f"{name}.toml", [*base, *overrides])
+
+
+def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> Path:
+    """Train into ``run_dir`` unless a finished run with this config is already there."""
+    if (run_dir / ckpt.RUN_FILE).exists():
+        info = ckpt.read_run_info(run_dir)
+        if info.get("finished") and ExperimentConfig.from_dict(info["config"]) == config:
+            print(f"  reusing {run_dir}")
+            return run_dir
+        raise SystemExit(f"{run_dir} exists with another config or unfinished: remove it")
+    started = time.perf_counter()
+    train(dataset, config, run_dir, progress=False)
+    print(f"  trained {run_dir.name} in {time.perf_counter() - started:.0f} s")
+    return run_dir
+
+
+def test_metrics(run_dir: Path) -> dict[str, float]:
+    out = {}
+    for split in ("valid", "test"):
+        result = evaluate_run(run_dir, split=split, ks=[10])["model"]
+        for convention in ("unmasked", "masked"):
+            for metric in ("NDCG@10", "HR@10"):
+                out[f"{split} {metric} {convention}"] = float(result[convention][metric])
+    return out
+
+
+def print_table(rows: dict[str, dict[str, float]]) -> None:
+    columns = list(next(iter(rows.values())))
+    print(f"{'':>10} " + " ".join(f"{c:>24}" for c in columns))
+    for name, row in rows.items():
+        print(f"{name:>10} " + " ".join(f"{row[c]:>24.4f}" for c in columns))
+
+
+def noise(args: argparse.Namespace) -> dict[str, Any]:
+    config = experiment_config(args.dataset, args.set, args.epochs or EPOCHS[args.dataset])
+    clean_data = prepared(args.dataset)
+    prefix = DI / args.dataset
+    clean = trained(clean_data, config, Path(f"{prefix}-clean"))
+    noisy_data = inject_noise(clean_data, config, fraction=args.fraction, seed=args.seed)
+    injected = int(noisy_data.injected.sum())
+    print(f"  injected {injected:,} random interactions ({args.fraction:.0%} of training targets)")
+    noisy = trained(noisy_data.dataset, config, Path(f"{prefix}-noisy"))
+    started = time.perf_counter()
+    analysis = DataInfluence(noisy)
+    scores = analysis.tracin(validation=True)
+    seconds = time.perf_counter() - started
+    rate = injected / len(scores.events)
+    flags = {}
+    for by, values in (("self", scores.self_influence), ("harm", scores.validation)):
+        flagged = worst(scores.events, values, fraction=rate, by=by)
+        flags[by] = flag_quality(flagged, noisy_data.injected)
+    by_loss = scores.events[
+        np.argsort(-scores.loss, kind="stable")[: round(rate * len(scores.events))]
+    ]
+    flags["loss (last checkpoint)"] = flag_quality(by_loss, noisy_data.injected)
+    flagged = worst(scores.events, scores.self_influence, fraction=rate, by=args.by)
+    denoised_data = remove_events(
+        noisy_data.dataset, flagged, note={"edit": "denoise", "by": args.by, "fraction": rate}
+    )
+    denoised = trained(denoised_data, config, Path(f"{prefix}-denoised"))
+    metrics = {"clean": test_metrics(clean), "noisy": test_metrics(noisy)}
+    metrics["denoised"] = test_metrics(denoised)
+    key = "test NDCG@10 unmasked"
+    gap = metrics["clean"][key] - metrics["noisy"][key]
+    recovered = (metrics["denoised"][key] - metrics["noisy"][key]) / gap if gap else float("nan")
+    print(
+        f"\nflagging the {injected:,} injected among {len(scores.events):,} training interactions"
+        f" (TracIn over {len(scores.checkpoints)} checkpoints, {seconds:.0f} s):"
+    )
+    for by, quality in flags.items():
+        print(f"  {by:>22}: precision {quality['precision']:.3f} recall {quality['recall']:.3f}")
+    print(f"\ntest/valid metrics (denoised = noisy minus the flagged, by {args.by}):")
+    print_table(metrics)
+    print(f"\ngap recovered ({key}): {recovered:.2f} (target >= 0.5)")
+    return {
+        "dataset": args.dataset,
+        "config": config.to_dict(),
+        "injected": injected,
+        "training_interactions": len(scores.events),
+        "tracin_seconds": seconds,
+        "checkpoints": scores.checkpoints,
+        "flags": flags,
+        "metrics": metrics,
+        "gap_recovered": recovered,
+    }
+
+
+def real(args: argparse.Namespace) -> dict[str, Any]:
+    config = experiment_config(args.dataset, args.set, args.epochs or EPOCHS[args.dataset])
+    data = prepared(args.dataset)
+    prefix = DI / args.dataset
+    clean = trained(data, config, Path(f"{prefix}-clean"))
+    scores = DataInfluence(clean).tracin(validation=True)
+    removed = worst(scores.events, scores.validation, fraction=args.remove, by="harm")
+    cleaned = remove_events(data, removed, note={"edit": "denoise", "by": "harm"})
+    label = f"{prefix}-minus-harm-{round(args.remove * 1000):03d}"
+    cleaned_run = trained(cleaned, config, Path(label))
+    metrics = {"clean": test_metrics(clean), f"-{args.remove:.0%} harm": test_metrics(cleaned_run)}
+    print(f"\nremoving the {len(removed):,} most harmful of {len(scores.events):,} interactions:")
+    print_table(metrics)
+    return {"dataset": args.dataset, "remove": args.remove, "metrics": metrics}
+
+
+def speed(args: argparse.Namespace) -> dict[str, Any]:
+    run = Path(args.run) if args.run else OUT / f"run-{args.dataset}"
+    started = time.perf_counter()
+    analysis = DataInfluence(run, checkpoints=args.checkpoints)
+    load = time.perf_counter() - started
+    scores = analysis.tracin(validation=True, queries=[(1, 1)])
+    n = len(scores.events)
+    print(f"{run}: {n:,} training interactions, {len(scores.checkpoints)} checkpoints")
+    print(
+        f"  load {load:.1f} s, TracIn (self + validation + 1 query) {scores.seconds:.1f} s,"
+        f" {scores.seconds / len(scores.checkpoints):.1f} s per checkpoint"
+    )
+    return {
+        "run": str(run),
+        "interactions": n,
+        "checkpoints": len(scores.checkpoints),
+        "seconds": scores.seconds,
+        "load_seconds": load,
+    }
+
+
+def groundtruth(args: argparse.Namespace) -> dict[str, Any]:
+    dataset = synthesize_dataset(
+        SynthConfig(n_users=args.users, n_items=args.items, seed=args.seed)
+    )
+    overrides = [
+        "model.d_model=32",
+        "model.layers=1",
+        "model.max_len=30",
+        "model.dropout=0.1",
+        "model.attn_dropout=0.1",
+        f"train.epochs={args.epochs or 6}",
+        "train.batch_size=64",
+        "train.warmup_steps=20",
+        "train.keep_every=1",
+        f"train.patience={args.epochs or 6}",
+        "train.threads=2",
+        "eval.ks=[10]",
+    ]
+    config = load_config(None, overrides)
+    full = trained(dataset, config, DI / "synth-full")
+    analysis = DataInfluence(full)
+    final = ckpt.list_checkpoints(full)[-1] / ckpt.MODEL_FILE
+    analysis.load_weights(final)
+    base_loss = analysis.validation_direction()[1]
+    scores = analysis.tracin(validation=True)
+    if_scores, infos = analysis.influence_function(validation=True, weights=final)
+    targets = training_targets(dataset, config)
+    assert np.array_equal(targets, scores.events)
+    rng = np.random.default_rng(args.seed)
+    size = round(args.group * len(targets))
+    groups, kinds = [], []
+    for _ in range(args.groups // 2):
+        groups.append(np.sort(rng.choice(len(targets), size, replace=False)))
+        kinds.append("random")
+    order = np.argsort(scores.validation, kind="stable")
+    quantiles = np.linspace(0, len(order) - size, args.groups - len(groups)).astype(int)
+    for q in quantiles:
+        groups.append(np.sort(order[q : q + size]))
+        kinds.append("ranked")
+    rows = []
+    for g, (rows_of_group, kind) in enumerate(zip(groups, kinds, strict=True)):
+        events = targets[rows_of_group]
+        reduced = remove_events(dataset, events, note={"edit": "group", "group": g})
+        run = trained(reduced, config, DI / f"synth-minus-{g:02d}")
+        check = DataInfluence(run)
+        check.load_weights(ckpt.list_checkpoints(run)[-1] / ckpt.MODEL_FILE)
+        actual = check.validation_direction()[1] - base_loss
+        rows.append(
+            {
+                "group": g,
+                "kind": kind,
+                "size": len(events),
+                "actual": actual,
+                "tracin": float(scores.validation[rows_of_group].sum()),
+                "influence_function": float(if_scores[rows_of_group, -1].sum()) / len(targets),
+            }
+        )
+        print(
+            f"  group {g:2d} {kind:>6}: actual {actual:+.5f} TracIn {rows[-1]['tracin']:+.5f}"
+            f" IF {rows[-1]['influence_function']:+.5f}"
+        )
+    summary = {}
+    for label, subset in (("all", rows), ("random", [r for r in rows if r["kind"] == "random"])):
+        actual = np.array([r["actual"] for r in subset])
+        for method in ("tracin", "influence_function"):
+            predicted = np.array([r[method] for r in subset])
+            summary[f"{label} {method}"] = {
+                "pearson": float(np.corrcoef(predicted, actual)[0, 1]),
+                "spearman": spearman(predicted, actual),
+            }
+    print("\ncorrelation of predicted and actual change in validation loss:")
+    for label, value in summary.items():
+        print(f"  {label:>26}: pearson {value['pearson']:+.3f} spearman {value['spearman']:+.3f}")
+    agreement = spearman(scores.validation, if_scores[:, -1])
+    print(f"TracIn vs influence function over all interactions: spearman {agreement:.3f}")
+    return {
+        "groups": rows,
+        "summary": summary,
+        "tracin_if_spearman": agreement,
+        "if_solve": [vars(i) for i in infos],
+        "config": config.to_dict(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("experiment", choices=["noise", "real", "speed", "groundtruth"])
+    parser.add_argument("dataset", nargs="?", default="beauty", choices=list(EPOCHS))
+    parser.add_argument("--epochs", type=int, default=0, help="0: the dataset's default")
+    parser.add_argument("--set", action="append", default=[], help="config override")
+    parser.add_argument("--fraction", type=float, default=0.1, help="noise: injected share")
+    parser.add_argument("--by", choices=["self", "harm"], default="self")
+    parser.add_argument("--remove", type=float, default=0.02, help="real: share removed")
+    parser.add_argument("--run", default="", help="speed: run folder")
+    parser.add_argument("--checkpoints", type=int, default=0, help="speed: at most N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--users", type=int, default=600, help="groundtruth: synthetic users")
+    parser.add_argument("--items", type=int, default=300, help="groundtruth: synthetic items")
+    parser.add_argument("--groups", type=int, default=20, help="groundtruth: groups removed")
+    parser.add_argument("--group", type=float, default=0.02, help="groundtruth: group share")
+    args = parser.parse_args()
+    print(f"machine: {machine_line()}")
+    print(f"command: python bench/data_influence.py {' '.join(sys.argv[1:])}")
+    DI.mkdir(parents=True, exist_ok=True)
+    result = {"noise": noise, "real": real, "speed": speed, "groundtruth": groundtruth}[
+        args.experiment
+    ](args)
+    name = f"{args.experiment}-{args.dataset if args.experiment != 'groundtruth' else 'synth'}"
+    (DI / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

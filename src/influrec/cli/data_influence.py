@@ -1,0 +1,146 @@
+"""``influrec data-influence | denoise``: which logged interactions shape the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from influrec.data.badrows import InputError
+from influrec.data_influence import DataInfluence, spearman
+from influrec.data_influence.cleaning import SCORES, denoise
+
+
+def register(commands: Any) -> None:
+    d = commands.add_parser(
+        "data-influence",
+        help="training interactions that most support and oppose a recommendation (TracIn)",
+    )
+    d.add_argument("run", type=Path)
+    d.add_argument("--user", required=True, help="a user id of the training data")
+    d.add_argument("--item", required=True, help="the recommended item id to explain")
+    d.add_argument("--top", type=int, default=20, help="interactions listed on each side")
+    d.add_argument(
+        "--checkpoints", type=int, default=0, help="use at most N saved checkpoints (0: all)"
+    )
+    d.add_argument(
+        "--influence-function",
+        action="store_true",
+        help="also score with a damped influence function and report the agreement",
+    )
+    d.add_argument("--damping", type=float, default=0.01, help="influence function damping")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler=run_data_influence)
+    n = commands.add_parser(
+        "denoise", help="write the run's dataset without its most harmful training interactions"
+    )
+    n.add_argument("run", type=Path)
+    n.add_argument("--fraction", type=float, required=True, help="share removed, e.g. 0.02")
+    n.add_argument("--out", type=Path, required=True, help="new dataset folder")
+    n.add_argument(
+        "--by",
+        choices=SCORES,
+        default="self",
+        help="self: highest TracIn self-influence (noise); "
+        "harm: most negative influence on the validation loss",
+    )
+    n.add_argument("--checkpoints", type=int, default=0)
+    n.add_argument("--overwrite", action="store_true")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(handler=run_denoise)
+
+
+def run_data_influence(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise InputError(f"--top must be >= 1, got {args.top}")
+    analysis = DataInfluence(args.run, checkpoints=args.checkpoints)
+    query = (analysis.user_index(args.user), analysis.item_index(args.item))
+    scores = analysis.tracin(queries=[query], validation=False)
+    tracin = scores.queries[:, 0]
+    order = np.argsort(-tracin, kind="stable")
+    top = min(args.top, len(order))
+    sides = {"supporting": order[:top], "opposing": order[::-1][:top]}
+    result: dict[str, Any] = {
+        "user": args.user,
+        "item": args.item,
+        "method": "tracin",
+        "checkpoints": [c["epoch"] for c in scores.checkpoints],
+        "training_interactions": len(scores.events),
+        "seconds": round(scores.seconds, 2),
+    }
+    if_scores = None
+    if args.influence_function:
+        dots, infos = analysis.influence_function([query], damping=args.damping)
+        if_scores = dots[:, 0]
+        result["influence_function"] = {
+            "damping": args.damping,
+            "solve": vars(infos[0]),
+            "spearman_with_tracin": spearman(tracin, if_scores),
+        }
+    for side, rows in sides.items():
+        described = analysis.describe(scores.events[rows])
+        for entry, row in zip(described, rows, strict=True):
+            entry["tracin"] = float(tracin[row])
+            if if_scores is not None:
+                entry["influence_function"] = float(if_scores[row])
+        result[side] = described
+    if args.json:
+        Console().print_json(json.dumps(result))
+        return 0
+    console = Console()
+    console.print(
+        f"training interactions behind recommending {args.item} to user {args.user} "
+        f"(TracIn over epochs {result['checkpoints']}, {len(scores.events):,} interactions, "
+        f"{scores.seconds:.1f} s)"
+    )
+    for side in sides:
+        table = Table(title=side, title_justify="left")
+        for column in ("user", "position", "item", "behavior", "timestamp", "tracin"):
+            table.add_column(
+                column, justify="right" if column in ("position", "tracin") else "left"
+            )
+        if if_scores is not None:
+            table.add_column("influence fn", justify="right")
+        for entry in result[side]:
+            cells = [str(entry[c]) for c in ("user", "position", "item", "behavior", "timestamp")]
+            cells.append(f"{entry['tracin']:+.3g}")
+            if if_scores is not None:
+                cells.append(f"{entry['influence_function']:+.3g}")
+            table.add_row(*cells)
+        console.print(table)
+    if if_scores is not None:
+        agreement = result["influence_function"]["spearman_with_tracin"]
+        console.print(f"TracIn vs influence function: Spearman {agreement:.3f}")
+    return 0
+
+
+def run_denoise(args: argparse.Namespace) -> int:
+    if not 0 < args.fraction < 1:
+        raise InputError(f"--fraction must be in (0, 1), got {args.fraction}")
+    report = denoise(
+        args.run,
+        args.out,
+        fraction=args.fraction,
+        by=args.by,
+        checkpoints=args.checkpoints,
+        overwrite=args.overwrite,
+    )
+    if args.json:
+        Console().print_json(json.dumps(report))
+        return 0
+    console = Console()
+    console.print(
+        f"removed {report['removed_events']:,} of {report['training_interactions']:,} training "
+        f"interactions (by {args.by}) -> {args.out} ({report['seconds']:.1f} s); "
+        f"by behaviour: {report['removed_by_behavior']}"
+    )
+    console.print(
+        f"the list is in {args.out / 'removed.parquet'}; train on it with "
+        f"`influrec train {args.out} --out RUN_DIR`"
+    )
+    return 0

@@ -1,0 +1,176 @@
+"""Changing a prepared dataset's training interactions: removing the harmful ones (``denoise``)
+and injecting seeded random ones (to measure how well influence finds noise).
+
+Only training interactions are ever touched (never a validation or test target), and the
+vocabularies are kept, so a cleaned or noisy dataset trains and evaluates like the original.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from influrec.config import ExperimentConfig
+from influrec.data.dataset import EventDataset, check_output_dir
+from influrec.data.sequences import SequenceData
+from influrec.training.loop import make_split
+
+SCORES = ("self", "harm")
+REMOVED_FILE = "removed.parquet"
+
+
+def training_targets(dataset: EventDataset, config: ExperimentConfig) -> np.ndarray:
+    """Event indices of the dataset's training targets under ``config.data``'s split."""
+    data = SequenceData.from_dataset(dataset)
+    train = make_split(data, config).train
+    return np.sort(train[train > data.user_start[data.user[train]]])
+
+
+def remove_events(
+    dataset: EventDataset, events: np.ndarray, *, note: dict[str, Any]
+) -> EventDataset:
+    """The dataset without ``events`` (row indices); ``note`` is kept in its stats."""
+    keep = np.ones(dataset.events.num_rows, bool)
+    keep[events] = False
+    stats = copy.deepcopy(dataset.stats)
+    stats["events"] = int(keep.sum())
+    stats.setdefault("edits", []).append({**note, "removed_events": int((~keep).sum())})
+    return EventDataset(
+        events=dataset.events.filter(pa.array(keep)),
+        users=dataset.users,
+        items=dataset.items,
+        behaviors=dataset.behaviors,
+        stats=stats,
+        ground_truth=dataset.ground_truth,
+    )
+
+
+@dataclass
+class NoisyDataset:
+    dataset: EventDataset
+    injected: np.ndarray  # (N,) bool over the new dataset's events: True for injected ones
+
+
+def inject_noise(
+    dataset: EventDataset, config: ExperimentConfig, *, fraction: float, seed: int
+) -> NoisyDataset:
+    """Insert ``fraction`` x (training targets) random interactions into training sequences.
+
+    Each is placed just before a distinct, randomly chosen training target, with an item drawn
+    uniformly from the catalogue, that target's behaviour, a time between its neighbours and
+    no value; validation and test targets are unchanged.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    targets = training_targets(dataset, config)
+    anchors = np.sort(rng.choice(targets, round(fraction * len(targets)), replace=False))
+    n = dataset.events.num_rows
+    source = np.insert(np.arange(n), anchors, anchors)  # each anchor row copied before itself
+    injected = np.insert(np.zeros(n, bool), anchors, True)
+    table = dataset.events.take(pa.array(source))
+    noise = np.flatnonzero(injected)
+    items = table.column("item_idx").to_numpy().copy()
+    items[noise] = rng.integers(1, dataset.n_items + 1, len(noise))
+    times = table.column("timestamp").to_numpy().copy()
+    before, after = times[noise - 1], times[noise]  # the previous event is the same user's
+    times[noise] = before + np.floor(rng.random(len(noise)) * (after - before + 1)).astype(np.int64)
+    rows = table.column("row").to_numpy().copy()
+    rows[noise] = rows.max() + 1 + np.arange(len(noise))
+    value = table.column("value").to_numpy(zero_copy_only=False).copy()
+    value[noise] = np.nan
+    item_dictionary = dataset.events.column("item_id").chunk(0).dictionary
+    columns = {
+        "item_id": pa.DictionaryArray.from_arrays(pa.array(items, pa.int32()), item_dictionary),
+        "timestamp": pa.array(times, pa.int64()),
+        "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
+        "row": pa.array(rows, pa.int64()),
+        "item_idx": pa.array(items, pa.int32()),
+    }
+    for name, column in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    stats = copy.deepcopy(dataset.stats)
+    stats["events"] = table.num_rows
+    stats.setdefault("edits", []).append(
+        {"edit": "inject_noise", "fraction": fraction, "seed": seed, "injected": len(noise)}
+    )
+    noisy = EventDataset(
+        table.combine_chunks(), dataset.users, dataset.items, dataset.behaviors, stats
+    )
+    return NoisyDataset(noisy, injected)
+
+
+def flag_quality(flagged: np.ndarray, injected: np.ndarray) -> dict[str, float]:
+    """Precision and recall of ``flagged`` event indices against the ``injected`` mask."""
+    hits = int(injected[flagged].sum())
+    return {
+        "flagged": len(flagged),
+        "injected": int(injected.sum()),
+        "precision": hits / max(1, len(flagged)),
+        "recall": hits / max(1, int(injected.sum())),
+    }
+
+
+def worst(events: np.ndarray, scores: np.ndarray, *, fraction: float, by: str) -> np.ndarray:
+    """The ``fraction`` of ``events`` that are most harmful: highest self-influence
+    (``by="self"``) or most negative influence on the validation loss (``by="harm"``)."""
+    if by not in SCORES:
+        raise ValueError(f"unknown score {by!r}; known: {', '.join(SCORES)}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    count = max(1, round(fraction * len(events)))
+    order = np.argsort(-scores if by == "self" else scores, kind="stable")
+    return np.sort(events[order[:count]])
+
+
+def denoise(
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    fraction: float,
+    by: str = "self",
+    checkpoints: int = 0,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the run's dataset without its most harmful ``fraction`` of training interactions
+    (TracIn over the run's checkpoints) to ``out_dir``, with ``removed.parquet`` listing them.
+    Returns the report that is also stored in the new dataset's stats."""
+    from influrec.data_influence.tracin import DataInfluence
+
+    check_output_dir(Path(out_dir), overwrite=overwrite)
+    started = time.perf_counter()
+    analysis = DataInfluence(run_dir, checkpoints=checkpoints)
+    scores = analysis.tracin(validation=by == "harm")
+    values = scores.self_influence if by == "self" else scores.validation
+    removed = worst(scores.events, values, fraction=fraction, by=by)
+    rows = np.searchsorted(scores.events, removed)
+    report = {
+        "edit": "denoise",
+        "source_run": str(run_dir),
+        "by": by,
+        "fraction": fraction,
+        "training_interactions": len(scores.events),
+        "checkpoints": scores.checkpoints,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    cleaned = remove_events(analysis.dataset, removed, note=report)
+    behaviors = analysis.dataset.events.column("behavior").take(pa.array(removed))
+    counts = pc.value_counts(behaviors).to_pylist()
+    report["removed_by_behavior"] = {str(c["values"]): int(c["counts"]) for c in counts}
+    report["removed_events"] = len(removed)
+    cleaned.stats["edits"][-1] = {**report}
+    cleaned.save(out_dir, overwrite=overwrite)
+    listing = analysis.dataset.events.take(pa.array(removed)).select(
+        ["user_id", "item_id", "behavior", "timestamp", "row"]
+    )
+    listing = listing.append_column("score", pa.array(values[rows], pa.float64()))
+    pq.write_table(listing, Path(out_dir) / REMOVED_FILE)
+    return report

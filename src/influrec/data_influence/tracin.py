@@ -1,0 +1,344 @@
+"""TracIn over a run's saved checkpoints: how much each logged training interaction shaped the
+model.
+
+A training interaction is one target the model learned to predict: event ``t`` of a user,
+predicted from the earlier events of its training window (the interactions of
+:func:`~influrec.data.sequences.training_windows`). TracIn-CP (Pruthi et al., NeurIPS'20)
+approximates the effect of training on ``z`` on the loss of another example ``z'`` by summing,
+over checkpoints, the learning rate spent since the previous checkpoint times the gradient
+inner product::
+
+    TracIn(z, z') = Σ_c  w_c ⟨∇ℓ(z; θ_c), ∇ℓ(z'; θ_c)⟩
+    w_c = Σ_{steps since the previous checkpoint} lr / (training targets per step)
+
+Positive values mean training on ``z`` lowered the loss of ``z'`` (a *proponent*), negative values
+that it raised it (an *opponent*). Three questions are answered from one pass per checkpoint:
+
+* ``self_influence``: TracIn(z, z), large for interactions the model struggles to fit: the usual
+  signal for mislabelled or noisy data (accidental clicks, bots);
+* ``validation``: TracIn(z, validation loss), negative for interactions that hurt held-out
+  predictions;
+* ``queries``: TracIn(z, (user, item)) for recommendations to explain.
+
+Gradients are those of the last layer (output item embeddings and the final LayerNorm), in the
+factored form of :mod:`influrec.data_influence.gradients`; the optimiser's preconditioning
+(AdamW) is ignored, as in the TracIn paper's practical variant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from influrec.config import ExperimentConfig
+from influrec.data.badrows import InputError
+from influrec.data.dataset import EventDataset
+from influrec.data.sequences import SequenceData, history_windows, training_windows
+from influrec.data_influence.gradients import (
+    Direction,
+    Gradients,
+    LastLayer,
+    gradients,
+    history_activations,
+    last_layer_params,
+    products,
+    window_activations,
+)
+from influrec.data_influence.influence_function import SolveInfo, inverse_hvp, sample_rows
+from influrec.models.transformer import BehaviorTransformer
+from influrec.training import checkpoint as ckpt
+from influrec.training.loop import lr_factor, make_split
+
+VALID_CHUNK = 512  # validation targets per forward pass
+
+
+@dataclass(frozen=True)
+class CheckpointWeight:
+    """A checkpoint TracIn reads, and the learning rate it stands for."""
+
+    epoch: int
+    step: int
+    weights: Path  # its model.safetensors
+    weight: float  # Σ lr over the steps since the previous checkpoint used / targets per step
+
+
+@dataclass
+class TracInScores:
+    """TracIn scores of every training interaction (rows in event order)."""
+
+    events: np.ndarray  # (N,) event index of each training interaction
+    self_influence: np.ndarray  # (N,) TracIn(z, z)
+    validation: np.ndarray  # (N,) TracIn(z, mean validation loss); < 0 hurts, or empty
+    queries: np.ndarray  # (N, k) TracIn(z, query q)
+    loss: np.ndarray  # (N,) the interaction's loss at the last checkpoint used
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _steps_per_epoch(config: ExperimentConfig, n_windows: int) -> int:
+    return math.ceil(n_windows / config.train.batch_size)
+
+
+def tracin_checkpoints(
+    run_dir: Path, config: ExperimentConfig, *, n_windows: int, n_targets: int, limit: int = 0
+) -> list[CheckpointWeight]:
+    """The run's saved checkpoints (at most ``limit``, evenly spread, the last always in),
+    each weighted by the learning rate spent since the previous one."""
+    folders = ckpt.list_checkpoints(run_dir)
+    if not folders:
+        raise InputError(
+            f"{run_dir}: no saved checkpoints; TracIn reads the per-epoch checkpoints of a run "
+            "(train with train.keep_every=N to keep every Nth)"
+        )
+    if limit and len(folders) > limit:
+        picks = np.unique(np.linspace(len(folders) - 1, 0, limit).round().astype(int))
+        folders = [folders[i] for i in sorted(picks)]
+    train = config.train
+    per_epoch = _steps_per_epoch(config, n_windows)
+    total = per_epoch * train.epochs
+    targets_per_step = n_targets / per_epoch
+    out, previous = [], 0
+    for folder in folders:
+        state = json.loads((folder / "state.json").read_text())
+        step = int(state["step"])
+        lr_sum = sum(
+            train.lr
+            * lr_factor(s, warmup=train.warmup_steps, total=total, min_ratio=train.min_lr_ratio)
+            for s in range(previous, step)
+        )
+        out.append(
+            CheckpointWeight(
+                int(state["epoch"]), step, folder / ckpt.MODEL_FILE, lr_sum / targets_per_step
+            )
+        )
+        previous = step
+    return out
+
+
+def window_targets(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sorted event indices of every target of windows ``[s, e)``: events s + 1 .. e."""
+    lengths = ends - starts
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.sort(np.repeat(starts + 1, lengths) + offsets)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two score vectors."""
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+class DataInfluence:
+    """Training-data influence for a run folder: ``DataInfluence(run_dir).tracin(...)``."""
+
+    def __init__(self, run_dir: Path, *, checkpoints: int = 0, batch_size: int = 128) -> None:
+        self.run_dir = Path(run_dir)
+        self.info = ckpt.read_run_info(self.run_dir)
+        self.config = ExperimentConfig.from_dict(self.info["config"])
+        self.dataset = EventDataset.load(self.run_dir / "data")
+        self.data = SequenceData.from_dataset(self.dataset)
+        self.split = make_split(self.data, self.config)
+        self.windows = training_windows(
+            self.data, self.split.train, max_len=self.config.model.max_len
+        )
+        self.events = window_targets(*self.windows)
+        self.checkpoints = tracin_checkpoints(
+            self.run_dir,
+            self.config,
+            n_windows=len(self.windows[0]),
+            n_targets=len(self.events),
+            limit=checkpoints,
+        )
+        self.batch_size = batch_size
+        self.model, _ = ckpt.load_model(self.run_dir)
+
+    # -- examples -------------------------------------------------------------------------
+    def user_index(self, user_id: str) -> int:
+        users = self.dataset.users.column("user_id").to_pylist()
+        try:
+            return users.index(user_id) + 1
+        except ValueError:
+            raise InputError(f"user {user_id!r} is not in the run's dataset") from None
+
+    def item_index(self, item_id: str) -> int:
+        items = self.dataset.items.column("item_id").to_pylist()
+        try:
+            return items.index(item_id) + 1
+        except ValueError:
+            raise InputError(f"item {item_id!r} is not in the run's item vocabulary") from None
+
+    def query_activations(self, pairs: Sequence[tuple[int, int]]) -> LastLayer:
+        """Activations after each user's whole stored history, labelled with the item asked
+        about: the loss of recommending ``item`` to ``user`` next."""
+        users = np.array([u for u, _ in pairs], np.int64)
+        ends = self.data.user_end[users]
+        starts = np.maximum(self.data.user_start[users], ends - self.config.model.max_len)
+        if np.any(ends <= starts):
+            raise InputError("a queried user has no events")
+        return history_activations(
+            self.model, self.data, starts, ends, np.array([i for _, i in pairs], np.int64)
+        )
+
+    def validation_direction(self) -> tuple[Direction, float]:
+        """Gradient of the mean validation loss (last layer) and that loss, current weights."""
+        targets = self.split.valid
+        if len(targets) == 0:
+            raise InputError(f"{self.run_dir}: the split has no validation targets")
+        total: Direction | None = None
+        loss = 0.0
+        for begin in range(0, len(targets), VALID_CHUNK):
+            part = targets[begin : begin + VALID_CHUNK]
+            starts, ends = history_windows(self.data, part, max_len=self.config.model.max_len)
+            acts = history_activations(self.model, self.data, starts, ends, self.data.item[part])
+            grads = gradients(self.model, acts)
+            p_y = grads.probs[torch.arange(len(part)), grads.targets]
+            loss += float(-torch.log(p_y.clamp_min(1e-30)).sum())
+            d = grads.direction()
+            total = (
+                d
+                if total is None
+                else Direction(total.items + d.items, total.gain + d.gain, total.bias + d.bias)
+            )
+        assert total is not None
+        return total.scaled(1.0 / len(targets)), loss / len(targets)
+
+    def rows_of(self, events: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.events, events)
+
+    def pass_over_training(
+        self, *, queries: Gradients | None, directions: list[Direction]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(loss, self, query dots, direction dots) of every training interaction, current
+        weights, rows in event order."""
+        n, k = len(self.events), 0 if queries is None else len(queries.targets)
+        loss, self_dot = np.zeros(n), np.zeros(n)
+        query_dots, direction_dots = np.zeros((n, k)), np.zeros((n, len(directions)))
+        for targets, acts in window_activations(
+            self.model, self.data, *self.windows, batch_size=self.batch_size
+        ):
+            rows = self.rows_of(targets)
+            out = products(self.model, acts, queries=queries, directions=directions)
+            loss[rows], self_dot[rows] = out.loss, out.self_dot
+            query_dots[rows], direction_dots[rows] = out.query_dots, out.direction_dots
+        return loss, self_dot, query_dots, direction_dots
+
+    def load_weights(self, weights: Path) -> BehaviorTransformer:
+        ckpt.load_weights(self.model, weights)
+        self.model.eval()
+        return self.model
+
+    # -- TracIn ---------------------------------------------------------------------------
+    def tracin(
+        self, *, queries: Sequence[tuple[int, int]] = (), validation: bool = True
+    ) -> TracInScores:
+        """TracIn self-influence, influence on the validation loss (when ``validation``) and on
+        each (user_idx, item_idx) query, for every training interaction."""
+        started = time.perf_counter()
+        n, k = len(self.events), len(queries)
+        scores = TracInScores(
+            events=self.events,
+            self_influence=np.zeros(n),
+            validation=np.zeros(n if validation else 0),
+            queries=np.zeros((n, k)),
+            loss=np.zeros(n),
+        )
+        for point in self.checkpoints:
+            self.load_weights(point.weights)
+            grads = gradients(self.model, self.query_activations(queries)) if k else None
+            directions, record = [], {"epoch": point.epoch, "weight": point.weight}
+            if validation:
+                direction, record["validation_loss"] = self.validation_direction()
+                directions.append(direction)
+            loss, self_dot, query_dots, direction_dots = self.pass_over_training(
+                queries=grads, directions=directions
+            )
+            scores.self_influence += point.weight * self_dot
+            scores.queries += point.weight * query_dots
+            if validation:
+                scores.validation += point.weight * direction_dots[:, 0]
+            scores.loss = loss
+            scores.checkpoints.append(record)
+        self.load_weights(self.run_dir / ckpt.MODEL_FILE)
+        scores.seconds = time.perf_counter() - started
+        return scores
+
+    # -- influence functions ---------------------------------------------------------------
+    def training_sample(self, size: int, seed: int = 0) -> LastLayer:
+        """Last-layer activations of a random sample of training interactions (best weights)."""
+        rows = sample_rows(len(self.events), size, seed)
+        wanted = np.zeros(len(self.events), bool)
+        wanted[rows] = True
+        parts = []
+        for targets, acts in window_activations(
+            self.model, self.data, *self.windows, batch_size=self.batch_size
+        ):
+            keep = torch.from_numpy(wanted[self.rows_of(targets)])
+            parts.append(LastLayer(acts.hidden[keep], acts.normed[keep], acts.targets[keep]))
+        return LastLayer.concat(parts)
+
+    def influence_function(
+        self,
+        queries: Sequence[tuple[int, int]] = (),
+        *,
+        validation: bool = False,
+        damping: float = 0.01,
+        sample: int = 5000,
+        iterations: int = 50,
+        seed: int = 0,
+        weights: Path | None = None,
+    ) -> tuple[np.ndarray, list[SolveInfo]]:
+        """Influence-function scores (N, k) of every training interaction on each
+        (user_idx, item_idx) query, plus a last column for the mean validation loss when
+        ``validation``; at the run's best weights unless ``weights``. Also each solve's
+        convergence."""
+        self.load_weights(weights or self.run_dir / ckpt.MODEL_FILE)
+        acts = self.training_sample(sample, seed)
+        params = last_layer_params(self.model)
+        vectors = []
+        if queries:
+            grads = gradients(self.model, self.query_activations(queries))
+            for q in range(len(queries)):
+                weight = torch.zeros(len(queries))
+                weight[q] = 1.0
+                vectors.append(grads.direction(weight))
+        if validation:
+            vectors.append(self.validation_direction()[0])
+        solutions, infos = [], []
+        for vector in vectors:
+            solution, info = inverse_hvp(
+                params, acts, vector, damping=damping, iterations=iterations
+            )
+            solutions.append(solution)
+            infos.append(info)
+        _, _, _, dots = self.pass_over_training(queries=None, directions=solutions)
+        self.load_weights(self.run_dir / ckpt.MODEL_FILE)
+        return dots, infos
+
+    # -- describing interactions -----------------------------------------------------------
+    def describe(self, events: np.ndarray) -> list[dict[str, Any]]:
+        """User, position in the user's sequence, item, behaviour and time of events."""
+        table = self.dataset.events.take(events)
+        users, items = table.column("user_id").to_pylist(), table.column("item_id").to_pylist()
+        behaviors = table.column("behavior").to_pylist()
+        times = table.column("timestamp").to_pylist()
+        first = self.data.user_start[self.data.user[events]]
+        return [
+            {
+                "event": int(e),
+                "user": users[i],
+                "position": int(e - first[i]),
+                "item": items[i],
+                "behavior": behaviors[i],
+                "timestamp": int(times[i]),
+            }
+            for i, e in enumerate(events)
+        ]

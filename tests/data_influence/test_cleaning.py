@@ -1,0 +1,134 @@
+"""Noise injection, removal of interactions, and the denoise command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from influrec.cli.main import main
+from influrec.config import load_config
+from influrec.data.dataset import EventDataset
+from influrec.data.sequences import SequenceData
+from influrec.data.splits import leave_one_out_split
+from influrec.data.synthesize import synthesize_dataset
+from influrec.data.synthetic import SynthConfig
+from influrec.data_influence.cleaning import (
+    flag_quality,
+    inject_noise,
+    remove_events,
+    training_targets,
+    worst,
+)
+from tests_helpers import train_tiny_run
+
+
+@pytest.fixture(scope="module")
+def dataset() -> EventDataset:
+    return synthesize_dataset(SynthConfig(n_users=60, n_items=40, mean_events=20, seed=3))
+
+
+def _last_two(ds: EventDataset) -> list[tuple[str, str, int]]:
+    data = SequenceData.from_dataset(ds)
+    split = leave_one_out_split(data.user)
+    events = np.sort(np.concatenate([split.valid, split.test]))
+    table = ds.events.take(events)
+    return list(
+        zip(
+            table.column("user_id").to_pylist(),
+            table.column("item_id").to_pylist(),
+            table.column("timestamp").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def test_inject_noise_touches_only_training_sequences(
+    dataset: EventDataset, tmp_path: Path
+) -> None:
+    config = load_config()
+    targets = training_targets(dataset, config)
+    noisy = inject_noise(dataset, config, fraction=0.1, seed=7)
+    events = noisy.dataset.events
+    assert int(noisy.injected.sum()) == round(0.1 * len(targets))
+    assert events.num_rows == dataset.events.num_rows + int(noisy.injected.sum())
+    assert _last_two(noisy.dataset) == _last_two(dataset)  # validation and test unchanged
+    user = events.column("user_idx").to_numpy()
+    times = events.column("timestamp").to_numpy()
+    same_user = user[1:] == user[:-1]
+    assert np.all(np.diff(times)[same_user] >= 0)  # still in time order
+    injected = np.flatnonzero(noisy.injected)
+    assert np.all(user[injected] == user[injected - 1])  # never a user's first event
+    assert np.all(np.isin(injected, training_targets(noisy.dataset, config)))
+    ids = events.column("item_id").to_pylist()
+    vocabulary = dataset.items.column("item_id").to_pylist()
+    assert [ids[i] for i in injected] == [
+        vocabulary[k - 1] for k in events.column("item_idx").to_numpy()[injected]
+    ]
+    original = np.flatnonzero(~noisy.injected)
+    assert (
+        events.take(original).column("row").to_pylist() == dataset.events.column("row").to_pylist()
+    )
+    again = inject_noise(dataset, config, fraction=0.1, seed=7)
+    assert again.dataset.events.equals(events)  # seeded
+    noisy.dataset.save(tmp_path / "noisy")
+    assert EventDataset.load(tmp_path / "noisy").events.num_rows == events.num_rows
+
+
+def test_remove_events_and_flag_quality(dataset: EventDataset) -> None:
+    removed = np.array([3, 10, 11])
+    smaller = remove_events(dataset, removed, note={"edit": "test"})
+    assert smaller.events.num_rows == dataset.events.num_rows - 3
+    assert smaller.stats["edits"][-1] == {"edit": "test", "removed_events": 3}
+    kept = np.setdiff1d(np.arange(dataset.events.num_rows), removed)
+    assert (
+        smaller.events.column("row").to_pylist()
+        == dataset.events.take(kept).column("row").to_pylist()
+    )
+    injected = np.zeros(20, bool)
+    injected[[1, 2, 3, 4]] = True
+    assert flag_quality(np.array([1, 2, 9]), injected) == {
+        "flagged": 3,
+        "injected": 4,
+        "precision": 2 / 3,
+        "recall": 0.5,
+    }
+
+
+def test_worst_picks_the_right_end() -> None:
+    events = np.array([10, 11, 12, 13])
+    scores = np.array([0.5, -2.0, 3.0, 0.1])
+    assert worst(events, scores, fraction=0.5, by="self").tolist() == [10, 12]  # highest
+    assert worst(events, scores, fraction=0.5, by="harm").tolist() == [11, 13]  # most negative
+    with pytest.raises(ValueError, match="fraction"):
+        worst(events, scores, fraction=1.0, by="self")
+    with pytest.raises(ValueError, match="unknown score"):
+        worst(events, scores, fraction=0.5, by="loss")
+
+
+def test_denoise_writes_a_trainable_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = train_tiny_run(tmp_path, epochs=2, extra=("train.keep_every=1",))
+    capsys.readouterr()
+    out = tmp_path / "clean"
+    assert main(["denoise", str(run), "--fraction", "0.05", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    original = EventDataset.load(run / "data")
+    cleaned = EventDataset.load(out)
+    assert cleaned.events.num_rows == original.events.num_rows - report["removed_events"]
+    assert report["removed_events"] == round(0.05 * report["training_interactions"])
+    assert sum(report["removed_by_behavior"].values()) == report["removed_events"]
+    listing = pq.read_table(out / "removed.parquet")
+    assert listing.num_rows == report["removed_events"]
+    scores = listing.column("score").to_numpy()
+    assert np.all(scores > 0)  # self-influence is a squared norm
+    assert cleaned.stats["edits"][-1]["by"] == "self"
+    assert _last_two(cleaned) == _last_two(original)
+    assert main(["denoise", str(run), "--fraction", "0.05", "--out", str(out)]) == 2  # exists
+    assert main(["denoise", str(run), "--fraction", "1.5", "--out", str(tmp_path / "x")]) == 2
+    settings = ["--set", "model.d_model=16", "--set", "train.epochs=1", "--no-progress"]
+    assert main(["train", str(out), "--out", str(tmp_path / "run2"), *settings]) == 0

@@ -1,0 +1,169 @@
+"""TracIn's factored last-layer gradients against autograd, and what its scores mean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from influrec.cli.main import main
+from influrec.data_influence import DataInfluence
+from influrec.data_influence.gradients import (
+    Direction,
+    LastLayer,
+    gradients,
+    products,
+    window_activations,
+)
+from influrec.training import checkpoint as ckpt
+from influrec.training.loop import lr_factor
+from tests_helpers import train_tiny_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tracin")
+    return train_tiny_run(root, epochs=3, extra=("train.keep_every=1", "train.keep_checkpoints=1"))
+
+
+def _loss(params: tuple[torch.Tensor, ...], acts: LastLayer, row: int) -> torch.Tensor:
+    items, gain, bias = params
+    h = acts.normed[row] * gain + bias
+    scores = (h @ items.T).masked_fill(torch.arange(items.shape[0]) == 0, float("-inf"))
+    return F.cross_entropy(scores[None], acts.targets[row : row + 1])
+
+
+def _autograd(model: torch.nn.Module, acts: LastLayer, row: int) -> torch.Tensor:
+    params = tuple(
+        t.detach().clone().requires_grad_(True)
+        for t in (model.item_embedding.weight, model.ln_final.weight, model.ln_final.bias)
+    )
+    grads = torch.autograd.grad(_loss(params, acts, row), params)
+    return torch.cat([g.ravel() for g in grads])
+
+
+def test_factored_products_equal_autograd(run: Path) -> None:
+    analysis = DataInfluence(run)
+    model = analysis.model
+    targets, acts = next(window_activations(model, analysis.data, *analysis.windows, batch_size=4))
+    gamma, beta = model.ln_final.weight.detach(), model.ln_final.bias.detach()
+    torch.testing.assert_close(acts.hidden, acts.normed * gamma + beta)  # the hook saw ln_final
+    assert np.array_equal(acts.targets.numpy(), analysis.data.item[targets])
+    rows = list(range(min(6, len(acts))))
+    exact = torch.stack([_autograd(model, acts, r) for r in rows])  # (n, P)
+    queries = gradients(model, acts.rows(0, 2))
+    generator = torch.Generator().manual_seed(0)
+    direction = Direction(
+        torch.randn(model.item_embedding.weight.shape, generator=generator),
+        torch.randn(gamma.shape, generator=generator),
+        torch.randn(beta.shape, generator=generator),
+    )
+    out = products(model, acts.rows(0, len(rows)), queries=queries, directions=[direction])
+    np.testing.assert_allclose(out.self_dot, (exact * exact).sum(1).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(out.query_dots, (exact @ exact[:2].T).numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        out.direction_dots[:, 0], (exact @ direction.flat()).numpy(), rtol=1e-4, atol=1e-6
+    )
+    dense = queries.direction().flat()  # sum of the two query gradients
+    torch.testing.assert_close(dense, exact[:2].sum(0), rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_step_changes_query_loss_as_predicted(run: Path) -> None:
+    """One SGD step on interaction z changes the loss of query q by about -lr <∇ℓz, ∇ℓq>."""
+    analysis = DataInfluence(run)
+    model = analysis.model
+    _, acts = next(window_activations(model, analysis.data, *analysis.windows, batch_size=8))
+    z, q, lr = 0, len(acts) - 1, 1e-2
+    params = (model.item_embedding.weight, model.ln_final.weight, model.ln_final.bias)
+    step = _autograd(model, acts, z)
+    dot = float(step @ _autograd(model, acts, q))
+    before = float(_loss(tuple(p.detach() for p in params), acts, q))
+    sizes = [p.numel() for p in params]
+    moved = tuple(
+        (p.detach() - lr * g.view_as(p))
+        for p, g in zip(params, torch.split(step, sizes), strict=True)
+    )
+    after = float(_loss(moved, acts, q))
+    assert after - before == pytest.approx(-lr * dot, rel=0.05, abs=1e-6)
+
+
+def test_checkpoint_weights_spread_the_learning_rate(run: Path) -> None:
+    analysis = DataInfluence(run)
+    info = ckpt.read_run_info(run)
+    train = analysis.config.train
+    assert [c.epoch for c in analysis.checkpoints] == [1, 2, 3]  # keep_every=1 kept them all
+    per_epoch = analysis.checkpoints[0].step
+    total = per_epoch * train.epochs
+    lr_sum = sum(
+        train.lr
+        * lr_factor(s, warmup=train.warmup_steps, total=total, min_ratio=train.min_lr_ratio)
+        for s in range(total)
+    )
+    targets_per_step = len(analysis.events) / per_epoch
+    weights = sum(c.weight for c in analysis.checkpoints)
+    assert weights == pytest.approx(lr_sum / targets_per_step)
+    assert info["training_windows"] == len(analysis.windows[0])
+    limited = DataInfluence(run, checkpoints=2)
+    assert [c.epoch for c in limited.checkpoints] == [1, 3]  # evenly spread, the last kept
+    assert sum(c.weight for c in limited.checkpoints) == pytest.approx(weights)
+
+
+def test_tracin_scores_every_training_target_once(run: Path) -> None:
+    analysis = DataInfluence(run)
+    split = analysis.split
+    data = analysis.data
+    expected = np.sort(split.train[split.train > data.user_start[data.user[split.train]]])
+    assert np.array_equal(analysis.events, expected)
+    scores = analysis.tracin(queries=[(1, 2)], validation=True)
+    assert scores.self_influence.shape == scores.validation.shape == (len(expected),)
+    assert np.all(scores.self_influence > 0)
+    assert scores.queries.shape == (len(expected), 1)
+    assert len(scores.checkpoints) == 3
+    # the self-influence of the last checkpoint alone is weight x squared gradient norm
+    last = analysis.checkpoints[-1]
+    analysis.load_weights(last.weights)
+    _, self_dot, _, _ = analysis.pass_over_training(queries=None, directions=[])
+    assert np.all(scores.self_influence >= last.weight * self_dot * (1 - 1e-6))
+
+
+def test_tracin_needs_checkpoints(tmp_path: Path) -> None:
+    run = train_tiny_run(tmp_path, epochs=1)
+    for folder in ckpt.list_checkpoints(run):
+        (folder / "state.json").unlink()
+    with pytest.raises(Exception, match="no saved checkpoints"):
+        DataInfluence(run)
+
+
+def test_data_influence_cli(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    user = "u1"
+    items = DataInfluence(run).dataset.items.column("item_id").to_pylist()
+    assert (
+        main(
+            [
+                "data-influence",
+                str(run),
+                "--user",
+                user,
+                "--item",
+                items[0],
+                "--top",
+                "3",
+                "--influence-function",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["supporting"]) == len(result["opposing"]) == 3
+    first = result["supporting"][0]
+    assert set(first) >= {"user", "position", "item", "behavior", "timestamp", "tracin"}
+    assert first["tracin"] >= result["supporting"][-1]["tracin"]
+    assert result["opposing"][0]["tracin"] <= result["opposing"][-1]["tracin"]
+    assert -1 <= result["influence_function"]["spearman_with_tracin"] <= 1
+    assert main(["data-influence", str(run), "--user", "nobody", "--item", items[0]]) == 2
+    assert "nobody" in capsys.readouterr().err
