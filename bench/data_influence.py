@@ -76,10 +76,10 @@ def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> P
 def test_metrics(run_dir: Path) -> dict[str, float]:
     out = {}
     for split in ("valid", "test"):
-        result = evaluate_run(run_dir, split=split, ks=[10])["model"]
-        for convention in ("unmasked", "masked"):
+        result = evaluate_run(run_dir, split=split, ks=[10])
+        for convention, values in (("unmasked", result), ("masked", result["masked"])):
             for metric in ("NDCG@10", "HR@10"):
-                out[f"{split} {metric} {convention}"] = float(result[convention][metric])
+                out[f"{split} {metric} {convention}"] = float(values[metric])
     return out
 
 
@@ -105,23 +105,23 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     rate = injected / len(scores.events)
     flags = {}
-    for by, values in (("self", scores.self_influence), ("harm", scores.validation)):
+    signals = {"loss": scores.loss, "self": scores.self_influence, "harm": scores.validation}
+    for by, values in signals.items():
         flagged = worst(scores.events, values, fraction=rate, by=by)
         flags[by] = flag_quality(flagged, noisy_data.injected)
-    by_loss = scores.events[
-        np.argsort(-scores.loss, kind="stable")[: round(rate * len(scores.events))]
-    ]
-    flags["loss (last checkpoint)"] = flag_quality(by_loss, noisy_data.injected)
-    flagged = worst(scores.events, scores.self_influence, fraction=rate, by=args.by)
+    flagged = worst(scores.events, signals[args.by], fraction=rate, by=args.by)
     denoised_data = remove_events(
         noisy_data.dataset, flagged, note={"edit": "denoise", "by": args.by, "fraction": rate}
     )
     denoised = trained(denoised_data, config, Path(f"{prefix}-denoised"))
     metrics = {"clean": test_metrics(clean), "noisy": test_metrics(noisy)}
     metrics["denoised"] = test_metrics(denoised)
-    key = "test NDCG@10 unmasked"
-    gap = metrics["clean"][key] - metrics["noisy"][key]
-    recovered = (metrics["denoised"][key] - metrics["noisy"][key]) / gap if gap else float("nan")
+    recovered = {}
+    for convention in ("unmasked", "masked"):
+        key = f"test NDCG@10 {convention}"
+        gap = metrics["clean"][key] - metrics["noisy"][key]
+        gained = metrics["denoised"][key] - metrics["noisy"][key]
+        recovered[convention] = gained / gap if gap > 0 else float("nan")
     print(
         f"\nflagging the {injected:,} injected among {len(scores.events):,} training interactions"
         f" (TracIn over {len(scores.checkpoints)} checkpoints, {seconds:.0f} s):"
@@ -130,7 +130,8 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {by:>22}: precision {quality['precision']:.3f} recall {quality['recall']:.3f}")
     print(f"\ntest/valid metrics (denoised = noisy minus the flagged, by {args.by}):")
     print_table(metrics)
-    print(f"\ngap recovered ({key}): {recovered:.2f} (target >= 0.5)")
+    for convention, share in recovered.items():
+        print(f"gap recovered (test NDCG@10 {convention}): {share:.2f} (target >= 0.5)")
     return {
         "dataset": args.dataset,
         "config": config.to_dict(),
@@ -274,7 +275,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="0: the dataset's default")
     parser.add_argument("--set", action="append", default=[], help="config override")
     parser.add_argument("--fraction", type=float, default=0.1, help="noise: injected share")
-    parser.add_argument("--by", choices=["self", "harm"], default="self")
+    parser.add_argument("--by", choices=["loss", "self", "harm"], default="loss")
     parser.add_argument("--remove", type=float, default=0.02, help="real: share removed")
     parser.add_argument("--run", default="", help="speed: run folder")
     parser.add_argument("--checkpoints", type=int, default=0, help="speed: at most N")

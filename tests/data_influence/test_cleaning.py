@@ -102,11 +102,12 @@ def test_worst_picks_the_right_end() -> None:
     events = np.array([10, 11, 12, 13])
     scores = np.array([0.5, -2.0, 3.0, 0.1])
     assert worst(events, scores, fraction=0.5, by="self").tolist() == [10, 12]  # highest
+    assert worst(events, scores, fraction=0.25, by="loss").tolist() == [12]
     assert worst(events, scores, fraction=0.5, by="harm").tolist() == [11, 13]  # most negative
     with pytest.raises(ValueError, match="fraction"):
         worst(events, scores, fraction=1.0, by="self")
     with pytest.raises(ValueError, match="unknown score"):
-        worst(events, scores, fraction=0.5, by="loss")
+        worst(events, scores, fraction=0.5, by="random")
 
 
 def test_denoise_writes_a_trainable_dataset(
@@ -125,8 +126,8 @@ def test_denoise_writes_a_trainable_dataset(
     listing = pq.read_table(out / "removed.parquet")
     assert listing.num_rows == report["removed_events"]
     scores = listing.column("score").to_numpy()
-    assert np.all(scores > 0)  # self-influence is a squared norm
-    assert cleaned.stats["edits"][-1]["by"] == "self"
+    assert np.all(scores > 0)  # a cross-entropy
+    assert cleaned.stats["edits"][-1]["by"] == "loss"
     assert _last_two(cleaned) == _last_two(original)
     assert main(["denoise", str(run), "--fraction", "0.05", "--out", str(out)]) == 2  # exists
     assert main(["denoise", str(run), "--fraction", "1.5", "--out", str(tmp_path / "x")]) == 2

@@ -123,11 +123,16 @@ def test_tracin_scores_every_training_target_once(run: Path) -> None:
     assert np.all(scores.self_influence > 0)
     assert scores.queries.shape == (len(expected), 1)
     assert len(scores.checkpoints) == 3
-    # the self-influence of the last checkpoint alone is weight x squared gradient norm
-    last = analysis.checkpoints[-1]
-    analysis.load_weights(last.weights)
-    _, self_dot, _, _ = analysis.pass_over_training(queries=None, directions=[])
-    assert np.all(scores.self_influence >= last.weight * self_dot * (1 - 1e-6))
+    # self-influence sums weight x squared gradient norm; loss is the weighted mean loss
+    self_sum, loss_sum = np.zeros(len(expected)), np.zeros(len(expected))
+    for point in analysis.checkpoints:
+        analysis.load_weights(point.weights)
+        loss, self_dot, _, _ = analysis.pass_over_training(queries=None, directions=[])
+        self_sum += point.weight * self_dot
+        loss_sum += point.weight * loss
+    np.testing.assert_allclose(scores.self_influence, self_sum, rtol=1e-6)
+    weights = sum(point.weight for point in analysis.checkpoints)
+    np.testing.assert_allclose(scores.loss, loss_sum / weights, rtol=1e-6)
 
 
 def test_tracin_needs_checkpoints(tmp_path: Path) -> None:

@@ -45,9 +45,10 @@ def register(commands: Any) -> None:
     n.add_argument(
         "--by",
         choices=SCORES,
-        default="self",
-        help="self: highest TracIn self-influence (noise); "
-        "harm: most negative influence on the validation loss",
+        default="loss",
+        help="loss: highest loss over the checkpoints (the best noise signal measured); "
+        "self: highest TracIn self-influence; "
+        "harm: most negative TracIn influence on the validation loss",
     )
     n.add_argument("--checkpoints", type=int, default=0)
     n.add_argument("--overwrite", action="store_true")

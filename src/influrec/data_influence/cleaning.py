@@ -21,9 +21,12 @@ import pyarrow.parquet as pq
 from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset, check_output_dir
 from influrec.data.sequences import SequenceData
+from influrec.data_influence.tracin import DataInfluence
 from influrec.training.loop import make_split
 
-SCORES = ("self", "harm")
+SCORES = ("loss", "self", "harm")
+"""How harm is judged: checkpoint-weighted loss (highest first), TracIn self-influence (highest
+first), TracIn influence on the validation loss (most negative first)."""
 REMOVED_FILE = "removed.parquet"
 
 
@@ -120,14 +123,14 @@ def flag_quality(flagged: np.ndarray, injected: np.ndarray) -> dict[str, float]:
 
 
 def worst(events: np.ndarray, scores: np.ndarray, *, fraction: float, by: str) -> np.ndarray:
-    """The ``fraction`` of ``events`` that are most harmful: highest self-influence
-    (``by="self"``) or most negative influence on the validation loss (``by="harm"``)."""
+    """The ``fraction`` of ``events`` that are most harmful by ``scores``: the highest for
+    ``by="loss"`` and ``by="self"``, the most negative for ``by="harm"`` (see :data:`SCORES`)."""
     if by not in SCORES:
         raise ValueError(f"unknown score {by!r}; known: {', '.join(SCORES)}")
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     count = max(1, round(fraction * len(events)))
-    order = np.argsort(-scores if by == "self" else scores, kind="stable")
+    order = np.argsort(scores if by == "harm" else -scores, kind="stable")
     return np.sort(events[order[:count]])
 
 
@@ -136,20 +139,18 @@ def denoise(
     out_dir: Path,
     *,
     fraction: float,
-    by: str = "self",
+    by: str = "loss",
     checkpoints: int = 0,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the run's dataset without its most harmful ``fraction`` of training interactions
     (TracIn over the run's checkpoints) to ``out_dir``, with ``removed.parquet`` listing them.
     Returns the report that is also stored in the new dataset's stats."""
-    from influrec.data_influence.tracin import DataInfluence
-
     check_output_dir(Path(out_dir), overwrite=overwrite)
     started = time.perf_counter()
     analysis = DataInfluence(run_dir, checkpoints=checkpoints)
     scores = analysis.tracin(validation=by == "harm")
-    values = scores.self_influence if by == "self" else scores.validation
+    values = {"loss": scores.loss, "self": scores.self_influence, "harm": scores.validation}[by]
     removed = worst(scores.events, values, fraction=fraction, by=by)
     rows = np.searchsorted(scores.events, removed)
     report = {

@@ -14,8 +14,11 @@ inner product::
 Positive values mean training on ``z`` lowered the loss of ``z'`` (a *proponent*), negative values
 that it raised it (an *opponent*). Three questions are answered from one pass per checkpoint:
 
-* ``self_influence``: TracIn(z, z), large for interactions the model struggles to fit: the usual
-  signal for mislabelled or noisy data (accidental clicks, bots);
+* ``self_influence``: TracIn(z, z), the squared gradient norm summed over training: the usual
+  signal for mislabelled data in classification. With thousands of items almost every target
+  has a small probability, the norm saturates near ``‖h‖²`` and says little about the target
+  (see the README's measurements); the checkpoint-weighted ``loss`` is the stronger noise
+  signal there;
 * ``validation``: TracIn(z, validation loss), negative for interactions that hurt held-out
   predictions;
 * ``queries``: TracIn(z, (user, item)) for recommendations to explain.
@@ -78,7 +81,7 @@ class TracInScores:
     self_influence: np.ndarray  # (N,) TracIn(z, z)
     validation: np.ndarray  # (N,) TracIn(z, mean validation loss); < 0 hurts, or empty
     queries: np.ndarray  # (N, k) TracIn(z, query q)
-    loss: np.ndarray  # (N,) the interaction's loss at the last checkpoint used
+    loss: np.ndarray  # (N,) the interaction's loss, averaged over checkpoints with their weights
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -265,8 +268,9 @@ class DataInfluence:
             scores.queries += point.weight * query_dots
             if validation:
                 scores.validation += point.weight * direction_dots[:, 0]
-            scores.loss = loss
+            scores.loss += point.weight * loss
             scores.checkpoints.append(record)
+        scores.loss /= sum(point.weight for point in self.checkpoints)
         self.load_weights(self.run_dir / ckpt.MODEL_FILE)
         scores.seconds = time.perf_counter() - started
         return scores
