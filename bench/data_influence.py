@@ -63,10 +63,12 @@ def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> P
     """Train into ``run_dir`` unless a finished run with this config is already there."""
     if (run_dir / ckpt.RUN_FILE).exists():
         info = ckpt.read_run_info(run_dir)
-        if info.get("finished") and ExperimentConfig.from_dict(info["config"]) == config:
+        same_config = ExperimentConfig.from_dict(info["config"]) == config
+        same_data = EventDataset.load(run_dir / "data").events.equals(dataset.events)
+        if info.get("finished") and same_config and same_data:
             print(f"  reusing {run_dir}")
             return run_dir
-        raise SystemExit(f"{run_dir} exists with another config or unfinished: remove it")
+        raise SystemExit(f"{run_dir} exists with other data, another config or unfinished")
     started = time.perf_counter()
     train(dataset, config, run_dir, progress=False)
     print(f"  trained {run_dir.name} in {time.perf_counter() - started:.0f} s")
@@ -113,7 +115,7 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     denoised_data = remove_events(
         noisy_data.dataset, flagged, note={"edit": "denoise", "by": args.by, "fraction": rate}
     )
-    denoised = trained(denoised_data, config, Path(f"{prefix}-denoised"))
+    denoised = trained(denoised_data, config, Path(f"{prefix}-denoised-{args.by}"))
     metrics = {"clean": test_metrics(clean), "noisy": test_metrics(noisy)}
     metrics["denoised"] = test_metrics(denoised)
     recovered = {}
@@ -292,6 +294,8 @@ def main() -> None:
         args.experiment
     ](args)
     name = f"{args.experiment}-{args.dataset if args.experiment != 'groundtruth' else 'synth'}"
+    if args.experiment == "noise":
+        name += f"-{args.by}"
     (DI / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
