@@ -29,7 +29,7 @@ from influrec.config import ExperimentConfig, load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
-from influrec.data_influence import DataInfluence, spearman
+from influrec.data_influence import DataInfluence, TracInScores, spearman
 from influrec.data_influence.cleaning import (
     flag_quality,
     inject_noise,
@@ -75,6 +75,35 @@ def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> P
     return run_dir
 
 
+def tracin_scores(run_dir: Path) -> tuple[TracInScores, float]:
+    """TracIn (self, validation, loss) of a run, cached in the run folder; and its seconds."""
+    cache = run_dir / "tracin-scores.npz"
+    if cache.exists():
+        saved = np.load(cache, allow_pickle=False)
+        scores = TracInScores(
+            saved["events"],
+            saved["self_influence"],
+            saved["validation"],
+            np.zeros((len(saved["events"]), 0)),
+            saved["loss"],
+            json.loads(str(saved["checkpoints"])),
+            float(saved["seconds"]),
+        )
+        print(f"  reusing TracIn scores of {run_dir.name} ({scores.seconds:.0f} s when computed)")
+        return scores, scores.seconds
+    scores = DataInfluence(run_dir).tracin(validation=True)
+    np.savez(
+        cache,
+        events=scores.events,
+        self_influence=scores.self_influence,
+        validation=scores.validation,
+        loss=scores.loss,
+        checkpoints=json.dumps(scores.checkpoints),
+        seconds=scores.seconds,
+    )
+    return scores, scores.seconds
+
+
 def test_metrics(run_dir: Path) -> dict[str, float]:
     out = {}
     for split in ("valid", "test"):
@@ -101,10 +130,7 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     injected = int(noisy_data.injected.sum())
     print(f"  injected {injected:,} random interactions ({args.fraction:.0%} of training targets)")
     noisy = trained(noisy_data.dataset, config, Path(f"{prefix}-noisy"))
-    started = time.perf_counter()
-    analysis = DataInfluence(noisy)
-    scores = analysis.tracin(validation=True)
-    seconds = time.perf_counter() - started
+    scores, seconds = tracin_scores(noisy)
     rate = injected / len(scores.events)
     flags = {}
     signals = {"loss": scores.loss, "self": scores.self_influence, "harm": scores.validation}
@@ -152,7 +178,7 @@ def real(args: argparse.Namespace) -> dict[str, Any]:
     data = prepared(args.dataset)
     prefix = DI / args.dataset
     clean = trained(data, config, Path(f"{prefix}-clean"))
-    scores = DataInfluence(clean).tracin(validation=True)
+    scores, _ = tracin_scores(clean)
     removed = worst(scores.events, scores.validation, fraction=args.remove, by="harm")
     cleaned = remove_events(data, removed, note={"edit": "denoise", "by": "harm"})
     label = f"{prefix}-minus-harm-{round(args.remove * 1000):03d}"
