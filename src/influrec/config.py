@@ -22,6 +22,7 @@ from influrec.data.badrows import InputError
 
 LOSSES = ("ce", "sampled", "bce")
 VALUE_HEADS = ("none", "mse", "huber")
+POSITIONS = ("end", "start")
 SPLITS = ("leave_one_out", "temporal")
 DEVICES = ("auto", "cpu", "cuda")
 OVERRIDE_FORM = "SECTION.KEY=VALUE, e.g. model.layers=4, train.lr=3e-4 or eval.ks=[1,10,50]"
@@ -49,6 +50,7 @@ class ModelConfig:
     use_value: bool = False  # add a value embedding (rating/price) to each token
     behavior_head: bool = True  # predict the next behaviour type
     value_head: str = "none"  # none | mse | huber
+    positions: str = "end"  # end: the latest event at max_len - 1 | start: the oldest one at 0
 
     def __post_init__(self) -> None:
         _coerce_fields(self, "model")
@@ -65,6 +67,7 @@ class ModelConfig:
             _require(0 <= value < 1, f"model.{name}", "must be in [0, 1)", value)
         _require(self.time_buckets >= 0, "model.time_buckets", "must be >= 0", self.time_buckets)
         _require_choice(self.value_head, "model.value_head", VALUE_HEADS)
+        _require_choice(self.positions, "model.positions", POSITIONS)
 
 
 @dataclass(frozen=True)

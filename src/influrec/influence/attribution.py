@@ -1,6 +1,7 @@
 """HOW influence is computed: per-event effects on a measurement, one ``Explanation`` each.
 
-* ``loo``: exact leave-one-out -- each event really deleted, all L deletions in one batch;
+* ``loo``: exact leave-one-out -- each event really deleted; the L deletions are scored in a
+  few batches that encode the events before each deletion once;
 * ``gxi`` / ``ig``: gradient x input and integrated gradients on the event embeddings
   (item + behaviour + time + value), against a baseline where every event's content is removed
   but positions stay; ``completeness_gap`` = |sum of effects - (f(x) - f(baseline))|;
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from influrec.inference import History
-from influrec.influence.engine import Scorer, rows_to_batch, without
+from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import Measurement
 
 
@@ -48,9 +49,7 @@ def leave_one_out_many(
     """Exact leave-one-out for several measurements (e.g. the top-10 items) at once: the L
     deletions are scored once, over all items, and every measurement reads the same scores."""
     window = scorer.window(history)
-    n = len(history)
-    rows = [np.arange(n)] + [without(n, [p]) for p in window]
-    scores = scorer.scores(history, rows)
+    scores = scorer.leave_one_out_scores(history)
     out = []
     for m in measurements:
         values = m(scores).double().numpy()
@@ -74,8 +73,10 @@ def _embedding_function(
         history, [window], max_len=scorer.max_len, time_buckets=model.config.time_buckets
     )
     x = model.embed(batch.items, batch.behaviors, batch.gaps, batch.values).detach()
-    zeros = torch.zeros_like(batch.items)
-    baseline = model.embed(zeros, zeros, zeros, torch.zeros_like(batch.values)).detach()
+    zeros, positions = torch.zeros_like(batch.items), model.position_ids(batch.items)
+    baseline = model.embed(
+        zeros, zeros, zeros, torch.zeros_like(batch.values), positions=positions
+    ).detach()
 
     def g(embeddings: torch.Tensor) -> torch.Tensor:
         items = batch.items.expand(embeddings.shape[0], -1)

@@ -5,6 +5,12 @@ deleting an event really removes it (the row skips it and everything after moves
 not a zeroed embedding. Time-gap buckets are recomputed after every edit, since removing an
 event changes the gap of the one that follows it. Only the last ``max_len`` events of a row
 are seen by the model, exactly as at serving time.
+
+Leave-one-out deletions share the events before the deleted one, at the same positions (every
+deletion row has the same length, so this holds for either ``model.positions``), and causal
+attention makes their hidden states independent of what follows.
+:meth:`Scorer.leave_one_out_scores` encodes those events once and computes each deletion only
+from the deleted event on (about half the work).
 """
 
 from __future__ import annotations
@@ -58,10 +64,18 @@ def rows_to_batch(
 
 
 class Scorer:
-    """Next-item scores of edited histories under one model, in bounded batches (no gradients)."""
+    """Next-item scores of edited histories under one model, in bounded batches (no gradients).
 
-    def __init__(self, model: BehaviorTransformer, *, batch_size: int = 256) -> None:
+    ``prefix_chunk_rows``: about how many leave-one-out deletions go in one batch when the
+    prefix is reused (:meth:`leave_one_out_scores`): fewer recompute less of what the rows
+    share, more run fewer batches (each has a fixed cost).
+    """
+
+    def __init__(
+        self, model: BehaviorTransformer, *, batch_size: int = 256, prefix_chunk_rows: int = 20
+    ) -> None:
         self.model, self.batch_size = model.eval(), batch_size
+        self.prefix_chunk_rows = prefix_chunk_rows
 
     @property
     def max_len(self) -> int:
@@ -97,6 +111,56 @@ class Scorer:
     def window(self, history: History) -> np.ndarray:
         """Indices of the events the model sees (the last max_len)."""
         return np.arange(max(0, len(history) - self.max_len), len(history))
+
+    def leave_one_out_scores(self, history: History) -> torch.Tensor:
+        """(1 + W, I + 1) scores after the whole history, then after deleting each of the W
+        events of :meth:`window`, in order.
+
+        With more than ``prefix_chunk_rows`` events, the shared prefix of the deletions is
+        reused (:meth:`deletion_scores_reusing_prefix`); otherwise every deletion is scored
+        whole, in one batch (a single batch is cheaper for short windows).
+        """
+        n, window = len(history), self.window(history)
+        if len(window) > self.prefix_chunk_rows:
+            return self.deletion_scores_reusing_prefix(history)
+        rows = [np.arange(n)] + [without(n, [p]) for p in window]
+        return self.scores(history, rows)
+
+    @torch.no_grad()
+    def deletion_scores_reusing_prefix(self, history: History) -> torch.Tensor:
+        """:meth:`leave_one_out_scores` computed by encoding the events before each deletion
+        once. Needs at least 2 events.
+
+        Every deletion row keeps the last P = min(n - 1, max_len) events of ``base`` (the last
+        P + 1 events of the history) but one, so the events before the deleted one sit at the
+        same positions in every row (with ``"end"`` positions too, since all rows are P events
+        long). Their keys and values come from one pass over base[:-1]; the deletions are
+        scored in batches of about ``prefix_chunk_rows`` consecutive deletions, each batch
+        recomputing from its earliest deletion on.
+        """
+        n, config = len(history), self.model.config
+        base = np.arange(max(0, n - config.max_len - 1), n)  # (P + 1,)
+        deleted = np.arange(len(base) - len(self.window(history)), len(base))  # into base
+
+        def batch(rows: Sequence[np.ndarray]) -> HistoryBatch:
+            return rows_to_batch(
+                history, rows, max_len=config.max_len, time_buckets=config.time_buckets
+            )
+
+        prefix = batch([base[:-1]])
+        cache = self.model.encode_prefix(prefix.items, prefix.behaviors, prefix.gaps, prefix.values)
+        full = batch([np.arange(n)])
+        hidden = [
+            self.model(full.items, full.behaviors, full.gaps, full.values, last_only=True)[:, -1]
+        ]
+        rows_per_chunk = max(1, min(self.prefix_chunk_rows, self.batch_size))
+        for chunk in np.array_split(deleted, -(-len(deleted) // rows_per_chunk)):
+            # events before ``start`` are the same in every row: at least one is recomputed
+            start = min(int(chunk[0]), len(base) - 2)
+            rows = batch([np.delete(base, j) for j in chunk])
+            suffix = (t[:, start:] for t in (rows.items, rows.behaviors, rows.gaps, rows.values))
+            hidden.append(self.model.encode_suffix(cache, *suffix, start=start))
+        return self.model.item_scores(torch.cat(hidden)).float()
 
 
 def without(n_events: int, removed: Sequence[int] | np.ndarray) -> np.ndarray:

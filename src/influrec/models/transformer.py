@@ -6,16 +6,41 @@ the output summarises events 0..p and predicts event p + 1: all items are scored
 product with the (tied) item embeddings, and a second head predicts the next behaviour type.
 
 The model depends only on tensors and its own config. Sequences are left-padded (item id 0),
-so the most recent event is always in the last column.
+so the most recent event is always in the last column. ``model.positions`` anchors the learned
+positions at the most recent event (``"end"``: it is at position max_len - 1) or at the oldest
+event of the window (``"start"``: it is at 0). With ``"start"`` an event's position, and so
+its hidden state, does not depend on how many events follow it, so sequences that share their
+first events can reuse those events' keys and values (:meth:`BehaviorTransformer.encode_prefix`);
+with ``"end"`` only sequences of the same length can.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from influrec.config import ModelConfig
+
+KeysValues = tuple[torch.Tensor, torch.Tensor]
+"""Attention keys and values of one layer, each (B, H, T, D/H)."""
+
+
+@dataclass(frozen=True)
+class PrefixCache:
+    """Every layer's keys and values of the P events of one unpadded sequence.
+
+    Causal attention makes them the same in any sequence that starts with these events at the
+    same ``positions``, whatever follows.
+    """
+
+    layers: list[KeysValues]  # per layer, keys and values (1, H, P, D/H)
+    positions: torch.Tensor  # (P,) position ids the events were encoded at
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
 
 
 class CausalSelfAttention(nn.Module):
@@ -35,10 +60,7 @@ class CausalSelfAttention(nn.Module):
         ``allowed`` (B, 1, T, T) marks the keys each query may see; None means plain causal
         attention without padding.
         """
-        batch, length, d = x.shape  # (B, T, D)
-        q, k, v = self.qkv(x).split(d, dim=2)
-        shape = (batch, length, self.heads, d // self.heads)
-        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D/H)
+        q, k, v = self._split_heads(x)  # (B, H, T, D/H) each
         dropout = self.attn_dropout if self.training else 0.0
         if last_only:  # the last query may see every key that is not padding
             q = q[:, :, -1:]  # (B, H, 1, D/H)
@@ -48,16 +70,50 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
-        y = y.transpose(1, 2).reshape(batch, q.shape[2], d)  # (B, T or 1, D)
+        return self._merge_heads(y)
+
+    def extend(
+        self, x: torch.Tensor, past: KeysValues, *, last_only: bool = False
+    ) -> tuple[torch.Tensor, KeysValues]:
+        """Attention of S new unpadded tokens x (B, S, D) that follow P cached ones.
+
+        ``past`` holds the cached keys and values, each (1 or B, H, P, D/H); every new token
+        sees all P of them and the new tokens up to itself. Returns (B, S, D), or (B, 1, D) for
+        the last token only when ``last_only``, and the new tokens' keys and values.
+        """
+        q, k, v = self._split_heads(x)  # (B, H, S, D/H) each
+        batch, _, new, _ = q.shape
+        seen = past[0].shape[2]
+        keys = torch.cat([past[0].expand(batch, -1, -1, -1), k], dim=2)  # (B, H, P + S, D/H)
+        values = torch.cat([past[1].expand(batch, -1, -1, -1), v], dim=2)
+        dropout = self.attn_dropout if self.training else 0.0
+        if last_only:  # the last token sees every key
+            y = F.scaled_dot_product_attention(q[:, :, -1:], keys, values, dropout_p=dropout)
+        elif seen == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        else:  # new token s sees the P cached keys and new keys 0..s
+            mask = torch.ones(new, seen + new, dtype=torch.bool, device=x.device).tril(seen)
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout)
+        return self._merge_heads(y), (k, v)
+
+    def _split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, D) -> queries, keys and values, each (B, H, T, D/H)."""
+        batch, length, d = x.shape
+        shape = (batch, length, self.heads, d // self.heads)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in self.qkv(x).split(d, dim=2))
+        return q, k, v
+
+    def _merge_heads(self, y: torch.Tensor) -> torch.Tensor:
+        """Attention output (B, H, T, D/H) -> projected (B, T, D)."""
+        batch, heads, length, head_dim = y.shape
+        y = y.transpose(1, 2).reshape(batch, length, heads * head_dim)
         return self.resid_dropout(self.out(y))
 
     def weights(self, x: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
         """Attention probabilities (B, H, T, T), computed explicitly (for diagnostics)."""
-        batch, length, d = x.shape
-        q, k, _ = self.qkv(x).split(d, dim=2)
-        shape = (batch, length, self.heads, d // self.heads)
-        q, k = (t.view(shape).transpose(1, 2) for t in (q, k))
-        logits = (q @ k.transpose(-1, -2)) / (d // self.heads) ** 0.5
+        length = x.shape[1]
+        q, k, _ = self._split_heads(x)  # (B, H, T, D/H)
+        logits = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
         if allowed is None:
             allowed = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
         return torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
@@ -83,6 +139,15 @@ class Block(nn.Module):
         attended = self.attn(self.ln1(x), allowed, last_only=last_only)
         x = (x[:, -1:] if last_only else x) + attended
         return x + self.mlp(self.ln2(x))
+
+    def extend(
+        self, x: torch.Tensor, past: KeysValues, *, last_only: bool = False
+    ) -> tuple[torch.Tensor, KeysValues]:
+        """The block over new tokens x (B, S, D) after cached keys and values (see
+        :meth:`CausalSelfAttention.extend`); also returns the new tokens' keys and values."""
+        attended, new = self.attn.extend(self.ln1(x), past, last_only=last_only)
+        x = (x[:, -1:] if last_only else x) + attended
+        return x + self.mlp(self.ln2(x)), new
 
 
 def attention_mask(items: torch.Tensor) -> torch.Tensor | None:
@@ -125,24 +190,44 @@ class BehaviorTransformer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def position_ids(self, items: torch.Tensor) -> torch.Tensor:
+        """Position ids of left-padded events (B, T): (1, T) for ``"end"``, (B, T) for
+        ``"start"``, where each row counts from its first event that is not padding (the
+        padding before it gets 0). ValueError when T > max_len."""
+        length = items.shape[1]
+        if length > self.config.max_len:
+            raise ValueError(
+                f"sequence of {length} events is longer than max_len {self.config.max_len}"
+            )
+        columns = torch.arange(length, device=items.device)
+        if self.config.positions == "end":
+            return (columns + self.config.max_len - length)[None]  # (1, T)
+        first = (items != 0).long().argmax(dim=1, keepdim=True)  # (B, 1); 0 for all padding
+        return (columns[None] - first).clamp(min=0)  # (B, T)
+
+    def unpadded_position_ids(self, length: int, *, device: torch.device) -> torch.Tensor:
+        """(length,) position ids of the events of an unpadded sequence of ``length`` events."""
+        return self.position_ids(torch.ones(1, length, dtype=torch.long, device=device))[0]
+
     def embed(
         self,
         items: torch.Tensor,
         behaviors: torch.Tensor,
         gaps: torch.Tensor | None = None,
         values: torch.Tensor | None = None,
+        *,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Token embeddings (B, T, D) before dropout and the Transformer blocks."""
-        length = items.shape[1]
-        if length > self.config.max_len:
-            raise ValueError(
-                f"sequence of {length} events is longer than max_len {self.config.max_len}"
-            )
-        positions = torch.arange(
-            self.config.max_len - length, self.config.max_len, device=items.device
-        )
+        """Token embeddings (B, T, D) before dropout and the Transformer blocks.
+
+        ``positions`` (T,) or (B, T) overrides the position ids, by default
+        :meth:`position_ids` of ``items`` (so an all-padding baseline can keep the positions of
+        the real events).
+        """
+        if positions is None:
+            positions = self.position_ids(items)
         x = self.item_embedding(items) + self.behavior_embedding(behaviors)
-        x = x + self.position_embedding(positions)[None]
+        x = x + self.position_embedding(positions)
         if self.gap_embedding is not None and gaps is not None:
             x = x + self.gap_embedding(gaps)
         if self.value_embedding is not None and values is not None:
@@ -175,6 +260,63 @@ class BehaviorTransformer(nn.Module):
         """Hidden states (B, T, D); position t summarises events 0..t. ``last_only``: (B, 1, D)."""
         embeddings = self.embed(items, behaviors, gaps, values)
         return self.encode_embeddings(embeddings, items, last_only=last_only)
+
+    def encode_prefix(
+        self,
+        items: torch.Tensor,
+        behaviors: torch.Tensor,
+        gaps: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+    ) -> PrefixCache:
+        """Every layer's keys and values of one unpadded sequence (1, P), for :meth:`encode_suffix`.
+
+        The events get the positions of an unpadded sequence of P events.
+        """
+        if items.shape[0] != 1 or not bool((items != 0).all()):
+            raise ValueError(f"encode_prefix takes one unpadded sequence, got {tuple(items.shape)}")
+        positions = self.unpadded_position_ids(items.shape[1], device=items.device)
+        x = self.dropout(self.embed(items, behaviors, gaps, values, positions=positions))
+        empty = x.new_zeros(1, self.config.heads, 0, self.config.d_model // self.config.heads)
+        layers = []
+        for block in self.blocks:
+            assert isinstance(block, Block)
+            x, keys_values = block.extend(x, (empty, empty))
+            layers.append(keys_values)
+        return PrefixCache(layers, positions)
+
+    def encode_suffix(
+        self,
+        cache: PrefixCache,
+        items: torch.Tensor,
+        behaviors: torch.Tensor,
+        gaps: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+        *,
+        start: int,
+    ) -> torch.Tensor:
+        """Last hidden state (B, D) of B unpadded sequences of ``start`` + S events: the cached
+        sequence's first ``start`` events followed by the events (B, S) given here.
+
+        Equal to ``forward(whole sequences, last_only=True)[:, -1]``, computing only the S new
+        positions (the last layer only the last one). ValueError when the cache does not hold
+        the first ``start`` events at the positions the whole sequences give them: with
+        ``"end"`` positions that needs whole sequences exactly as long as the cached one.
+        """
+        length = start + items.shape[1]
+        positions = self.unpadded_position_ids(length, device=items.device)
+        if start > len(cache) or not torch.equal(positions[:start], cache.positions[:start]):
+            raise ValueError(
+                f"the cache ({len(cache)} events) does not hold the first {start} events of "
+                f"sequences of {length} events with {self.config.positions!r} positions"
+            )
+        if not bool((items != 0).all()):
+            raise ValueError("encode_suffix takes unpadded events")
+        x = self.dropout(self.embed(items, behaviors, gaps, values, positions=positions[start:]))
+        last = len(self.blocks) - 1
+        for i, (block, (keys, vals)) in enumerate(zip(self.blocks, cache.layers, strict=True)):
+            assert isinstance(block, Block)
+            x, _ = block.extend(x, (keys[:, :, :start], vals[:, :, :start]), last_only=i == last)
+        return self.ln_final(x)[:, -1]  # (B, D)
 
     def attention_weights(
         self,
