@@ -1,20 +1,18 @@
-"""Exact leave-one-out speed: "end" positions (every deletion re-scored whole) against "start"
-positions (the events before each deletion encoded once and reused).
+"""Exact leave-one-out speed: every deletion re-scored whole in one batch, against the events
+before each deletion encoded once and reused (what ``leave_one_out`` does for long windows).
 
     python bench/loo_speed.py --histories 50 --threads 2 [--chunk-rows 10,20,40]
 
-Builds the model of bench/configs/ml-1m.toml (d 64, 2 layers, max_len 200) twice, with
-``model.positions = "end"`` and ``"start"``, from the same random initial weights: the work
-done does not depend on the weights, so no training is needed for timing. Each history has
-max_len events, so every leave-one-out is max_len deletions x all items. The methods are run
-in turn on each history (so machine noise hits them alike) and timed after a warm-up. Rows
-marked "not wired in" reuse the prefix on the "end" model (exact as well, see the check; not
-what ``leave_one_out`` does for "end" models). Leave-one-out on both models, and the prefix
-reuse on the "end" model, are checked against one-at-a-time re-scoring on a few histories.
+Builds the model of bench/configs/ml-1m.toml (d 64, 2 layers, max_len 200) from random initial
+weights: the work done does not depend on the weights, so no training is needed for timing.
+Each history has max_len events, so every leave-one-out is max_len deletions x all items. The
+methods run in turn on each history (so machine noise hits them alike), timed after a warm-up.
+Both paths, for both ``model.positions``, are checked against one-at-a-time re-scoring on a few
+histories.
 
 The prefix path runs several times more (smaller) tensor operations than one big batch; on
 oversubscribed cores (another process using them while torch runs 2 threads) each operation
-waits on a descheduled thread, and it can be slower than today's path. Time on a quiet machine.
+waits on a descheduled thread. Time on a quiet machine.
 """
 
 from __future__ import annotations
@@ -113,30 +111,27 @@ def main() -> None:
     histories = random_histories(args.histories, config.max_len, items=args.items, seed=args.seed)
     print(f"histories: {len(histories)} random histories of {config.max_len} events each")
     chunk_rows = [int(r) for r in args.chunk_rows.split(",")]
+    whole = Scorer(built["end"], batch_size=512, prefix_chunk_rows=config.max_len)
     rows: dict[str, Callable[[History, int], object]] = {
-        'positions="end": all deletions re-scored whole (today)': lambda h, i: leave_one_out(
-            Scorer(built["end"], batch_size=512), h, LogProbability(i)
+        "all deletions re-scored whole, one batch (before)": lambda h, i: leave_one_out(
+            whole, h, LogProbability(i)
         ),
     }
     for r in chunk_rows:
-        start = Scorer(built["start"], batch_size=512, prefix_chunk_rows=r)
-        end = Scorer(built["end"], batch_size=512, prefix_chunk_rows=r)
-        rows[f'positions="start": prefix reused, {r} rows/batch'] = lambda h, i, s=start: (
-            leave_one_out(s, h, LogProbability(i))
-        )
-        rows[f'positions="end": prefix reused, {r} rows/batch (not wired in)'] = (
-            lambda h, i, s=end: s.deletion_scores_reusing_prefix(h)
+        reused = Scorer(built["end"], batch_size=512, prefix_chunk_rows=r)
+        rows[f"prefix reused, {r} deletions per batch"] = lambda h, i, s=reused: leave_one_out(
+            s, h, LogProbability(i)
         )
     timings = time_rows(rows, histories, built["end"])
     check_rows(built, histories[: args.checked], chunk_rows[0])
     baseline = float(np.median(next(iter(timings.values()))))
     print(f"\nexact leave-one-out, {config.max_len} deletions x all items (ms):")
-    print(f"  {'method':60} {'p50':>7} {'p95':>7} {'min':>7} {'max':>7} {'vs today':>9}")
+    print(f"  {'method':50} {'p50':>7} {'p95':>7} {'min':>7} {'max':>7} {'speed-up':>9}")
     for name, seconds in timings.items():
         ms = np.array(seconds) * 1000
         p50, p95 = np.percentile(ms, 50), np.percentile(ms, 95)
         print(
-            f"  {name:60} {p50:7.1f} {p95:7.1f} {ms.min():7.1f} {ms.max():7.1f} "
+            f"  {name:50} {p50:7.1f} {p95:7.1f} {ms.min():7.1f} {ms.max():7.1f} "
             f"{baseline * 1000 / p50:8.2f}x"
         )
 
@@ -171,21 +166,19 @@ def check_rows(
     built: dict[str, BehaviorTransformer], histories: list[History], chunk_rows: int
 ) -> None:
     """Print the largest relative difference of each method from one-at-a-time re-scoring."""
-    worst = {"end": 0.0, "start": 0.0, "end, prefix reused": 0.0}
+    worst: dict[str, float] = {}
     for h in histories:
         for positions, model in built.items():
             with torch.no_grad():
                 item = int(torch.argmax(one_at_a_time_scores(model, h)))
             expected = one_at_a_time_effects(model, h, item)
-            scorer = Scorer(model, prefix_chunk_rows=chunk_rows)
-            found = {positions: leave_one_out(scorer, h, LogProbability(item)).effects}
-            if positions == "end":
-                scores = scorer.deletion_scores_reusing_prefix(h)
-                values = LogProbability(item)(scores).double().numpy()
-                found["end, prefix reused"] = values[0] - values[1:]
             scale = np.abs(expected).max()
-            for name, effects in found.items():
-                worst[name] = max(worst[name], float(np.abs(effects - expected).max() / scale))
+            for path, rows in (("whole", model.config.max_len), ("prefix", chunk_rows)):
+                scorer = Scorer(model, prefix_chunk_rows=rows)
+                effects = leave_one_out(scorer, h, LogProbability(item)).effects
+                name = f"{positions}/{path}"
+                error = float(np.abs(effects - expected).max() / scale)
+                worst[name] = max(worst.get(name, 0.0), error)
     print(
         f"check against one-at-a-time re-scoring ({len(histories)} histories, log p(top item)), "
         "max |difference| / max |effect|: "
