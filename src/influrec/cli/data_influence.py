@@ -50,7 +50,9 @@ def register(commands: Any) -> None:
         "self: highest TracIn self-influence; "
         "harm: most negative TracIn influence on the validation loss",
     )
-    n.add_argument("--checkpoints", type=int, default=0)
+    n.add_argument(
+        "--checkpoints", type=int, default=0, help="use at most N saved checkpoints (0: all)"
+    )
     n.add_argument("--overwrite", action="store_true")
     n.add_argument("--json", action="store_true")
     n.set_defaults(handler=run_denoise)
