@@ -7,6 +7,7 @@
     python bench/data_influence.py speed ml-1m      # time TracIn scores of every interaction
     python bench/data_influence.py groundtruth      # synthetic: remove 20 groups, retrain, and
                                                     # correlate predicted/actual validation loss
+    python bench/data_influence.py agreement ml-1m  # TracIn vs influence function, 5 users
 
 Runs go to bench/out/di/<name>-<variant>; a finished run with the same config is reused, so an
 interrupted experiment continues where it stopped. Results are printed and written as JSON
@@ -294,11 +295,61 @@ def groundtruth(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def agreement(args: argparse.Namespace) -> dict[str, Any]:
+    """TracIn against the influence function on recommendations of a few users."""
+    run = Path(args.run) if args.run else DI / f"{args.dataset}-clean"
+    analysis = DataInfluence(run)
+    rng = np.random.default_rng(args.seed)
+    users = rng.choice(np.arange(1, analysis.dataset.n_users + 1), args.queries, replace=False)
+    analysis.load_weights(run / ckpt.MODEL_FILE)
+    top = analysis.query_activations([(int(u), 1) for u in users]).hidden
+    items = (top @ analysis.model.item_embedding.weight.detach().T)[:, 1:].argmax(1) + 1
+    queries = [(int(u), int(i)) for u, i in zip(users, items, strict=True)]
+    started = time.perf_counter()
+    tracin = analysis.tracin(queries=queries, validation=False).queries
+    tracin_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    influence, infos = analysis.influence_function(queries, damping=args.damping)
+    if_seconds = time.perf_counter() - started
+    rows = []
+    for q, (user, item) in enumerate(queries):
+        a, b = tracin[:, q], influence[:, q]
+        top_a = set(np.argsort(-a)[:100].tolist())
+        top_b = set(np.argsort(-b)[:100].tolist())
+        rows.append(
+            {
+                "user": user,
+                "item": item,
+                "spearman": spearman(a, b),
+                "top100_overlap": len(top_a & top_b) / 100,
+                "cg": vars(infos[q]),
+            }
+        )
+        print(
+            f"  user {user:6d} item {item:6d}: spearman {rows[-1]['spearman']:+.3f}, "
+            f"top-100 supporters shared {rows[-1]['top100_overlap']:.2f}, "
+            f"CG {infos[q].iterations} it, residual {infos[q].relative_residual:.1e}"
+        )
+    print(
+        f"TracIn {tracin_seconds:.0f} s, influence function {if_seconds:.0f} s "
+        f"(damping {args.damping}) for {len(queries)} recommendations"
+    )
+    return {
+        "run": str(run),
+        "queries": rows,
+        "damping": args.damping,
+        "tracin_seconds": tracin_seconds,
+        "if_seconds": if_seconds,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("experiment", choices=["noise", "real", "speed", "groundtruth"])
+    parser.add_argument(
+        "experiment", choices=["noise", "real", "speed", "groundtruth", "agreement"]
+    )
     parser.add_argument("dataset", nargs="?", default="beauty", choices=list(EPOCHS))
     parser.add_argument("--epochs", type=int, default=0, help="0: the dataset's default")
     parser.add_argument("--set", action="append", default=[], help="config override")
@@ -308,6 +359,8 @@ def main() -> None:
     parser.add_argument("--run", default="", help="speed: run folder")
     parser.add_argument("--checkpoints", type=int, default=0, help="speed: at most N")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--queries", type=int, default=5, help="agreement: users explained")
+    parser.add_argument("--damping", type=float, default=0.01, help="agreement: IF damping")
     parser.add_argument("--users", type=int, default=600, help="groundtruth: synthetic users")
     parser.add_argument("--items", type=int, default=300, help="groundtruth: synthetic items")
     parser.add_argument("--groups", type=int, default=20, help="groundtruth: groups removed")
@@ -316,9 +369,8 @@ def main() -> None:
     print(f"machine: {machine_line()}")
     print(f"command: python bench/data_influence.py {' '.join(sys.argv[1:])}")
     DI.mkdir(parents=True, exist_ok=True)
-    result = {"noise": noise, "real": real, "speed": speed, "groundtruth": groundtruth}[
-        args.experiment
-    ](args)
+    experiments = {"noise": noise, "real": real, "speed": speed, "groundtruth": groundtruth}
+    result = {**experiments, "agreement": agreement}[args.experiment](args)
     name = f"{args.experiment}-{args.dataset if args.experiment != 'groundtruth' else 'synth'}"
     if args.experiment == "noise":
         name += f"-{args.by}"
