@@ -138,11 +138,13 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     for by, values in signals.items():
         flagged = worst(scores.events, values, fraction=rate, by=by)
         flags[by] = flag_quality(flagged, noisy_data.injected)
-    flagged = worst(scores.events, signals[args.by], fraction=rate, by=args.by)
+    share = args.remove_share or rate
+    flagged = worst(scores.events, signals[args.by], fraction=share, by=args.by)
     denoised_data = remove_events(
-        noisy_data.dataset, flagged, note={"edit": "denoise", "by": args.by, "fraction": rate}
+        noisy_data.dataset, flagged, note={"edit": "denoise", "by": args.by, "fraction": share}
     )
-    denoised = trained(denoised_data, config, Path(f"{prefix}-denoised-{args.by}"))
+    label = f"{prefix}-denoised-{args.by}" + (f"-{share:.3f}" if args.remove_share else "")
+    denoised = trained(denoised_data, config, Path(label))
     metrics = {"clean": test_metrics(clean), "noisy": test_metrics(noisy)}
     metrics["denoised"] = test_metrics(denoised)
     recovered = {}
@@ -157,7 +159,7 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     )
     for by, quality in flags.items():
         print(f"  {by:>22}: precision {quality['precision']:.3f} recall {quality['recall']:.3f}")
-    print(f"\ntest/valid metrics (denoised = noisy minus the flagged, by {args.by}):")
+    print(f"\ntest/valid metrics (denoised = noisy minus the top {share:.1%} by {args.by}):")
     print_table(metrics)
     for convention, share in recovered.items():
         print(f"gap recovered (test NDCG@10 {convention}): {share:.2f} (target >= 0.5)")
@@ -355,6 +357,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config override")
     parser.add_argument("--fraction", type=float, default=0.1, help="noise: injected share")
     parser.add_argument("--by", choices=["loss", "self", "harm"], default="loss")
+    parser.add_argument(
+        "--remove-share", type=float, default=0.0, help="noise: share removed (0: injected rate)"
+    )
     parser.add_argument("--remove", type=float, default=0.02, help="real: share removed")
     parser.add_argument("--run", default="", help="speed: run folder")
     parser.add_argument("--checkpoints", type=int, default=0, help="speed: at most N")
@@ -373,7 +378,7 @@ def main() -> None:
     result = {**experiments, "agreement": agreement}[args.experiment](args)
     name = f"{args.experiment}-{args.dataset if args.experiment != 'groundtruth' else 'synth'}"
     if args.experiment == "noise":
-        name += f"-{args.by}"
+        name += f"-{args.by}" + (f"-{args.remove_share:.3f}" if args.remove_share else "")
     (DI / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
