@@ -126,6 +126,14 @@ def tracin_checkpoints(
     return out
 
 
+def _vocabulary_index(ids: Any, wanted: str, what: str) -> int:
+    """1-based index of ``wanted`` in a vocabulary column (index 0 is padding)."""
+    try:
+        return ids.to_pylist().index(wanted) + 1
+    except ValueError:
+        raise InputError(f"{what} {wanted!r} is not in the run's dataset") from None
+
+
 def window_targets(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Sorted event indices of every target of windows ``[s, e)``: events s + 1 .. e."""
     lengths = ends - starts
@@ -166,18 +174,10 @@ class DataInfluence:
 
     # -- examples -------------------------------------------------------------------------
     def user_index(self, user_id: str) -> int:
-        users = self.dataset.users.column("user_id").to_pylist()
-        try:
-            return users.index(user_id) + 1
-        except ValueError:
-            raise InputError(f"user {user_id!r} is not in the run's dataset") from None
+        return _vocabulary_index(self.dataset.users.column("user_id"), user_id, "user")
 
     def item_index(self, item_id: str) -> int:
-        items = self.dataset.items.column("item_id").to_pylist()
-        try:
-            return items.index(item_id) + 1
-        except ValueError:
-            raise InputError(f"item {item_id!r} is not in the run's item vocabulary") from None
+        return _vocabulary_index(self.dataset.items.column("item_id"), item_id, "item")
 
     def query_activations(self, pairs: Sequence[tuple[int, int]]) -> LastLayer:
         """Activations after each user's whole stored history, labelled with the item asked
