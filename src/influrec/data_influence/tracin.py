@@ -281,9 +281,14 @@ class DataInfluence:
         rows = sample_rows(len(self.events), size, seed)
         wanted = np.zeros(len(self.events), bool)
         wanted[rows] = True
+        starts, ends = self.windows
+        order = np.argsort(starts, kind="stable")
+        # window [s, e) predicts events s + 1 .. e: only the windows holding a sampled target run
+        holding = order[np.searchsorted(starts[order], self.events[rows], side="left") - 1]
+        used = np.unique(holding)
         parts = []
         for targets, acts in window_activations(
-            self.model, self.data, *self.windows, batch_size=self.batch_size
+            self.model, self.data, starts[used], ends[used], batch_size=self.batch_size
         ):
             keep = torch.from_numpy(wanted[self.rows_of(targets)])
             parts.append(LastLayer(acts.hidden[keep], acts.normed[keep], acts.targets[keep]))
