@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--throughput", action="store_true", help="also time the plain SASRec loop")
     parser.add_argument("--throughput-only", action="store_true")
+    parser.add_argument("--name", default=None, help="run folder bench/out/run-NAME (the dataset)")
     args = parser.parse_args()
     config_path = args.config or ROOT / "bench" / "configs" / f"{args.dataset}.toml"
     config = load_config(config_path, args.set)
@@ -140,7 +141,7 @@ def main() -> None:
     print(
         f"data: {args.dataset}: {s['users']:,} users, {s['items']:,} items, {s['events']:,} events"
     )
-    run_dir = OUT / f"run-{args.dataset}"
+    run_dir = OUT / f"run-{args.name or args.dataset}"
     shutil.rmtree(run_dir, ignore_errors=True)
     m = config.model
     if args.throughput or args.throughput_only:

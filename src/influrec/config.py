@@ -21,6 +21,7 @@ from typing import Any, TypeGuard
 from influrec.data.badrows import InputError
 
 LOSSES = ("ce", "sampled", "bce")
+SAMPLERS = ("popularity", "uniform")
 VALUE_HEADS = ("none", "mse", "huber")
 POSITIONS = ("end", "start")
 SPLITS = ("leave_one_out", "temporal")
@@ -81,6 +82,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # 0 = off
     loss: str = "ce"  # ce (full softmax) | sampled (sampled softmax + logQ) | bce
     negatives: int = 256  # for sampled / bce
+    sampler: str = "popularity"  # sampled softmax negatives: popularity (+ logQ) | uniform
     behavior_weight: float = 0.1
     value_weight: float = 0.0
     patience: int = 10  # early stopping, in evaluations without improvement of the monitor
@@ -108,6 +110,7 @@ class TrainConfig:
         ratio = self.min_lr_ratio
         _require(0 <= ratio <= 1, "train.min_lr_ratio", "must be in [0, 1]", ratio)
         _require_choice(self.loss, "train.loss", LOSSES)
+        _require_choice(self.sampler, "train.sampler", SAMPLERS)
         _require_choice(self.device, "train.device", DEVICES)
 
 

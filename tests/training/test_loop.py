@@ -139,6 +139,7 @@ def test_schedule_and_batches() -> None:
     "extra",
     [
         ["train.loss=sampled", "train.negatives=16"],
+        ["train.loss=sampled", "train.sampler=uniform", "train.negatives=16"],
         ["train.loss=bce", "train.negatives=4"],
         [
             "model.value_head=huber",

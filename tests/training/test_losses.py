@@ -39,6 +39,25 @@ def test_sampled_softmax_with_logq_against_a_hand_computation() -> None:
     assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
 
 
+def test_sampled_softmax_with_a_uniform_proposal_is_uncorrected_sampled_softmax() -> None:
+    # train.sampler = "uniform": log q is the same for every item, so the correction cancels
+    hidden, targets, items = setup()
+    log_q = torch.full((6,), math.log(1 / 5))
+    log_q[0] = float("-inf")
+    torch.manual_seed(2)
+    loss = sampled_softmax_loss(hidden, targets, items, log_q=log_q, negatives=9)
+    torch.manual_seed(2)
+    sampled = torch.multinomial(log_q.exp(), 9, replacement=True)
+    assert 0 not in sampled.tolist()
+    total = 0.0
+    for n in range(4):
+        t = int(targets[n])
+        logits = [float(hidden[n] @ items[t])]
+        logits += [float(hidden[n] @ items[s]) for s in sampled.tolist() if s != t]
+        total += -logits[0] + math.log(sum(math.exp(v) for v in logits))
+    assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
+
+
 def test_bce_against_a_hand_computation() -> None:
     hidden, targets, items = setup()
     torch.manual_seed(3)

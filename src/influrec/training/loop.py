@@ -153,8 +153,13 @@ class Trainer:
                 min_ratio=config.train.min_lr_ratio,
             ),
         )
-        counts = np.bincount(self.data.item[self.split.train], minlength=self.data.n_items + 1)
-        q = counts.astype(np.float64) + 1.0
+        # Proposal of the sampled softmax. A uniform one makes the logQ correction a constant,
+        # so it cancels: the loss is plain sampled softmax over uniform negatives.
+        if config.train.sampler == "uniform":
+            q = np.ones(self.data.n_items + 1)
+        else:
+            counts = np.bincount(self.data.item[self.split.train], minlength=self.data.n_items + 1)
+            q = counts.astype(np.float64) + 1.0
         log_q = np.log(q / q[1:].sum())
         log_q[0] = -np.inf  # padding is never sampled
         self.log_q = torch.from_numpy(log_q).float().to(self.device)
