@@ -32,9 +32,11 @@ from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.data_influence import DataInfluence, TracInScores, spearman
 from influrec.data_influence.cleaning import (
+    SCORES,
     flag_quality,
     inject_noise,
     remove_events,
+    signal,
     training_targets,
     worst,
 )
@@ -79,14 +81,15 @@ def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> P
 def tracin_scores(run_dir: Path) -> tuple[TracInScores, float]:
     """TracIn (self, validation, loss) of a run, cached in the run folder; and its seconds."""
     cache = run_dir / "tracin-scores.npz"
-    if cache.exists():
-        saved = np.load(cache, allow_pickle=False)
+    saved = np.load(cache, allow_pickle=False) if cache.exists() else None
+    if saved is not None and "context" in saved:  # caches from before ``context`` are redone
         scores = TracInScores(
             saved["events"],
             saved["self_influence"],
             saved["validation"],
             np.zeros((len(saved["events"]), 0)),
             saved["loss"],
+            saved["context"],
             json.loads(str(saved["checkpoints"])),
             float(saved["seconds"]),
         )
@@ -99,6 +102,7 @@ def tracin_scores(run_dir: Path) -> tuple[TracInScores, float]:
         self_influence=scores.self_influence,
         validation=scores.validation,
         loss=scores.loss,
+        context=scores.context,
         checkpoints=json.dumps(scores.checkpoints),
         seconds=scores.seconds,
     )
@@ -134,7 +138,7 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     scores, seconds = tracin_scores(noisy)
     rate = injected / len(scores.events)
     flags = {}
-    signals = {"loss": scores.loss, "self": scores.self_influence, "harm": scores.validation}
+    signals = {by: signal(scores, by) for by in SCORES}
     for by, values in signals.items():
         flagged = worst(scores.events, values, fraction=rate, by=by)
         flags[by] = flag_quality(flagged, noisy_data.injected)
@@ -356,7 +360,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="0: the dataset's default")
     parser.add_argument("--set", action="append", default=[], help="config override")
     parser.add_argument("--fraction", type=float, default=0.1, help="noise: injected share")
-    parser.add_argument("--by", choices=["loss", "self", "harm"], default="loss")
+    parser.add_argument("--by", choices=SCORES, default="loss")
     parser.add_argument(
         "--remove-share", type=float, default=0.0, help="noise: share removed (0: injected rate)"
     )

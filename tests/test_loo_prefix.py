@@ -91,6 +91,29 @@ def test_prefix_reuse_equals_one_at_a_time_rescoring(
 
 
 @pytest.mark.parametrize("positions", ["start", "end"])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("values", [True, False])
+@pytest.mark.parametrize("n", [2, 3, 7, MAX_LEN, MAX_LEN + 1, 20])
+def test_shared_first_layer_equals_one_at_a_time_rescoring(
+    positions: str, layers: int, values: bool, n: int
+) -> None:
+    config = ModelConfig(
+        max_len=MAX_LEN, d_model=16, layers=layers, heads=2, use_value=values, positions=positions
+    )
+    torch.manual_seed(layers)
+    m = build_model(config, n_items=N_ITEMS, n_behaviors=3).eval()
+    history = random_history(n, seed=n)
+    fast = Scorer(m).deletion_scores_sharing_first_layer(history)
+    assert_scores_equal(fast, brute_force(m, history))
+
+
+def test_shared_first_layer_needs_a_model_without_time_gaps() -> None:
+    m = model("end", features=True)
+    with pytest.raises(ValueError, match="without time gaps"):
+        Scorer(m).deletion_scores_sharing_first_layer(random_history(5))
+
+
+@pytest.mark.parametrize("positions", ["start", "end"])
 @pytest.mark.parametrize("n", [1, 7, MAX_LEN, 20])
 def test_leave_one_out_equals_rescoring(positions: str, n: int) -> None:
     m = model(positions)
@@ -119,11 +142,23 @@ def test_leave_one_out_reuses_the_prefix_of_long_windows(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(BehaviorTransformer, "encode_suffix", spy)
+    shared: list[int] = []
+    encode_deletions = BehaviorTransformer.encode_deletions
+
+    def spy_shared(self: BehaviorTransformer, *args: Any) -> torch.Tensor:
+        shared.append(len(args[-1]))
+        return encode_deletions(self, *args)
+
+    monkeypatch.setattr(BehaviorTransformer, "encode_deletions", spy_shared)
     history = random_history(MAX_LEN)
     leave_one_out(Scorer(model(positions), prefix_chunk_rows=MAX_LEN), history, LogProbability(1))
-    assert calls == []  # too few deletions to gain from more than one batch
+    assert calls == [] and shared == []  # too few deletions to gain from more than one batch
     leave_one_out(Scorer(model(positions), prefix_chunk_rows=3), history, LogProbability(1))
-    assert calls == [0, 3, 6, 9]  # each batch recomputes from its earliest deletion
+    assert calls == [0, 3, 6, 9]  # time gaps: each batch recomputes from its earliest deletion
+    assert shared == []
+    no_gaps = model(positions, features=False)
+    leave_one_out(Scorer(no_gaps, prefix_chunk_rows=3), history, LogProbability(1))
+    assert calls == [0, 3, 6, 9] and shared == [MAX_LEN]  # one pass shares the first layer
 
 
 def test_start_positions_count_from_each_rows_first_event() -> None:

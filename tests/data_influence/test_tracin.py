@@ -127,7 +127,7 @@ def test_tracin_scores_every_training_target_once(run: Path) -> None:
     self_sum, loss_sum = np.zeros(len(expected)), np.zeros(len(expected))
     for point in analysis.checkpoints:
         analysis.load_weights(point.weights)
-        loss, self_dot, _, _ = analysis.pass_over_training(queries=None, directions=[])
+        loss, self_dot, _, _, _ = analysis.pass_over_training(queries=None, directions=[])
         self_sum += point.weight * self_dot
         loss_sum += point.weight * loss
     np.testing.assert_allclose(scores.self_influence, self_sum, rtol=1e-6)
@@ -172,3 +172,46 @@ def test_data_influence_cli(run: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert -1 <= result["influence_function"]["spearman_with_tracin"] <= 1
     assert main(["data-influence", str(run), "--user", "nobody", "--item", items[0]]) == 2
     assert "nobody" in capsys.readouterr().err
+
+
+def test_context_is_the_next_interactions_loss_with_minus_without_this_one(
+    tmp_path: Path,
+) -> None:
+    # "start" positions: a prefix of a window is encoded as that prefix alone would be
+    run = train_tiny_run(tmp_path, epochs=2, max_len=16, extra=("model.positions=start",))
+    analysis = DataInfluence(run)
+    data, events = analysis.data, analysis.events
+    starts, ends = analysis.windows
+    model = analysis.load_weights(run / ckpt.MODEL_FILE)
+    loss, _, _, _, context = analysis.pass_over_training(queries=None, directions=[])
+    next_rows = analysis.next_rows()
+    last = np.flatnonzero(next_rows < 0)
+    # the rows without a next training interaction are exactly each user's last one
+    assert len(last) == len(np.unique(data.user[events]))
+    assert np.array_equal(np.unique(data.user[events[last]]), np.unique(data.user[events]))
+    assert np.all(np.isnan(context[last])) and np.all(np.isfinite(np.delete(context, last)))
+
+    def window_start(target: int) -> int:
+        (w,) = np.flatnonzero((starts < target) & (target <= ends))
+        return int(starts[w])
+
+    def loss_of(item: int, first: int, last: int) -> float:
+        """Cross-entropy of ``item`` after events first..last."""
+        span = slice(first, last + 1)
+        items = torch.from_numpy(data.item[span])[None]
+        behaviors = torch.from_numpy(data.behavior[span])[None]
+        with torch.no_grad():
+            hidden = model(items, behaviors, last_only=True)[:, -1]
+        return float(F.cross_entropy(model.item_scores(hidden), torch.tensor([item])))
+
+    checked = np.flatnonzero(next_rows >= 0)[::7][:30]
+    crossing = 0
+    for row in checked:
+        t = int(events[row])
+        following = int(data.item[t + 1])
+        with_t = loss_of(following, window_start(t + 1), t)
+        without_t = loss_of(following, window_start(t), t - 1)
+        assert loss[next_rows[row]] == pytest.approx(with_t, rel=1e-4, abs=1e-5)
+        assert context[row] == pytest.approx(with_t - without_t, rel=1e-4, abs=1e-5)
+        crossing += window_start(t + 1) != window_start(t)
+    assert len(checked) == 30 and crossing >= 1  # also across a window boundary

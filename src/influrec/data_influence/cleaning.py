@@ -21,12 +21,14 @@ import pyarrow.parquet as pq
 from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset, check_output_dir
 from influrec.data.sequences import SequenceData
-from influrec.data_influence.tracin import DataInfluence
+from influrec.data_influence.tracin import DataInfluence, TracInScores
 from influrec.training.loop import make_split
 
-SCORES = ("loss", "self", "harm")
-"""How harm is judged: checkpoint-weighted loss (highest first), TracIn self-influence (highest
-first), TracIn influence on the validation loss (most negative first)."""
+SCORES = ("context", "loss", "self", "harm")
+"""How harm is judged: the checkpoint-weighted loss plus the harm done as context to the next
+interaction (highest first; see :class:`TracInScores`), the loss alone (highest first), TracIn
+self-influence (highest first), TracIn influence on the validation loss (most negative
+first)."""
 REMOVED_FILE = "removed.parquet"
 
 
@@ -122,9 +124,29 @@ def flag_quality(flagged: np.ndarray, injected: np.ndarray) -> dict[str, float]:
     }
 
 
+def signal(scores: TracInScores, by: str) -> np.ndarray:
+    """The per-interaction values that ``by`` (one of :data:`SCORES`) ranks.
+
+    For ``"context"``, an interaction with no next training interaction (each user's last one)
+    gets the mean context harm of the others: judged by its loss alone, on the same scale.
+    """
+    if by == "context":
+        context = scores.context
+        if len(context) != len(scores.loss):
+            raise ValueError("these TracIn scores have no context values")
+        known = np.isfinite(context)
+        fill = float(context[known].mean()) if known.any() else 0.0
+        return scores.loss + np.where(known, context, fill)
+    values = {"loss": scores.loss, "self": scores.self_influence, "harm": scores.validation}
+    if by not in values:
+        raise ValueError(f"unknown score {by!r}; known: {', '.join(SCORES)}")
+    return values[by]
+
+
 def worst(events: np.ndarray, scores: np.ndarray, *, fraction: float, by: str) -> np.ndarray:
     """The ``fraction`` of ``events`` that are most harmful by ``scores``: the highest for
-    ``by="loss"`` and ``by="self"``, the most negative for ``by="harm"`` (see :data:`SCORES`)."""
+    ``by="context"``, ``"loss"`` and ``"self"``, the most negative for ``by="harm"`` (see
+    :data:`SCORES`)."""
     if by not in SCORES:
         raise ValueError(f"unknown score {by!r}; known: {', '.join(SCORES)}")
     if not 0 < fraction < 1:
@@ -150,7 +172,7 @@ def denoise(
     started = time.perf_counter()
     analysis = DataInfluence(run_dir, checkpoints=checkpoints)
     scores = analysis.tracin(validation=by == "harm")
-    values = {"loss": scores.loss, "self": scores.self_influence, "harm": scores.validation}[by]
+    values = signal(scores, by)
     removed = worst(scores.events, values, fraction=fraction, by=by)
     rows = np.searchsorted(scores.events, removed)
     report = {

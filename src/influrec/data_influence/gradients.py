@@ -127,6 +127,7 @@ class Products:
     self_dot: np.ndarray  # (N,) ‖∇ℓ‖²
     query_dots: np.ndarray  # (N, k) ⟨∇ℓ, ∇ℓ_q⟩ for each query example q
     direction_dots: np.ndarray  # (N, m) ⟨∇ℓ, G⟩ for each direction G
+    other_loss: np.ndarray  # (N,) cross-entropy of ``other`` from the same row; NaN where 0
 
 
 def products(
@@ -135,9 +136,11 @@ def products(
     *,
     queries: Gradients | None = None,
     directions: list[Direction] | None = None,
+    other: torch.Tensor | None = None,
 ) -> Products:
     """Loss, squared gradient norm and inner products with ``queries`` and ``directions`` for
-    every example of ``acts``, in chunks of :data:`ROW_CHUNK` rows."""
+    every example of ``acts``, in chunks of :data:`ROW_CHUNK` rows. ``other`` (N,): a second
+    item per example whose loss under the same prediction is wanted (0: none)."""
     items = model.item_embedding.weight.detach()
     directions = directions or []
     n, k = len(acts), 0 if queries is None else len(queries.targets)
@@ -146,6 +149,7 @@ def products(
         np.zeros(n, np.float64),
         np.zeros((n, k), np.float64),
         np.zeros((n, len(directions)), np.float64),
+        np.full(n, np.nan),
     )
     for begin in range(0, n, ROW_CHUNK):
         part = acts.rows(begin, begin + ROW_CHUNK)
@@ -157,6 +161,10 @@ def products(
         rx = r * xhat
         end = begin + len(part)
         out.loss[begin:end] = (-torch.log(p_y.clamp_min(1e-30))).numpy()
+        if other is not None:
+            wanted = other[begin:end]
+            p_other = -torch.log(probs[rows, wanted].clamp_min(1e-30)).double()
+            out.other_loss[begin:end] = torch.where(wanted > 0, p_other, np.nan).numpy()
         g_sq = (probs * probs).sum(1) - 2 * p_y + 1
         out.self_dot[begin:end] = (
             g_sq * (h * h).sum(1) + (r * r).sum(1) + (rx * rx).sum(1)

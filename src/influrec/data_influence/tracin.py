@@ -23,6 +23,14 @@ that it raised it (an *opponent*). Three questions are answered from one pass pe
   predictions;
 * ``queries``: TracIn(z, (user, item)) for recommendations to explain.
 
+Beside TracIn, the same pass gives two model-based signals: ``loss``, the interaction's loss
+averaged over the checkpoints, and ``context``, how much having the interaction in the context
+raised the loss of the user's next training interaction: ``ℓ(t+1 | events ≤ t) - ℓ(t+1 |
+events < t)``, the second read from the prediction made before ``t`` (its window's earlier
+position). An interaction that does not belong where it was logged (an accidental click) is
+both hard to predict and a poor context for what follows; ``loss + context`` judges it by its
+neighbours on both sides.
+
 Gradients are those of the last layer (output item embeddings and the final LayerNorm), in the
 factored form of :mod:`influrec.data_influence.gradients`; the optimiser's preconditioning
 (AdamW) is ignored, as in the TracIn paper's practical variant.
@@ -82,6 +90,9 @@ class TracInScores:
     validation: np.ndarray  # (N,) TracIn(z, mean validation loss); < 0 hurts, or empty
     queries: np.ndarray  # (N, k) TracIn(z, query q)
     loss: np.ndarray  # (N,) the interaction's loss, averaged over checkpoints with their weights
+    context: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # (N,) raise of the next training interaction's loss due to this one in its context,
+    # averaged like ``loss``; NaN where the next event is not a training interaction
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -217,22 +228,42 @@ class DataInfluence:
     def rows_of(self, events: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.events, events)
 
+    def next_rows(self) -> np.ndarray:
+        """Row of the training interaction that follows each one (the same user's next event),
+        or -1 where that event is not a training interaction (a validation target)."""
+        following = self.events + 1
+        rows = np.minimum(np.searchsorted(self.events, following), len(self.events) - 1)
+        # a user's first event is never a training target, so a match is the same user's
+        return np.where(self.events[rows] == following, rows, -1)
+
     def pass_over_training(
         self, *, queries: Gradients | None, directions: list[Direction]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(loss, self, query dots, direction dots) of every training interaction, current
-        weights, rows in event order."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(loss, self, query dots, direction dots, context) of every training interaction,
+        current weights, rows in event order (``context`` as in :class:`TracInScores`)."""
         n, k = len(self.events), 0 if queries is None else len(queries.targets)
-        loss, self_dot = np.zeros(n), np.zeros(n)
+        loss, self_dot, skip = np.zeros(n), np.zeros(n), np.full(n, np.nan)
         query_dots, direction_dots = np.zeros((n, k)), np.zeros((n, len(directions)))
+        next_rows = self.next_rows()
         for targets, acts in window_activations(
             self.model, self.data, *self.windows, batch_size=self.batch_size
         ):
             rows = self.rows_of(targets)
-            out = products(self.model, acts, queries=queries, directions=directions)
-            loss[rows], self_dot[rows] = out.loss, out.self_dot
+            # the item that follows each target, scored by the prediction made before it
+            following = np.where(
+                next_rows[rows] >= 0, self.data.item[np.minimum(targets + 1, len(self.data) - 1)], 0
+            )
+            out = products(
+                self.model,
+                acts,
+                queries=queries,
+                directions=directions,
+                other=torch.from_numpy(following),
+            )
+            loss[rows], self_dot[rows], skip[rows] = out.loss, out.self_dot, out.other_loss
             query_dots[rows], direction_dots[rows] = out.query_dots, out.direction_dots
-        return loss, self_dot, query_dots, direction_dots
+        context = np.where(next_rows >= 0, loss[next_rows] - skip, np.nan)
+        return loss, self_dot, query_dots, direction_dots, context
 
     def load_weights(self, weights: Path) -> BehaviorTransformer:
         ckpt.load_weights(self.model, weights)
@@ -253,6 +284,7 @@ class DataInfluence:
             validation=np.zeros(n if validation else 0),
             queries=np.zeros((n, k)),
             loss=np.zeros(n),
+            context=np.zeros(n),
         )
         for point in self.checkpoints:
             self.load_weights(point.weights)
@@ -261,16 +293,19 @@ class DataInfluence:
             if validation:
                 direction, record["validation_loss"] = self.validation_direction()
                 directions.append(direction)
-            loss, self_dot, query_dots, direction_dots = self.pass_over_training(
+            loss, self_dot, query_dots, direction_dots, context = self.pass_over_training(
                 queries=grads, directions=directions
             )
+            scores.context += point.weight * context
             scores.self_influence += point.weight * self_dot
             scores.queries += point.weight * query_dots
             if validation:
                 scores.validation += point.weight * direction_dots[:, 0]
             scores.loss += point.weight * loss
             scores.checkpoints.append(record)
-        scores.loss /= sum(point.weight for point in self.checkpoints)
+        total_weight = sum(point.weight for point in self.checkpoints)
+        scores.loss /= total_weight
+        scores.context /= total_weight
         self.load_weights(self.run_dir / ckpt.MODEL_FILE)
         scores.seconds = time.perf_counter() - started
         return scores
@@ -328,7 +363,7 @@ class DataInfluence:
             )
             solutions.append(solution)
             infos.append(info)
-        _, _, _, dots = self.pass_over_training(queries=None, directions=solutions)
+        _, _, _, dots, _ = self.pass_over_training(queries=None, directions=solutions)
         self.load_weights(self.run_dir / ckpt.MODEL_FILE)
         return dots, infos
 

@@ -122,9 +122,31 @@ class Scorer:
         """
         n, window = len(history), self.window(history)
         if len(window) > self.prefix_chunk_rows:
+            if self.model.gap_embedding is None and _shared_fits(self.model, len(window)):
+                return self.deletion_scores_sharing_first_layer(history)
             return self.deletion_scores_reusing_prefix(history)
         rows = [np.arange(n)] + [without(n, [p]) for p in window]
         return self.scores(history, rows)
+
+    @torch.no_grad()
+    def deletion_scores_sharing_first_layer(self, history: History) -> torch.Tensor:
+        """:meth:`leave_one_out_scores` by
+        :meth:`~influrec.models.transformer.BehaviorTransformer.encode_deletions`: the first
+        layer's attention is shared by all deletions (models without time gaps; at least 2
+        events)."""
+        n, config = len(history), self.model.config
+        base = np.arange(max(0, n - config.max_len - 1), n)  # (P + 1,)
+        deleted = np.arange(len(base) - len(self.window(history)), len(base))  # into base
+        events = rows_to_batch(history, [base], max_len=len(base), time_buckets=0)
+        values = events.values if self.model.value_embedding is not None else None
+        full = rows_to_batch(history, [np.arange(n)], max_len=config.max_len, time_buckets=0)
+        hidden = [
+            self.model(full.items, full.behaviors, None, full.values, last_only=True)[:, -1],
+            self.model.encode_deletions(
+                events.items, events.behaviors, values, torch.from_numpy(deleted)
+            ),
+        ]
+        return self.model.item_scores(torch.cat(hidden)).float()
 
     @torch.no_grad()
     def deletion_scores_reusing_prefix(self, history: History) -> torch.Tensor:
@@ -161,6 +183,15 @@ class Scorer:
             suffix = (t[:, start:] for t in (rows.items, rows.behaviors, rows.gaps, rows.values))
             hidden.append(self.model.encode_suffix(cache, *suffix, start=start))
         return self.model.item_scores(torch.cat(hidden)).float()
+
+
+SHARED_FLOATS = 2**25
+"""Largest (window² x d_model) for which leave-one-out shares the first layer (its working
+tensor holds that many floats, 128 MB); longer windows reuse the prefix instead."""
+
+
+def _shared_fits(model: BehaviorTransformer, window: int) -> bool:
+    return window * window * model.config.d_model <= SHARED_FLOATS
 
 
 def without(n_events: int, removed: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -60,10 +60,9 @@ class CausalSelfAttention(nn.Module):
         ``allowed`` (B, 1, T, T) marks the keys each query may see; None means plain causal
         attention without padding.
         """
-        q, k, v = self._split_heads(x)  # (B, H, T, D/H) each
+        q, k, v = self._split_heads(x, last_query_only=last_only)  # (B, H, T or 1, D/H)
         dropout = self.attn_dropout if self.training else 0.0
         if last_only:  # the last query may see every key that is not padding
-            q = q[:, :, -1:]  # (B, H, 1, D/H)
             mask = None if allowed is None else allowed[:, :, -1:]
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         elif allowed is None:  # no padding: the fused causal kernel
@@ -81,14 +80,14 @@ class CausalSelfAttention(nn.Module):
         sees all P of them and the new tokens up to itself. Returns (B, S, D), or (B, 1, D) for
         the last token only when ``last_only``, and the new tokens' keys and values.
         """
-        q, k, v = self._split_heads(x)  # (B, H, S, D/H) each
-        batch, _, new, _ = q.shape
+        q, k, v = self._split_heads(x, last_query_only=last_only)  # (B, H, S or 1, D/H)
+        batch, new = x.shape[:2]
         seen = past[0].shape[2]
         keys = torch.cat([past[0].expand(batch, -1, -1, -1), k], dim=2)  # (B, H, P + S, D/H)
         values = torch.cat([past[1].expand(batch, -1, -1, -1), v], dim=2)
         dropout = self.attn_dropout if self.training else 0.0
         if last_only:  # the last token sees every key
-            y = F.scaled_dot_product_attention(q[:, :, -1:], keys, values, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, keys, values, dropout_p=dropout)
         elif seen == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
         else:  # new token s sees the P cached keys and new keys 0..s
@@ -96,12 +95,54 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout)
         return self._merge_heads(y), (k, v)
 
-    def _split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, T, D) -> queries, keys and values, each (B, H, T, D/H)."""
+    def shared_deletion_attention(
+        self, kept: torch.Tensor, moved: torch.Tensor, deleted: torch.Tensor, at: torch.Tensor
+    ) -> torch.Tensor:
+        """Projected attention output (N, D) at position ``at[n]`` >= ``deleted[n]`` of the
+        sequence with event ``deleted[n]`` removed, from the normalised inputs of the kept
+        events 0..P-1 (P, D) and of the moved events 1..P (P, D), both at positions 0..P-1.
+        See :meth:`BehaviorTransformer.encode_deletions`.
+        """
+        length, d = kept.shape
+        _, k_kept, v_kept = (t[0] for t in self._split_heads(kept[None]))  # (H, P, E) each
+        q, k_moved, v_moved = (t[0] for t in self._split_heads(moved[None]))
+        scale = (d // self.heads) ** -0.5
+        s_kept = (q @ k_kept.transpose(1, 2)) * scale  # (H, P queries, P keys)
+        s_moved = (q @ k_moved.transpose(1, 2)) * scale
+        query, key = torch.arange(length)[:, None], torch.arange(length)[None]
+        s_kept = s_kept.masked_fill(key >= query, float("-inf"))  # kept keys sit before p
+        s_moved = s_moved.masked_fill(key > query, float("-inf"))  # moved keys up to p
+        top = torch.maximum(s_kept.amax(-1, keepdim=True), s_moved.amax(-1, keepdim=True))
+        a, b = (s_kept - top).exp(), (s_moved - top).exp()  # (H, P, P)
+        # deletion j, query p: Σ_{i<j} a_i v_i + Σ_{j<=i<=p} b_i w_i
+        #                    = Σ_i b_i w_i + Σ_{i<j} (a_i v_i - b_i w_i)
+        # (H, query, key, E), built and summed in place: memory traffic is what costs here
+        sums = a[..., None] * v_kept[:, None]  # (H, P, P, E)
+        sums.addcmul_(b[..., None], v_moved[:, None], value=-1.0)
+        torch.cumsum(sums, dim=2, out=sums)  # [:, p, i]: the sum over keys 0..i
+        weights = (a - b).cumsum(-1)  # (H, P, P)
+        last_before = deleted.clamp(max=length - 1) - 1  # j = P has no position p >= j
+        none_before = (last_before < 0)[None, :, None]  # j = 0
+        i = last_before.clamp(min=0)
+        numerator = (b @ v_moved)[:, at] + sums[:, at, i].masked_fill(none_before, 0.0)
+        normaliser = b.sum(-1)[:, at] + weights[:, at, i].masked_fill(none_before[..., 0], 0.0)
+        y = numerator / normaliser[..., None]  # (H, N, E)
+        return self._merge_heads(y.transpose(0, 1)[:, :, None])[:, 0]  # (N, D)
+
+    def _split_heads(
+        self, x: torch.Tensor, *, last_query_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, D) -> queries, keys and values, each (B, H, T, D/H); with
+        ``last_query_only`` the query of the last position only, (B, H, 1, D/H)."""
         batch, length, d = x.shape
-        shape = (batch, length, self.heads, d // self.heads)
-        q, k, v = (t.view(shape).transpose(1, 2) for t in self.qkv(x).split(d, dim=2))
-        return q, k, v
+        heads = (self.heads, d // self.heads)
+        if not last_query_only:
+            q, k, v = self.qkv(x).view(batch, length, 3, *heads).unbind(2)
+            return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(x[:, -1:], weight[:d], bias[:d]).view(batch, 1, *heads)
+        k, v = F.linear(x, weight[d:], bias[d:]).view(batch, length, 2, *heads).unbind(2)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def _merge_heads(self, y: torch.Tensor) -> torch.Tensor:
         """Attention output (B, H, T, D/H) -> projected (B, T, D)."""
@@ -140,6 +181,42 @@ class Block(nn.Module):
         x = (x[:, -1:] if last_only else x) + attended
         return x + self.mlp(self.ln2(x))
 
+    def last_after_deletions(
+        self,
+        kept: torch.Tensor,
+        pairs: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        deleted: torch.Tensor,
+    ) -> torch.Tensor:
+        """This block's output (R, D) at the last position of R sequences of P tokens, where
+        sequence r holds ``kept`` (P, D) before position ``deleted[r]`` and, from there on,
+        the tokens ``pairs[n]`` (N, D) at positions ``cols[n]`` of rows ``rows[n]``. Keys and
+        values are computed once per distinct token (no (R, P) copy)."""
+        attn = self.attn
+        length, d = kept.shape
+        scale = (d // attn.heads) ** -0.5
+        _, k_kept, v_kept = (
+            t[0] for t in attn._split_heads(self.ln1(kept)[None], last_query_only=True)
+        )
+        _, k_pairs, v_pairs = (
+            t[0].transpose(0, 1)
+            for t in attn._split_heads(self.ln1(pairs)[None], last_query_only=True)
+        )  # (N, H, E)
+        x = kept[-1:].repeat(len(deleted), 1)  # (R, D) the last token: kept when j = P
+        at_end = cols == length - 1
+        x[rows[at_end]] = pairs[at_end]
+        q = F.linear(self.ln1(x), attn.qkv.weight[:d], attn.qkv.bias[:d])
+        q = q.view(len(x), attn.heads, -1)  # (R, H, E)
+        scores = torch.einsum("rhe,hpe->rhp", q, k_kept) * scale
+        moved = torch.arange(length)[None] >= deleted[:, None]  # (R, P) replaced positions
+        scores[rows, :, cols] = (q[rows] * k_pairs).sum(-1) * scale
+        probs = torch.softmax(scores, dim=-1)  # (R, H, P)
+        y = torch.einsum("rhp,hpe->rhe", probs.masked_fill(moved[:, None], 0.0), v_kept)
+        y = y.index_add(0, rows, probs[rows, :, cols][..., None] * v_pairs)
+        x = x + attn._merge_heads(y[:, :, None])[:, 0]
+        return x + self.mlp(self.ln2(x))
+
     def extend(
         self, x: torch.Tensor, past: KeysValues, *, last_only: bool = False
     ) -> tuple[torch.Tensor, KeysValues]:
@@ -148,6 +225,16 @@ class Block(nn.Module):
         attended, new = self.attn.extend(self.ln1(x), past, last_only=last_only)
         x = (x[:, -1:] if last_only else x) + attended
         return x + self.mlp(self.ln2(x)), new
+
+
+def _deletion_pairs(deleted: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, position) of every position at or after each row's deletion, in row order."""
+    counts = (length - deleted).clamp(min=0)
+    rows = torch.repeat_interleave(torch.arange(len(deleted)), counts)
+    offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(
+        counts.cumsum(0) - counts, counts
+    )
+    return rows, deleted[rows] + offsets
 
 
 def attention_mask(items: torch.Tensor) -> torch.Tensor | None:
@@ -317,6 +404,69 @@ class BehaviorTransformer(nn.Module):
             assert isinstance(block, Block)
             x, _ = block.extend(x, (keys[:, :, :start], vals[:, :, :start]), last_only=i == last)
         return self.ln_final(x)[:, -1]  # (B, D)
+
+    @torch.no_grad()
+    def encode_deletions(
+        self,
+        items: torch.Tensor,
+        behaviors: torch.Tensor,
+        values: torch.Tensor | None,
+        deleted: torch.Tensor,
+    ) -> torch.Tensor:
+        """Last hidden states (R, D) of one unpadded sequence of P + 1 events (1, P + 1) with
+        event ``deleted[r]`` removed (each row P events long, P <= max_len), without time gaps.
+
+        Row j's first layer sees the original events 0..j-1 at positions 0..j-1 and events
+        j+1..P moved one position down. The first layer's tokens, queries, keys and values are
+        therefore those of two sequences shared by every row: the events 0..P-1 and the events
+        1..P, each at positions 0..P-1. For the query at position p >= j (event p+1), row j's
+        attention sums the original keys before j and the moved keys j..p, so one exclusive
+        cumulative sum over the keys, per query, gives every row's numerator and normaliser at
+        once; only the feed-forward part is left to compute per (row, position) pair. The
+        remaining layers run per row (the last at the last position only). Equal to
+        :meth:`encode_suffix`, with about half the arithmetic.
+        """
+        if self.gap_embedding is not None:
+            raise ValueError("encode_deletions needs a model without time gaps")
+        length = items.shape[1] - 1
+        if items.shape[0] != 1 or length < 1 or not bool((items != 0).all()):
+            raise ValueError(
+                f"encode_deletions takes one unpadded sequence, got {tuple(items.shape)}"
+            )
+        positions = self.unpadded_position_ids(length, device=items.device)
+
+        def tokens(span: slice) -> torch.Tensor:
+            part = None if values is None else values[:, span]
+            return self.embed(items[:, span], behaviors[:, span], None, part, positions=positions)[
+                0
+            ]
+
+        kept, moved = tokens(slice(0, length)), tokens(slice(1, length + 1))  # (P, D) each
+        first = self.blocks[0]
+        assert isinstance(first, Block)
+        rows, cols = _deletion_pairs(deleted, length)  # (N,) row, position >= its deletion
+        if len(self.blocks) == 1:  # only the last position is read
+            rows, cols = rows[cols == length - 1], cols[cols == length - 1]
+        x = first.attn.shared_deletion_attention(
+            first.ln1(kept), first.ln1(moved), deleted[rows], cols
+        )
+        x = moved[cols] + x
+        x = x + first.mlp(first.ln2(x))  # (N, D) the first layer's output at each pair
+        before = first(kept[None], None)[0]  # (P, D) its output for the kept events
+        if len(self.blocks) == 1:
+            hidden = before[-1:].repeat(len(deleted), 1)
+            hidden[rows] = x
+        elif len(self.blocks) == 2:
+            second = self.blocks[1]
+            assert isinstance(second, Block)
+            hidden = second.last_after_deletions(before, x, rows, cols, deleted)
+        else:  # the middle layers run every row whole
+            hidden = before[None].repeat(len(deleted), 1, 1)  # (R, P, D)
+            hidden[rows, cols] = x
+            for i, block in enumerate(self.blocks[1:], start=1):
+                hidden = block(hidden, None, last_only=i == len(self.blocks) - 1)
+            hidden = hidden[:, -1]
+        return self.ln_final(hidden)  # (R, D)
 
     def attention_weights(
         self,
