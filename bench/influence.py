@@ -119,7 +119,7 @@ def main() -> None:
         timed(lambda h=h, i=i: leave_one_out(scorer, h, LogProbability(i)))
         for h, i in zip(histories, top, strict=True)
     ]
-    print(f"\nexact leave-one-out, {config.max_len} deletions x all items (prefix reused):")
+    print(f"\nexact leave-one-out, {config.max_len} deletions x all items (first layer shared):")
     print(
         f"  influrec                         p50 {pct(loo, 50):8.1f} ms   p95 {pct(loo, 95):8.1f} ms"
     )

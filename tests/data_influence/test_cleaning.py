@@ -16,13 +16,16 @@ from influrec.data.sequences import SequenceData
 from influrec.data.splits import leave_one_out_split
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
+from influrec.data_influence import DataInfluence
 from influrec.data_influence.cleaning import (
     flag_quality,
     inject_noise,
     remove_events,
+    signal,
     training_targets,
     worst,
 )
+from influrec.data_influence.tracin import TracInScores
 from tests_helpers import train_tiny_run
 
 
@@ -110,6 +113,22 @@ def test_worst_picks_the_right_end() -> None:
         worst(events, scores, fraction=0.5, by="random")
 
 
+def test_context_signal_adds_the_harm_as_context_and_fills_the_last_interactions() -> None:
+    scores = TracInScores(
+        events=np.array([1, 2, 3, 4]),
+        self_influence=np.zeros(4),
+        validation=np.zeros(0),
+        queries=np.zeros((4, 0)),
+        loss=np.array([1.0, 2.0, 3.0, 4.0]),
+        context=np.array([0.5, np.nan, -1.0, np.nan]),
+    )
+    # the two without a next interaction get the mean of the others, (0.5 - 1.0) / 2
+    np.testing.assert_allclose(signal(scores, "context"), [1.5, 1.75, 2.0, 3.75])
+    np.testing.assert_array_equal(signal(scores, "loss"), scores.loss)
+    with pytest.raises(ValueError, match="unknown score"):
+        signal(scores, "random")
+
+
 def test_denoise_writes_a_trainable_dataset(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,9 +144,18 @@ def test_denoise_writes_a_trainable_dataset(
     assert sum(report["removed_by_behavior"].values()) == report["removed_events"]
     listing = pq.read_table(out / "removed.parquet")
     assert listing.num_rows == report["removed_events"]
-    scores = listing.column("score").to_numpy()
-    assert np.all(scores > 0)  # a cross-entropy
-    assert cleaned.stats["edits"][-1]["by"] == "loss"
+    assert cleaned.stats["edits"][-1]["by"] == "context"  # the default
+    # the removed are the highest by loss + context harm, listed with those values
+    tracin = DataInfluence(run).tracin(validation=False)
+    values = signal(tracin, "context")
+    original_rows = original.events.column("row").to_numpy()
+    removed_events = np.flatnonzero(np.isin(original_rows, listing.column("row").to_numpy()))
+    removed = np.isin(tracin.events, removed_events)
+    assert removed.sum() == report["removed_events"]
+    np.testing.assert_allclose(
+        np.sort(listing.column("score").to_numpy()), np.sort(values[removed])
+    )
+    assert values[removed].min() >= values[~removed].max()
     assert _last_two(cleaned) == _last_two(original)
     assert main(["denoise", str(run), "--fraction", "0.05", "--out", str(out)]) == 2  # exists
     assert main(["denoise", str(run), "--fraction", "1.5", "--out", str(tmp_path / "x")]) == 2

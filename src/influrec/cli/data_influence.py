@@ -45,8 +45,9 @@ def register(commands: Any) -> None:
     n.add_argument(
         "--by",
         choices=SCORES,
-        default="loss",
-        help="loss: highest loss over the checkpoints (the best noise signal measured); "
+        default="context",
+        help="context: highest loss plus harm done as context to the next interaction (the "
+        "best noise signal measured); loss: highest loss over the checkpoints; "
         "self: highest TracIn self-influence; "
         "harm: most negative TracIn influence on the validation loss",
     )

@@ -161,7 +161,7 @@ def denoise(
     out_dir: Path,
     *,
     fraction: float,
-    by: str = "loss",
+    by: str = "context",
     checkpoints: int = 0,
     overwrite: bool = False,
 ) -> dict[str, Any]:
