@@ -1,5 +1,6 @@
 """Exact leave-one-out speed: every deletion re-scored whole in one batch, against the events
-before each deletion encoded once and reused (what ``leave_one_out`` does for long windows).
+before each deletion encoded once and reused, and against the first layer shared by all
+deletions (what ``leave_one_out`` does for long windows of models without time gaps).
 
     python bench/loo_speed.py --histories 50 --threads 2 [--chunk-rows 10,20,40]
 
@@ -119,9 +120,13 @@ def main() -> None:
     }
     for r in chunk_rows:
         reused = Scorer(built["end"], batch_size=512, prefix_chunk_rows=r)
-        rows[f"prefix reused, {r} deletions per batch"] = lambda h, i, s=reused: leave_one_out(
-            s, h, LogProbability(i)
+        rows[f"prefix reused, {r} deletions per batch"] = lambda h, i, s=reused: LogProbability(i)(
+            s.deletion_scores_reusing_prefix(h)
         )
+    shared = Scorer(built["end"])
+    rows["first layer shared by all deletions"] = lambda h, i: LogProbability(i)(
+        shared.deletion_scores_sharing_first_layer(h)
+    )
     timings = time_rows(rows, histories, built["end"])
     check_rows(built, histories[: args.checked], chunk_rows[0])
     baseline = float(np.median(next(iter(timings.values()))))
@@ -173,9 +178,19 @@ def check_rows(
                 item = int(torch.argmax(one_at_a_time_scores(model, h)))
             expected = one_at_a_time_effects(model, h, item)
             scale = np.abs(expected).max()
-            for path, rows in (("whole", model.config.max_len), ("prefix", chunk_rows)):
-                scorer = Scorer(model, prefix_chunk_rows=rows)
-                effects = leave_one_out(scorer, h, LogProbability(item)).effects
+            for path in ("whole", "prefix", "shared"):
+                scorer = Scorer(model, prefix_chunk_rows=chunk_rows)
+                if path == "whole":
+                    scores = Scorer(model, prefix_chunk_rows=model.config.max_len)
+                    effects = leave_one_out(scores, h, LogProbability(item)).effects
+                else:
+                    fast = (
+                        scorer.deletion_scores_reusing_prefix(h)
+                        if path == "prefix"
+                        else scorer.deletion_scores_sharing_first_layer(h)
+                    )
+                    values = LogProbability(item)(fast).double().numpy()
+                    effects = values[0] - values[1:]
                 name = f"{positions}/{path}"
                 error = float(np.abs(effects - expected).max() / scale)
                 worst[name] = max(worst.get(name, 0.0), error)

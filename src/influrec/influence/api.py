@@ -44,16 +44,21 @@ def measurement_for(measure: str, item: int, k: int) -> Measurement:
 
 
 def _events(rec: Recommender, history: History, explanation: Explanation) -> list[dict[str, Any]]:
-    behaviors = rec.dataset.behaviors
+    # plain Python values, converted once per column (this runs for every explained item)
+    positions = explanation.positions
+    items = [rec.item_ids[i - 1] for i in history.items[positions].tolist()]
+    behaviors = [rec.dataset.behaviors[b] for b in history.behaviors[positions].tolist()]
+    columns = zip(
+        positions.tolist(),
+        items,
+        behaviors,
+        history.timestamps[positions].tolist(),
+        explanation.effects.tolist(),
+        strict=True,
+    )
     return [
-        {
-            "position": int(p),
-            "item": rec.item_ids[int(history.items[p]) - 1],
-            "behavior": behaviors[int(history.behaviors[p])],
-            "timestamp": int(history.timestamps[p]),
-            "effect": float(e),
-        }
-        for p, e in zip(explanation.positions, explanation.effects, strict=True)
+        {"position": p, "item": i, "behavior": b, "timestamp": t, "effect": e}
+        for p, i, b, t, e in columns
     ]
 
 
@@ -68,7 +73,7 @@ def explain(
     scorer = Scorer(rec.model)
     recommendations = rec.recommend(history, k=k)
     measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
-    if method == "ig":  # one path, one batched backward pass for all k items
+    if method == "ig":  # one path (forward pass) for all k items
         explanations = integrated_gradients_many(scorer, history, measurements)
     elif method == "loo":  # one batch of deletions serves all k items
         explanations = leave_one_out_many(scorer, history, measurements)
