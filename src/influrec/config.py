@@ -94,6 +94,8 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop training after this wall time; 0 = no limit
     keep_checkpoints: int = 3  # per-epoch checkpoints kept (the best is always kept)
     keep_every: int = 0  # also keep every Nth epoch's checkpoint (TracIn reads them); 0 = off
+    average_best: int = 0  # at the end, average the weights of the N best epochs; kept only
+    # when that beats the best single epoch on validation (0 = off)
     mask_seen: bool = False  # full softmax: items seen earlier in the window are left out of
     # each target's softmax (consistent with evaluating with seen items masked)
 
@@ -102,7 +104,7 @@ class TrainConfig:
         _require_positive(self, "train", ("epochs", "batch_size", "lr", "negatives", "patience"))
         nonnegative = (
             *("weight_decay", "warmup_steps", "grad_clip", "behavior_weight", "value_weight"),
-            *("seed", "threads", "max_minutes", "keep_checkpoints", "keep_every"),
+            *("seed", "threads", "max_minutes", "keep_checkpoints", "keep_every", "average_best"),
         )
         for name in nonnegative:
             value = getattr(self, name)

@@ -164,3 +164,37 @@ def test_other_losses_heads_and_the_temporal_split_train(
     assert 0.0 <= report["NDCG@10"] <= 1.0 and report["targets"] > 0
     if "data.split=temporal" in extra:
         assert report["split_kind"] == "global_temporal"
+
+
+def test_average_best_keeps_the_mean_of_the_best_epochs_only_when_validation_improves(
+    dataset: EventDataset, tmp_path: Path
+) -> None:
+    run = tmp_path / "avg"
+    config = load_config(
+        None, [*TINY, "train.epochs=6", "train.average_best=3", "train.keep_checkpoints=1"]
+    )
+    result = train(dataset, config, run, progress=False)
+    info = json.loads((run / "run.json").read_text())
+    averaged = info["averaged"]
+    metric = {r["epoch"]: r["valid"]["NDCG@10"] for r in result.history}
+    best = sorted(metric, key=lambda e: (-metric[e], e))[:3]
+    assert averaged["epochs"] == sorted(best)
+    kept = [int(p.name.split("-")[1]) for p in list_checkpoints(run)]
+    assert set(best) <= set(kept)  # the best 3 survived pruning (keep_checkpoints=1)
+    states = [load_file(run / "checkpoints" / f"epoch-{e:04d}" / "model.safetensors") for e in best]
+    model = load_file(run / "model.safetensors")
+    if averaged["kept"]:
+        assert averaged["valid"] > result.best_metric
+        for name, value in model.items():
+            torch.testing.assert_close(value, sum(s[name] for s in states) / 3)
+    else:
+        assert averaged["valid"] <= result.best_metric
+        best_state = load_file(
+            run / "checkpoints" / f"epoch-{result.best_epoch:04d}" / "model.safetensors"
+        )
+        for name, value in model.items():
+            torch.testing.assert_close(value, best_state[name])
+    # the saved model is what evaluation reads: its validation metric is the one recorded
+    valid = evaluate_run(run, split="valid")
+    expected = averaged["valid"] if averaged["kept"] else result.best_metric
+    assert valid["NDCG@10"] == pytest.approx(expected, abs=1e-6)

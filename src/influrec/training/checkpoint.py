@@ -42,11 +42,16 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file(state, str(path))
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (safetensors: no code is run)."""
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read the model weights ({exc})") from exc
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    state = read_weights(path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise InputError(

@@ -165,6 +165,7 @@ class Trainer:
         self.log_q = torch.from_numpy(log_q).float().to(self.device)
         self.epoch, self.step, self.best_metric, self.best_epoch = 0, 0, -math.inf, 0
         self.stale, self.seconds = 0, 0.0
+        self.averaged: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
 
     def _autocast(self) -> Any:
@@ -280,6 +281,8 @@ class Trainer:
             metrics_log.write(record)
             self.history.append(record)
             self._checkpoint()
+        if config.average_best > 1:
+            self._average_best(config.average_best)
         ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=True))
         return TrainResult(
             self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
@@ -340,10 +343,45 @@ class Trainer:
         ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
 
     def _protected_epochs(self) -> set[int]:
-        """Checkpoints never deleted: the best epoch's and every ``train.keep_every``-th."""
+        """Checkpoints never deleted: the best epoch's, every ``train.keep_every``-th and the
+        ``train.average_best`` best so far."""
         every = self.config.train.keep_every
         kept = set(range(every, self.epoch + 1, every)) if every else set()
-        return kept | {self.best_epoch}
+        return kept | {self.best_epoch} | set(self._best_epochs(self.config.train.average_best))
+
+    def _best_epochs(self, count: int) -> list[int]:
+        """The ``count`` epochs with the highest validation monitor (earliest first on ties)."""
+        monitor = self.config.train.monitor
+        ranked = sorted(self.history, key=lambda r: (-r["valid"][monitor], r["epoch"]))
+        return [r["epoch"] for r in ranked[:count]]
+
+    def _average_best(self, count: int) -> None:
+        """Replace the run's model by the mean weights of its ``count`` best epochs when that
+        scores higher on validation than the best epoch alone (recorded in ``averaged``)."""
+        epochs = self._best_epochs(count)
+        if len(epochs) < 2:
+            return
+        states = [
+            ckpt.read_weights(ckpt.checkpoint_dir(self.run_dir, e) / ckpt.MODEL_FILE)
+            for e in epochs
+        ]
+        mean = {name: sum(s[name] for s in states) / len(states) for name in states[0]}
+        self.model.load_state_dict(mean)
+        metric = float(
+            headline(self.evaluate(self.split.valid), mask_seen=self.config.eval.mask_seen)[
+                self.config.train.monitor
+            ]
+        )
+        kept = metric > self.best_metric
+        self.averaged = {"epochs": sorted(epochs), "valid": metric, "kept": kept}
+        log.info(
+            "average of epochs %s: valid %.4f (%s)",
+            sorted(epochs),
+            metric,
+            "kept" if kept else "not kept",
+        )
+        if kept:
+            ckpt.save_weights(self.model, self.run_dir / ckpt.MODEL_FILE)
 
     def _prepare_run_dir(self, *, resume: bool) -> None:
         existing = ckpt.list_checkpoints(self.run_dir)
@@ -403,6 +441,7 @@ class Trainer:
             if self.best_epoch
             else None,
             "train_seconds": round(self.seconds, 2),
+            "averaged": self.averaged,
             "finished": finished,
             "device": str(self.device),
         }
