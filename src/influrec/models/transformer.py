@@ -109,7 +109,8 @@ class CausalSelfAttention(nn.Module):
         scale = (d // self.heads) ** -0.5
         s_kept = (q @ k_kept.transpose(1, 2)) * scale  # (H, P queries, P keys)
         s_moved = (q @ k_moved.transpose(1, 2)) * scale
-        query, key = torch.arange(length)[:, None], torch.arange(length)[None]
+        steps = torch.arange(length, device=kept.device)
+        query, key = steps[:, None], steps[None]
         s_kept = s_kept.masked_fill(key >= query, float("-inf"))  # kept keys sit before p
         s_moved = s_moved.masked_fill(key > query, float("-inf"))  # moved keys up to p
         top = torch.maximum(s_kept.amax(-1, keepdim=True), s_moved.amax(-1, keepdim=True))
@@ -191,29 +192,40 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         """This block's output (R, D) at the last position of R sequences of P tokens, where
         sequence r holds ``kept`` (P, D) before position ``deleted[r]`` and, from there on,
-        the tokens ``pairs[n]`` (N, D) at positions ``cols[n]`` of rows ``rows[n]``. Keys and
-        values are computed once per distinct token (no (R, P) copy)."""
+        the tokens ``pairs[n]`` (N, D) at positions ``cols[n]`` of rows ``rows[n]``.
+
+        Only R queries read the N pair tokens, so their keys and values are never projected:
+        q·(W_k z + b_k) = (W_kᵀq)·z + q·b_k, and Σ α (W_v z + b_v) = W_v (Σ α z) + b_v Σ α,
+        with z the normalised token. That replaces an N x D x 2D projection by two N x D dot
+        products per head.
+        """
         attn = self.attn
         length, d = kept.shape
-        scale = (d // attn.heads) ** -0.5
+        heads = attn.heads
+        scale = (d // heads) ** -0.5
+        w_q, w_k, w_v = attn.qkv.weight.split(d)  # (D, D) each; head h owns rows h*E..(h+1)*E
+        b_q, b_k, b_v = attn.qkv.bias.split(d)
         _, k_kept, v_kept = (
             t[0] for t in attn._split_heads(self.ln1(kept)[None], last_query_only=True)
-        )
-        _, k_pairs, v_pairs = (
-            t[0].transpose(0, 1)
-            for t in attn._split_heads(self.ln1(pairs)[None], last_query_only=True)
-        )  # (N, H, E)
+        )  # (H, P, E)
+        z_pairs = self.ln1(pairs)  # (N, D)
         x = kept[-1:].repeat(len(deleted), 1)  # (R, D) the last token: kept when j = P
         at_end = cols == length - 1
         x[rows[at_end]] = pairs[at_end]
-        q = F.linear(self.ln1(x), attn.qkv.weight[:d], attn.qkv.bias[:d])
-        q = q.view(len(x), attn.heads, -1)  # (R, H, E)
-        scores = torch.einsum("rhe,hpe->rhp", q, k_kept) * scale
-        moved = torch.arange(length)[None] >= deleted[:, None]  # (R, P) replaced positions
-        scores[rows, :, cols] = (q[rows] * k_pairs).sum(-1) * scale
-        probs = torch.softmax(scores, dim=-1)  # (R, H, P)
+        q = F.linear(self.ln1(x), w_q, b_q).view(len(x), heads, -1)  # (R, H, E)
+        scores = torch.einsum("rhe,hpe->rhp", q, k_kept)
+        q_keys = torch.einsum("rhe,hed->rhd", q, w_k.view(heads, -1, d))  # (R, H, D)
+        q_bias = torch.einsum("rhe,he->rh", q, b_k.view(heads, -1))
+        scores[rows, :, cols] = torch.einsum("nhd,nd->nh", q_keys[rows], z_pairs) + q_bias[rows]
+        probs = torch.softmax(scores * scale, dim=-1)  # (R, H, P)
+        moved = torch.arange(length, device=kept.device)[None] >= deleted[:, None]  # (R, P)
         y = torch.einsum("rhp,hpe->rhe", probs.masked_fill(moved[:, None], 0.0), v_kept)
-        y = y.index_add(0, rows, probs[rows, :, cols][..., None] * v_pairs)
+        weights = probs[rows, :, cols]  # (N, H)
+        mixed = pairs.new_zeros(len(x), heads, d)
+        mixed.index_add_(0, rows, weights[..., None] * z_pairs[:, None])  # (R, H, D)
+        mass = pairs.new_zeros(len(x), heads).index_add_(0, rows, weights)
+        y = y + torch.einsum("rhd,hed->rhe", mixed, w_v.view(heads, -1, d))
+        y = y + mass[..., None] * b_v.view(heads, -1)
         x = x + attn._merge_heads(y[:, :, None])[:, 0]
         return x + self.mlp(self.ln2(x))
 
@@ -230,8 +242,8 @@ class Block(nn.Module):
 def _deletion_pairs(deleted: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, position) of every position at or after each row's deletion, in row order."""
     counts = (length - deleted).clamp(min=0)
-    rows = torch.repeat_interleave(torch.arange(len(deleted)), counts)
-    offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(
+    rows = torch.repeat_interleave(torch.arange(len(deleted), device=deleted.device), counts)
+    offsets = torch.arange(int(counts.sum()), device=deleted.device) - torch.repeat_interleave(
         counts.cumsum(0) - counts, counts
     )
     return rows, deleted[rows] + offsets
