@@ -83,6 +83,7 @@ class TrainConfig:
     loss: str = "ce"  # ce (full softmax) | sampled (sampled softmax + logQ) | bce
     negatives: int = 256  # for sampled / bce
     sampler: str = "popularity"  # sampled softmax negatives: popularity (+ logQ) | uniform
+    label_smoothing: float = 0.0  # full softmax: share of the target spread over all items
     behavior_weight: float = 0.1
     value_weight: float = 0.0
     patience: int = 10  # early stopping, in evaluations without improvement of the monitor
@@ -109,6 +110,8 @@ class TrainConfig:
         for name in nonnegative:
             value = getattr(self, name)
             _require(value >= 0, f"train.{name}", "must be >= 0", value)
+        smoothing = self.label_smoothing
+        _require(0 <= smoothing < 1, "train.label_smoothing", "must be in [0, 1)", smoothing)
         ratio = self.min_lr_ratio
         _require(0 <= ratio <= 1, "train.min_lr_ratio", "must be in [0, 1]", ratio)
         _require_choice(self.loss, "train.loss", LOSSES)

@@ -23,6 +23,21 @@ def test_full_softmax_ignores_padding() -> None:
     torch.testing.assert_close(full_softmax_loss(hidden, targets, items), expected)
 
 
+def test_label_smoothing_against_a_hand_computation() -> None:
+    hidden, targets, items = setup()
+    exclude = (torch.tensor([0, 0]), torch.tensor([3, 4]))  # row 0 leaves items 3 and 4 out
+    loss = full_softmax_loss(hidden, targets, items, exclude=exclude, smoothing=0.2)
+    total = 0.0
+    for n in range(4):
+        covered = [i for i in range(1, 6) if not (n == 0 and i in (3, 4))]
+        logits = {i: float(hidden[n] @ items[i]) for i in covered}
+        lse = math.log(sum(math.exp(v) for v in logits.values()))
+        target = lse - logits[int(targets[n])]
+        uniform = sum(lse - v for v in logits.values()) / len(covered)
+        total += 0.8 * target + 0.2 * uniform
+    assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
+
+
 def test_sampled_softmax_with_logq_against_a_hand_computation() -> None:
     hidden, targets, items = setup()
     log_q = torch.log(torch.tensor([0.0, 0.1, 0.2, 0.3, 0.2, 0.2]))

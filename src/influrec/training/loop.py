@@ -205,7 +205,9 @@ class Trainer:
         if train.loss == "ce":
             if exclude is not None:
                 exclude = (exclude[0].to(self.device), exclude[1].to(self.device))
-            return full_softmax_loss(hidden, targets, items, exclude=exclude)
+            return full_softmax_loss(
+                hidden, targets, items, exclude=exclude, smoothing=train.label_smoothing
+            )
         if train.loss == "sampled":
             return sampled_softmax_loss(
                 hidden, targets, items, log_q=self.log_q, negatives=train.negatives

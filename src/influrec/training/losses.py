@@ -16,10 +16,13 @@ def full_softmax_loss(
     items: torch.Tensor,
     *,
     exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy over every item (the default; exact, and cheap up to ~10^5 items).
 
     ``exclude`` = (rows, items) pairs left out of those rows' softmax (never the row's target).
+    ``smoothing`` = ε: the target distribution puts 1 - ε on the target and spreads ε evenly
+    over the items each row's softmax covers.
     """
     logits = hidden @ items.T  # (N, I + 1)
     logits[:, 0] = float("-inf")
@@ -27,7 +30,14 @@ def full_softmax_loss(
         rows, cols = exclude
         keep = cols != targets[rows]
         logits[rows[keep], cols[keep]] = float("-inf")
-    return F.cross_entropy(logits.float(), targets)
+    logits = logits.float()
+    loss = F.cross_entropy(logits, targets)
+    if smoothing == 0:
+        return loss
+    covered = torch.isfinite(logits)
+    mean_logit = logits.where(covered, 0.0).sum(1) / covered.sum(1)
+    uniform = (torch.logsumexp(logits, dim=1) - mean_logit).mean()  # CE against uniform
+    return (1 - smoothing) * loss + smoothing * uniform
 
 
 def sampled_softmax_loss(
