@@ -31,13 +31,20 @@ def full_softmax_loss(
         keep = cols != targets[rows]
         logits[rows[keep], cols[keep]] = float("-inf")
     logits = logits.float()
-    loss = F.cross_entropy(logits, targets)
     if smoothing == 0:
-        return loss
-    covered = torch.isfinite(logits)
-    mean_logit = logits.where(covered, 0.0).sum(1) / covered.sum(1)
-    uniform = (torch.logsumexp(logits, dim=1) - mean_logit).mean()  # CE against uniform
-    return (1 - smoothing) * loss + smoothing * uniform
+        return F.cross_entropy(logits, targets)
+    lse = torch.logsumexp(logits, dim=1)
+    target = lse - logits.gather(1, targets[:, None])[:, 0]
+    # mean logit over the covered items, from the item sum: h·ΣE less the excluded items
+    total = hidden.float() @ items[1:].float().sum(0)  # (N,)
+    count = torch.full_like(total, items.shape[0] - 1)
+    if exclude is not None:
+        rows, cols = rows[keep], cols[keep]
+        dropped = (hidden[rows].float() * items[cols].float()).sum(-1)
+        total = total.index_add(0, rows, -dropped)
+        count = count.index_add(0, rows, -torch.ones_like(dropped))
+    uniform = lse - total / count  # cross-entropy against the uniform distribution
+    return ((1 - smoothing) * target + smoothing * uniform).mean()
 
 
 def sampled_softmax_loss(
