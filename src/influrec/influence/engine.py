@@ -134,14 +134,11 @@ class Scorer:
         :meth:`~influrec.models.transformer.BehaviorTransformer.encode_deletions`: the first
         layer's attention is shared by all deletions (models without time gaps; at least 2
         events)."""
-        n, config = len(history), self.model.config
-        base = np.arange(max(0, n - config.max_len - 1), n)  # (P + 1,)
-        deleted = np.arange(len(base) - len(self.window(history)), len(base))  # into base
+        base, deleted = self._deletion_rows(history)
         events = rows_to_batch(history, [base], max_len=len(base), time_buckets=0)
         values = events.values if self.model.value_embedding is not None else None
-        full = rows_to_batch(history, [np.arange(n)], max_len=config.max_len, time_buckets=0)
         hidden = [
-            self.model(full.items, full.behaviors, None, full.values, last_only=True)[:, -1],
+            self._whole_hidden(history),
             self.model.encode_deletions(
                 events.items, events.behaviors, values, torch.from_numpy(deleted)
             ),
@@ -160,9 +157,8 @@ class Scorer:
         scored in batches of about ``prefix_chunk_rows`` consecutive deletions, each batch
         recomputing from its earliest deletion on.
         """
-        n, config = len(history), self.model.config
-        base = np.arange(max(0, n - config.max_len - 1), n)  # (P + 1,)
-        deleted = np.arange(len(base) - len(self.window(history)), len(base))  # into base
+        config = self.model.config
+        base, deleted = self._deletion_rows(history)
 
         def batch(rows: Sequence[np.ndarray]) -> HistoryBatch:
             return rows_to_batch(
@@ -171,10 +167,7 @@ class Scorer:
 
         prefix = batch([base[:-1]])
         cache = self.model.encode_prefix(prefix.items, prefix.behaviors, prefix.gaps, prefix.values)
-        full = batch([np.arange(n)])
-        hidden = [
-            self.model(full.items, full.behaviors, full.gaps, full.values, last_only=True)[:, -1]
-        ]
+        hidden = [self._whole_hidden(history)]
         rows_per_chunk = max(1, min(self.prefix_chunk_rows, self.batch_size))
         for chunk in np.array_split(deleted, -(-len(deleted) // rows_per_chunk)):
             # events before ``start`` are the same in every row: at least one is recomputed
@@ -183,6 +176,24 @@ class Scorer:
             suffix = (t[:, start:] for t in (rows.items, rows.behaviors, rows.gaps, rows.values))
             hidden.append(self.model.encode_suffix(cache, *suffix, start=start))
         return self.model.item_scores(torch.cat(hidden)).float()
+
+    def _deletion_rows(self, history: History) -> tuple[np.ndarray, np.ndarray]:
+        """``base``: the last P + 1 events (P = min(n - 1, max_len)), each deletion row being
+        base without one event; ``deleted``: the indices into base of the window's events."""
+        n = len(history)
+        base = np.arange(max(0, n - self.max_len - 1), n)
+        return base, np.arange(len(base) - len(self.window(history)), len(base))
+
+    def _whole_hidden(self, history: History) -> torch.Tensor:
+        """Last hidden state (1, D) after the whole history (its last max_len events)."""
+        config = self.model.config
+        full = rows_to_batch(
+            history,
+            [np.arange(len(history))],
+            max_len=config.max_len,
+            time_buckets=config.time_buckets,
+        )
+        return self.model(full.items, full.behaviors, full.gaps, full.values, last_only=True)[:, -1]
 
 
 SHARED_FLOATS = 2**25

@@ -26,23 +26,23 @@ def full_softmax_loss(
     """
     logits = hidden @ items.T  # (N, I + 1)
     logits[:, 0] = float("-inf")
+    # for smoothing: the mean logit over the covered items, from h·ΣE less the excluded items
+    total = hidden.float() @ items[1:].float().sum(0) if smoothing else None  # (N,)
+    count = torch.full_like(total, items.shape[0] - 1) if total is not None else None
     if exclude is not None:
         rows, cols = exclude
         keep = cols != targets[rows]
-        logits[rows[keep], cols[keep]] = float("-inf")
+        rows, cols = rows[keep], cols[keep]
+        if total is not None and count is not None:
+            dropped = logits[rows, cols].float()
+            total = total.index_add(0, rows, -dropped)
+            count = count.index_add(0, rows, -torch.ones_like(dropped))
+        logits[rows, cols] = float("-inf")
     logits = logits.float()
-    if smoothing == 0:
+    if total is None or count is None:
         return F.cross_entropy(logits, targets)
     lse = torch.logsumexp(logits, dim=1)
     target = lse - logits.gather(1, targets[:, None])[:, 0]
-    # mean logit over the covered items, from the item sum: h·ΣE less the excluded items
-    total = hidden.float() @ items[1:].float().sum(0)  # (N,)
-    count = torch.full_like(total, items.shape[0] - 1)
-    if exclude is not None:
-        rows, cols = rows[keep], cols[keep]
-        dropped = (hidden[rows].float() * items[cols].float()).sum(-1)
-        total = total.index_add(0, rows, -dropped)
-        count = count.index_add(0, rows, -torch.ones_like(dropped))
     uniform = lse - total / count  # cross-entropy against the uniform distribution
     return ((1 - smoothing) * target + smoothing * uniform).mean()
 
