@@ -33,6 +33,12 @@ def test_explain_json_and_plot(
     first = groups["recommendations"][0]
     total = sum(g["shapley"] for g in first["groups"])
     assert abs(total - (first["value"] - first["empty_value"])) < 1e-4
+    ranked = json_out(
+        capsys, ["explain", str(run), "--user", "u2", "--k", "2", "--measure", "rank", "--json"]
+    )
+    assert ranked["recommendations"][1]["value"] < -1.5  # the second item: rank 2, p/2 <= 0.5
+    assert main(["explain", str(run), "--user", "u2", "--method", "ig", "--measure", "rank"]) == 2
+    assert "not differentiable" in capsys.readouterr().err
     plot = tmp_path / "heat.png"
     assert main(["explain", str(run), "--user", "u2", "--method", "ig", "--plot", str(plot)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,7 @@ from influrec.influence.attribution import (
     shapley_sampling,
 )
 from influrec.influence.engine import Scorer
-from influrec.influence.measurement import InTopK, ItemScore, LogProbability, RankMargin
+from influrec.influence.measurement import InTopK, ItemScore, LogProbability, Rank, RankMargin
 
 
 def user_history(rec: Recommender, n: int | None = None) -> History:
@@ -33,7 +33,7 @@ def brute_force(rec: Recommender, history: History, position: int) -> torch.Tens
     return rec.scores([edited])[0]
 
 
-@pytest.mark.parametrize("kind", ["score", "margin", "logp"])
+@pytest.mark.parametrize("kind", ["score", "margin", "logp", "rank"])
 def test_leave_one_out_equals_one_at_a_time_rescoring(recommender: Recommender, kind: str) -> None:
     history = user_history(recommender)  # longer than max_len: older events slide into the window
     assert len(history) > recommender.model.config.max_len
@@ -42,6 +42,7 @@ def test_leave_one_out_equals_one_at_a_time_rescoring(recommender: Recommender, 
         "score": ItemScore(item),
         "margin": RankMargin(item, 10),
         "logp": LogProbability(item),
+        "rank": Rank(item),
     }[kind]
     explanation = leave_one_out(Scorer(recommender.model), history, measurement)
     full = float(measurement(recommender.scores([history]))[0])
@@ -51,6 +52,18 @@ def test_leave_one_out_equals_one_at_a_time_rescoring(recommender: Recommender, 
             measurement(brute_force(recommender, history, int(position))[None])[0]
         )
         assert np.isclose(effect, expected, rtol=1e-4, atol=1e-5), position
+
+
+def test_rank_orders_by_places_then_probability() -> None:
+    scores = torch.tensor(
+        [[float("-inf"), 1.0, 3.0, 2.0], [float("-inf"), 1.0, 3.0, 2.5], [float("-inf"), 4, 3, 2]]
+    )
+    values = Rank(3)(scores)
+    p = torch.softmax(scores, -1)[:, 3]
+    # item 3 is second, second (more probable) and third
+    np.testing.assert_allclose(values, [p[0] / 2 - 2, p[1] / 2 - 2, p[2] / 2 - 3], rtol=1e-6)
+    assert values[1] > values[0] > values[2]
+    assert not Rank(3).differentiable
 
 
 def test_integrated_gradients_completeness_and_captum(recommender: Recommender) -> None:

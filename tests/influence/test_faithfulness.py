@@ -8,7 +8,7 @@ from influrec.inference import Recommender
 from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer, without
 from influrec.influence.faithfulness import better, planted_cause_recovery, user_faithfulness
-from influrec.influence.measurement import LogProbability
+from influrec.influence.measurement import Rank
 
 
 def test_metrics_equal_direct_rescoring(recommender: Recommender) -> None:
@@ -16,7 +16,7 @@ def test_metrics_equal_direct_rescoring(recommender: Recommender) -> None:
     scorer = Scorer(recommender.model)
     item = int(torch.argmax(recommender.scores([history])[0]))
     metrics = user_faithfulness(scorer, history, ["loo"])["loo"]
-    order = leave_one_out(scorer, history, LogProbability(item)).ranked()
+    order = leave_one_out(scorer, history, Rank(item)).ranked()  # what faithfulness explains
     deleted = scorer.scores(history, [without(12, order[:2])])[0]
     kept = scorer.scores(history, [np.sort(order[:2])])[0]
     assert np.isclose(metrics["DEL@2"], float(torch.softmax(deleted, -1)[item]), rtol=1e-5)

@@ -28,9 +28,15 @@ from influrec.influence.counterfactual import (
     influential_actions as _actions,
 )
 from influrec.influence.engine import Scorer
-from influrec.influence.measurement import ItemScore, LogProbability, Measurement, RankMargin
+from influrec.influence.measurement import (
+    ItemScore,
+    LogProbability,
+    Measurement,
+    Rank,
+    RankMargin,
+)
 
-MEASURES = ("margin", "score", "logp")
+MEASURES = ("margin", "score", "logp", "rank")
 
 
 def measurement_for(measure: str, item: int, k: int) -> Measurement:
@@ -40,6 +46,8 @@ def measurement_for(measure: str, item: int, k: int) -> Measurement:
         return ItemScore(item)
     if measure == "logp":
         return LogProbability(item)
+    if measure == "rank":
+        return Rank(item)
     raise InputError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
 
 
@@ -73,6 +81,8 @@ def explain(
     scorer = Scorer(rec.model)
     recommendations = rec.recommend(history, k=k)
     measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
+    if method in ("ig", "gxi") and measurements and not measurements[0].differentiable:
+        raise InputError(f"--measure {measure} is not differentiable: explain it with loo/shapley")
     if method == "ig":  # one path (forward pass) for all k items
         explanations = integrated_gradients_many(scorer, history, measurements)
     elif method == "loo":  # one batch of deletions serves all k items

@@ -29,16 +29,22 @@ from influrec.data.sequences import SequenceData
 from influrec.inference import History
 from influrec.influence.attribution import METHODS
 from influrec.influence.engine import Scorer, without
-from influrec.influence.measurement import ItemScore, LogProbability, Measurement
+from influrec.influence.measurement import ItemScore, LogProbability, Measurement, Rank
 
 KE = (1, 2, 3, 4, 5)
 KR = (1, 5, 10, 20)
 CURVE = np.linspace(0.0, 1.0, 11)
+NO_MEASUREMENT = ("attention", "random")  # their rankings ignore what is measured
 
 
 def _method_measurement(method: str, item: int) -> Measurement:
-    """The measurement each method explains: log p(j) (score for attention/random: same order)."""
-    return ItemScore(item) if method in ("attention", "random") else LogProbability(item)
+    """The measurement each method explains. The metrics ask how far j falls (POS, CDCG) and how
+    much probability it loses (DEL, INS), so perturbation methods explain :class:`Rank` (places
+    first, probability to order equal places); gradient methods need a differentiable one and
+    explain log p(j). Attention and random ignore it."""
+    if method in NO_MEASUREMENT:
+        return ItemScore(item)
+    return Rank(item) if method in ("loo", "shapley") else LogProbability(item)
 
 
 def _perturbation_rows(n: int, order: np.ndarray) -> list[np.ndarray]:
@@ -134,7 +140,8 @@ def planted_cause_recovery(
             continue
         for method in methods:
             options = {"seed": seed + index} if method in ("random", "shapley") else {}
-            measurement = _method_measurement(method, int(data.item[event]))
+            caused = int(data.item[event])
+            measurement = ItemScore(caused) if method in NO_MEASUREMENT else LogProbability(caused)
             explanation = METHODS[method](scorer, history, measurement, **options)
             hits[method].append(float(explanation.ranked()[0] == position))
     return {

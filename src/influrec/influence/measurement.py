@@ -82,6 +82,28 @@ class RankMargin:
 
 
 @dataclass(frozen=True)
+class Rank:
+    """Minus the item's rank (1 = first), plus half its probability to order equal ranks.
+
+    A leave-one-out effect under this measurement is the number of places the item falls when
+    the event is removed, plus half the probability it loses: the half keeps that tie-break
+    under one place (|Δp| < 1), so events are ordered by places first. Not differentiable.
+    """
+
+    item: int
+    differentiable: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"rank(item {self.item})"
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.float()
+        rank = (scores > scores[:, self.item : self.item + 1]).sum(-1) + 1
+        return torch.softmax(scores, dim=-1)[:, self.item] / 2 - rank
+
+
+@dataclass(frozen=True)
 class InTopK:
     """1.0 when the item is in the top ``k``, else 0.0 (not differentiable)."""
 

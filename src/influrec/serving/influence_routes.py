@@ -13,7 +13,7 @@ from influrec.serving.schemas import Explanations, InfluentialActions, WhatIf, W
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["influence"])
 
 Method = Literal["loo", "gxi", "ig", "shapley", "attention"]  # attribution.METHODS less random
-Measure = Literal["margin", "score", "logp"]  # influence.api.MEASURES (a test checks)
+Measure = Literal["margin", "score", "logp", "rank"]  # influence.api.MEASURES (a test checks)
 
 
 @router.get("/users/{user_id}/explanations", response_model=Explanations)
