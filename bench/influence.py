@@ -27,6 +27,7 @@ from influrec.influence.attribution import integrated_gradients_many, leave_one_
 from influrec.influence.counterfactual import counterfactual_set
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import ItemScore, LogProbability
+from influrec.runtime import keep_freed_memory
 
 
 def timed(fn: Callable[[], object], repeats: int = 1) -> float:
@@ -96,11 +97,13 @@ def main() -> None:
     parser.add_argument("--faithfulness-users", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    kept = keep_freed_memory()
     rec = Recommender.load(args.run)
     config = rec.model.config
     print(
         f"machine: {platform.node()} | {os.cpu_count()} cores | torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads) | python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads) | python {platform.python_version()} "
+        f"| malloc keeps freed memory: {kept}"
     )
     print(f"command: python bench/influence.py {' '.join(sys.argv[1:])}")
     print(

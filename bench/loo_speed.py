@@ -36,6 +36,7 @@ from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import LogProbability
 from influrec.models.transformer import BehaviorTransformer, build_model
+from influrec.runtime import keep_freed_memory
 
 CONFIG = Path(__file__).parent / "configs" / "ml-1m.toml"
 
@@ -96,12 +97,14 @@ def main() -> None:
     parser.add_argument("--checked", type=int, default=3, help="histories checked by re-scoring")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    kept = keep_freed_memory()
     torch.set_num_threads(args.threads)
     built = models(args.items, args.seed)
     config = built["end"].config
     print(
         f"machine: {platform.node()} | {os.cpu_count()} cores | torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads) | python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads) | python {platform.python_version()} "
+        f"| malloc keeps freed memory: {kept}"
     )
     print(f"command: python bench/loo_speed.py {' '.join(sys.argv[1:])}")
     print(

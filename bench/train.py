@@ -34,6 +34,7 @@ from influrec.data.preprocess import PrepareConfig
 from influrec.data.sequences import SequenceData
 from influrec.data.splits import leave_one_out_split
 from influrec.evaluation.runs import evaluate_run
+from influrec.runtime import keep_freed_memory
 from influrec.training.loop import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,8 @@ DATASETS = {
 def machine_line() -> str:
     return (
         f"{platform.node()} | {os.cpu_count()} cores | torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads) | python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads) | python {platform.python_version()} "
+        f"| malloc keeps freed memory: {keep_freed_memory()}"
     )
 
 

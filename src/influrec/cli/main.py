@@ -13,6 +13,7 @@ from rich.markup import escape
 from influrec import __version__
 from influrec.cli import data, data_influence, demo, influence, model, serve
 from influrec.data.badrows import InputError
+from influrec.runtime import keep_freed_memory
 
 EXIT_INPUT_ERROR = 2
 
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    keep_freed_memory()
     try:
         return int(args.handler(args) or 0)
     except InputError as exc:
