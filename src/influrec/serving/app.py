@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from influrec import __version__
+from influrec.runtime import keep_freed_memory
 from influrec.serving import influence_routes, routes
 from influrec.serving.errors import install_error_handlers
 from influrec.serving.metrics import Metrics
@@ -27,7 +28,9 @@ scope (`admin` implies the others). Errors are `{"error": {"code", "message", "d
 
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The app for one run. API keys are resolved now (from the settings or the environment);
-    the model and the event store are opened when the app starts, not here."""
+    the model and the event store are opened when the app starts, not here. The process keeps
+    freed memory for reuse (:func:`influrec.runtime.keep_freed_memory`)."""
+    keep_freed_memory()
     metrics = Metrics()
     api_keys = settings.resolved_keys()
     if not api_keys:
