@@ -62,6 +62,12 @@ def experiment_config(name: str, overrides: list[str], epochs: int) -> Experimen
     return load_config(ROOT / "bench" / "configs" / f"{name}.toml", [*base, *overrides])
 
 
+def run_prefix(args: argparse.Namespace) -> Path:
+    """bench/out/di/<dataset>, or <dataset>-e<N> for a non-default epoch budget."""
+    custom = args.epochs and args.epochs != EPOCHS[args.dataset]
+    return DI / (f"{args.dataset}-e{args.epochs}" if custom else args.dataset)
+
+
 def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> Path:
     """Train into ``run_dir`` unless a finished run with this config is already there."""
     if (run_dir / ckpt.RUN_FILE).exists():
@@ -129,7 +135,7 @@ def print_table(rows: dict[str, dict[str, float]]) -> None:
 def noise(args: argparse.Namespace) -> dict[str, Any]:
     config = experiment_config(args.dataset, args.set, args.epochs or EPOCHS[args.dataset])
     clean_data = prepared(args.dataset)
-    prefix = DI / args.dataset
+    prefix = run_prefix(args)
     clean = trained(clean_data, config, Path(f"{prefix}-clean"))
     noisy_data = inject_noise(clean_data, config, fraction=args.fraction, seed=args.seed)
     injected = int(noisy_data.injected.sum())
@@ -183,7 +189,7 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
 def real(args: argparse.Namespace) -> dict[str, Any]:
     config = experiment_config(args.dataset, args.set, args.epochs or EPOCHS[args.dataset])
     data = prepared(args.dataset)
-    prefix = DI / args.dataset
+    prefix = run_prefix(args)
     clean = trained(data, config, Path(f"{prefix}-clean"))
     scores, _ = tracin_scores(clean)
     removed = worst(scores.events, scores.validation, fraction=args.remove, by="harm")
@@ -380,7 +386,7 @@ def main() -> None:
     DI.mkdir(parents=True, exist_ok=True)
     experiments = {"noise": noise, "real": real, "speed": speed, "groundtruth": groundtruth}
     result = {**experiments, "agreement": agreement}[args.experiment](args)
-    name = f"{args.experiment}-{args.dataset if args.experiment != 'groundtruth' else 'synth'}"
+    name = f"{args.experiment}-{run_prefix(args).name if args.experiment != 'groundtruth' else 'synth'}"
     if args.experiment == "noise":
         name += f"-{args.by}" + (f"-{args.remove_share:.3f}" if args.remove_share else "")
     (DI / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")

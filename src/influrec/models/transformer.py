@@ -125,7 +125,7 @@ class CausalSelfAttention(nn.Module):
         #                    = Σ_i b_i w_i + Σ_{i<j} (a_i v_i - b_i w_i)
         # laid out (query, key, H, E) so that gathering pairs gives (N, H, E) = (N, D) rows,
         # built and summed in place: memory traffic is what costs here
-        a_t, b_t = a.permute(1, 2, 0)[..., None], b.permute(1, 2, 0)[..., None]  # (P, P, H, 1)
+        a_t, b_t = a.permute(1, 2, 0)[..., None], b.permute(1, 2, 0)[..., None]
         sums = a_t * v_kept.transpose(0, 1)[None]  # (P, P, H, E)
         sums.addcmul_(b_t, v_moved.transpose(0, 1)[None], value=-1.0)
         torch.cumsum(sums, dim=1, out=sums)  # [p, i]: the sum over keys 0..i
@@ -171,6 +171,10 @@ class CausalSelfAttention(nn.Module):
         return torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
 
 
+FEED_FORWARD_ROWS = 2048
+"""Rows per block in :meth:`Block.feed_forward_` (1,024-2,048 were fastest on 20k rows)."""
+
+
 class Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -195,17 +199,19 @@ class Block(nn.Module):
     def feed_forward_(self, x: torch.Tensor) -> torch.Tensor:
         """``x + mlp(ln2(x))`` written into ``x`` (N, D), for inference without gradients.
 
-        Equal to the feed-forward half of :meth:`forward`, with one large temporary instead of
-        three: on the ~P²/2 rows of a leave-one-out, glibc hands every large temporary back to
-        the system when it is freed, and touching fresh pages again cost more than the matrix
-        products (2.3x slower on 20k rows, measured; see bench/loo_speed.py).
+        Equal to the feed-forward half of :meth:`forward`, for the ~P²/2 rows of a
+        leave-one-out: in blocks of :data:`FEED_FORWARD_ROWS` rows, so that the 4x wider hidden
+        layer stays in cache between the two matrix products (15% faster than whole on 20k
+        rows), and written in place (one temporary per block instead of three).
         """
         up, activation, down = self.mlp[0], self.mlp[1], self.mlp[2]
         assert isinstance(up, nn.Linear) and isinstance(down, nn.Linear)
         assert isinstance(activation, nn.GELU)
-        hidden = torch.mm(self.ln2(x), up.weight.T).add_(up.bias)
-        torch.ops.aten.gelu_(hidden, approximate=activation.approximate)
-        return x.addmm_(hidden, down.weight.T).add_(down.bias)
+        for part in x.split(FEED_FORWARD_ROWS):
+            hidden = torch.mm(self.ln2(part), up.weight.T).add_(up.bias)
+            torch.ops.aten.gelu_(hidden, approximate=activation.approximate)
+            part.addmm_(hidden, down.weight.T).add_(down.bias)
+        return x
 
     def last_after_deletions(
         self,
