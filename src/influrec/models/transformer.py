@@ -201,8 +201,9 @@ class Block(nn.Module):
 
         Equal to the feed-forward half of :meth:`forward`, for the ~P²/2 rows of a
         leave-one-out: in blocks of :data:`FEED_FORWARD_ROWS` rows, so that the 4x wider hidden
-        layer stays in cache between the two matrix products (15% faster than whole on 20k
-        rows), and written in place (one temporary per block instead of three).
+        layer stays in cache between the two matrix products, and written in place (one
+        temporary per block instead of three). On 20k rows the feed-forward alone is ~15%
+        faster than unblocked; a whole leave-one-out 3-4% (paired A/B).
         """
         up, activation, down = self.mlp[0], self.mlp[1], self.mlp[2]
         assert isinstance(up, nn.Linear) and isinstance(down, nn.Linear)
@@ -448,7 +449,6 @@ class BehaviorTransformer(nn.Module):
             x, _ = block.extend(x, (keys[:, :, :start], vals[:, :, :start]), last_only=i == last)
         return self.ln_final(x)[:, -1]  # (B, D)
 
-    @torch.no_grad()
     @torch.no_grad()
     def encode_deletions(
         self,
