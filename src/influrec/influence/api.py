@@ -81,8 +81,6 @@ def explain(
     scorer = Scorer(rec.model)
     recommendations = rec.recommend(history, k=k)
     measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
-    if method in ("ig", "gxi") and measurements and not measurements[0].differentiable:
-        raise InputError(f"--measure {measure} is not differentiable: explain it with loo/shapley")
     if method == "ig":  # one path (forward pass) for all k items
         explanations = integrated_gradients_many(scorer, history, measurements)
     elif method == "loo":  # one batch of deletions serves all k items

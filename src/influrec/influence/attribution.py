@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from influrec.data.badrows import InputError
 from influrec.inference import History
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import Measurement
@@ -88,7 +89,7 @@ def _embedding_function(
 
 def _require_gradients(measurement: Measurement) -> None:
     if not measurement.differentiable:
-        raise ValueError(f"{measurement.name} is not differentiable; use loo or shapley")
+        raise InputError(f"{measurement.name} is not differentiable; use loo or shapley")
 
 
 def gradient_x_input(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
