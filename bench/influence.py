@@ -12,8 +12,6 @@ integrated gradients (50 steps) for the top-10 items, counterfactual sets for a 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +26,9 @@ from influrec.influence.attribution import integrated_gradients_many, leave_one_
 from influrec.influence.counterfactual import counterfactual_set
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import ItemScore, LogProbability
-from influrec.runtime import keep_freed_memory
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train import machine_line
 
 
 def timed(fn: Callable[[], object], repeats: int = 1) -> float:
@@ -99,14 +99,9 @@ def main() -> None:
     parser.add_argument("--faithfulness-users", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    kept = keep_freed_memory()
     rec = Recommender.load(args.run)
     config = rec.model.config
-    print(
-        f"machine: {platform.node()} | {os.cpu_count()} cores | torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads) | python {platform.python_version()} "
-        f"| malloc keeps freed memory: {kept}"
-    )
+    print(f"machine: {machine_line()}")
     print(f"command: python bench/influence.py {' '.join(sys.argv[1:])}")
     print(
         f"model: {args.run}: d {config.d_model}, {config.layers} layers, max_len {config.max_len}, "

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +34,9 @@ from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import LogProbability
 from influrec.models.transformer import BehaviorTransformer, build_model
-from influrec.runtime import keep_freed_memory
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train import machine_line
 
 CONFIG = Path(__file__).parent / "configs" / "ml-1m.toml"
 
@@ -97,15 +97,10 @@ def main() -> None:
     parser.add_argument("--checked", type=int, default=3, help="histories checked by re-scoring")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    kept = keep_freed_memory()
     torch.set_num_threads(args.threads)
     built = models(args.items, args.seed)
     config = built["end"].config
-    print(
-        f"machine: {platform.node()} | {os.cpu_count()} cores | torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads) | python {platform.python_version()} "
-        f"| malloc keeps freed memory: {kept}"
-    )
+    print(f"machine: {machine_line()}")
     print(f"command: python bench/loo_speed.py {' '.join(sys.argv[1:])}")
     print(
         f"model: {CONFIG.name} [model]: d {config.d_model}, {config.layers} layers, "

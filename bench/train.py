@@ -51,6 +51,8 @@ DATASETS = {
 
 
 def machine_line() -> str:
+    """The machine, versions and thread count; applies :func:`keep_freed_memory` (idempotent),
+    as every benchmark runs with it, and says whether it is in effect."""
     return (
         f"{platform.node()} | {os.cpu_count()} cores | torch {torch.__version__} "
         f"({torch.get_num_threads()} threads) | python {platform.python_version()} "
