@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +134,14 @@ def print_table(rows: dict[str, dict[str, float]]) -> None:
 
 
 def noise(args: argparse.Namespace) -> dict[str, Any]:
+    """Clean, noisy and denoised training, each retrained with every seed of ``--train-seeds``.
+
+    The flags come from the seed-0 noisy model (what a user would run once); the training seeds
+    then measure how much of the test gap is the data and how much the seed."""
     config = experiment_config(args.dataset, args.set, args.epochs or EPOCHS[args.dataset])
+    seeds = [int(s) for s in args.train_seeds.split(",")]
     clean_data = prepared(args.dataset)
     prefix = run_prefix(args)
-    clean = trained(clean_data, config, Path(f"{prefix}-clean"))
     noisy_data = inject_noise(clean_data, config, fraction=args.fraction, seed=args.seed)
     injected = int(noisy_data.injected.sum())
     print(f"  injected {injected:,} random interactions ({args.fraction:.0%} of training targets)")
@@ -154,9 +159,21 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
         noisy_data.dataset, flagged, note={"edit": "denoise", "by": args.by, "fraction": share}
     )
     label = f"{prefix}-denoised-{args.by}" + (f"-{share:.3f}" if args.remove_share else "")
-    denoised = trained(denoised_data, config, Path(label))
-    metrics = {"clean": test_metrics(clean), "noisy": test_metrics(noisy)}
-    metrics["denoised"] = test_metrics(denoised)
+    conditions = {
+        "clean": (clean_data, f"{prefix}-clean"),
+        "noisy": (noisy_data.dataset, f"{prefix}-noisy"),
+        "denoised": (denoised_data, label),
+    }
+    per_seed: dict[str, dict[int, dict[str, float]]] = {name: {} for name in conditions}
+    for seed in seeds:
+        config_seed = replace(config, train=replace(config.train, seed=seed))
+        for name, (data, folder) in conditions.items():
+            run_dir = Path(folder if seed == 0 else f"{folder}-trainseed{seed}")
+            per_seed[name][seed] = test_metrics(trained(data, config_seed, run_dir))
+    metrics = {
+        name: {key: float(np.mean([m[key] for m in runs.values()])) for key in runs[seeds[0]]}
+        for name, runs in per_seed.items()
+    }
     recovered = {}
     for convention in ("unmasked", "masked"):
         key = f"test NDCG@10 {convention}"
@@ -169,19 +186,29 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     )
     for by, quality in flags.items():
         print(f"  {by:>22}: precision {quality['precision']:.3f} recall {quality['recall']:.3f}")
-    print(f"\ntest/valid metrics (denoised = noisy minus the top {share:.1%} by {args.by}):")
+    print(f"\ndenoised = noisy minus the top {share:.1%} by {args.by}; training seeds {seeds}")
+    if len(seeds) > 1:
+        key = "test NDCG@10 unmasked"
+        print(f"per seed, {key}:")
+        for name, runs in per_seed.items():
+            values = [runs[seed][key] for seed in seeds]
+            spread = f"mean {np.mean(values):.4f} sd {np.std(values, ddof=1):.4f}"
+            print(f"  {name:>10} " + " ".join(f"{v:.4f}" for v in values) + f"  ({spread})")
+        print("mean over the seeds:")
     print_table(metrics)
-    for convention, share in recovered.items():
-        print(f"gap recovered (test NDCG@10 {convention}): {share:.2f} (target >= 0.5)")
+    for convention, gained_share in recovered.items():
+        print(f"gap recovered (test NDCG@10 {convention}): {gained_share:.2f} (target >= 0.5)")
     return {
         "dataset": args.dataset,
         "config": config.to_dict(),
+        "train_seeds": seeds,
         "injected": injected,
         "training_interactions": len(scores.events),
         "tracin_seconds": seconds,
         "checkpoints": scores.checkpoints,
         "flags": flags,
         "metrics": metrics,
+        "metrics_per_seed": per_seed,
         "gap_recovered": recovered,
     }
 
@@ -373,7 +400,10 @@ def main() -> None:
     parser.add_argument("--remove", type=float, default=0.02, help="real: share removed")
     parser.add_argument("--run", default="", help="speed: run folder")
     parser.add_argument("--checkpoints", type=int, default=0, help="speed: at most N")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="noise / sampling seed")
+    parser.add_argument(
+        "--train-seeds", default="0", help="noise: training seeds per condition, e.g. 0,1,2"
+    )
     parser.add_argument("--queries", type=int, default=5, help="agreement: users explained")
     parser.add_argument("--damping", type=float, default=0.01, help="agreement: IF damping")
     parser.add_argument("--users", type=int, default=600, help="groundtruth: synthetic users")
@@ -389,6 +419,8 @@ def main() -> None:
     name = f"{args.experiment}-{run_prefix(args).name if args.experiment != 'groundtruth' else 'synth'}"
     if args.experiment == "noise":
         name += f"-{args.by}" + (f"-{args.remove_share:.3f}" if args.remove_share else "")
+        if args.train_seeds != "0":
+            name += "-seeds" + args.train_seeds.replace(",", "")
     (DI / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
