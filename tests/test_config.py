@@ -214,6 +214,7 @@ def test_file_problems(tmp_path: Path) -> None:
         ("train.min_lr_ratio=1.5", "train.min_lr_ratio must be in"),
         ("train.loss=softmax", "train.loss must be one of ce, sampled, bce"),
         ("train.sampler=random", "train.sampler must be one of popularity, uniform"),
+        ("train.negatives_per=row", "train.negatives_per must be one of batch, sequence"),
         ("train.label_smoothing=1.0", r"train.label_smoothing must be in \[0, 1\)"),
         ("train.device=tpu", "train.device must be one of auto, cpu, cuda"),
         ("train.monitor=NDCG", "train.monitor must be METRIC@K"),

@@ -22,6 +22,7 @@ from influrec.data.badrows import InputError
 
 LOSSES = ("ce", "sampled", "bce")
 SAMPLERS = ("popularity", "uniform")
+NEGATIVES_PER = ("batch", "sequence")
 VALUE_HEADS = ("none", "mse", "huber")
 POSITIONS = ("end", "start")
 SPLITS = ("leave_one_out", "temporal")
@@ -83,6 +84,7 @@ class TrainConfig:
     loss: str = "ce"  # ce (full softmax) | sampled (sampled softmax + logQ) | bce
     negatives: int = 256  # for sampled / bce
     sampler: str = "popularity"  # sampled softmax negatives: popularity (+ logQ) | uniform
+    negatives_per: str = "batch"  # sampled softmax: one draw shared by the batch | per sequence
     label_smoothing: float = 0.0  # full softmax: share of the target spread over all items
     behavior_weight: float = 0.1
     value_weight: float = 0.0
@@ -116,6 +118,7 @@ class TrainConfig:
         _require(0 <= ratio <= 1, "train.min_lr_ratio", "must be in [0, 1]", ratio)
         _require_choice(self.loss, "train.loss", LOSSES)
         _require_choice(self.sampler, "train.sampler", SAMPLERS)
+        _require_choice(self.negatives_per, "train.negatives_per", NEGATIVES_PER)
         _require_choice(self.device, "train.device", DEVICES)
 
 

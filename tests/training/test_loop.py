@@ -140,6 +140,7 @@ def test_schedule_and_batches() -> None:
     [
         ["train.loss=sampled", "train.negatives=16"],
         ["train.loss=sampled", "train.sampler=uniform", "train.negatives=16"],
+        ["train.loss=sampled", "train.negatives_per=sequence", "train.negatives=16"],
         ["train.label_smoothing=0.1", "train.mask_seen=true"],
         ["train.loss=bce", "train.negatives=4"],
         [

@@ -73,6 +73,33 @@ def test_sampled_softmax_with_a_uniform_proposal_is_uncorrected_sampled_softmax(
     assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
 
 
+def test_sampled_softmax_per_sequence_draws_each_sequence_its_own_negatives() -> None:
+    # rows 0-1 belong to sequence 0, rows 2-3 to sequence 2 (sequence 1 has no targets)
+    hidden, targets, items = setup()
+    log_q = torch.log(torch.tensor([0.0, 0.1, 0.2, 0.3, 0.2, 0.2]))
+    sequences = torch.tensor([0, 0, 2, 2])
+    torch.manual_seed(4)
+    loss = sampled_softmax_loss(
+        hidden, targets, items, log_q=log_q, negatives=5, sequences=sequences
+    )
+    torch.manual_seed(4)
+    drawn = torch.multinomial(log_q.exp(), 3 * 5, replacement=True).view(3, 5)
+    assert not torch.equal(drawn[0], drawn[2])  # the two sequences really meet other items
+    total = 0.0
+    for n in range(4):
+        t, own = int(targets[n]), drawn[int(sequences[n])].tolist()
+        pos = float(hidden[n] @ items[t]) - float(log_q[t])
+        negs = [float(hidden[n] @ items[s]) - float(log_q[s]) for s in own if s != t]
+        total += -pos + math.log(sum(math.exp(v) for v in [pos, *negs]))
+    assert math.isclose(float(loss), total / 4, rel_tol=1e-5)
+    hidden.requires_grad_(True)
+    grad = torch.autograd.grad(
+        sampled_softmax_loss(hidden, targets, items, log_q=log_q, negatives=5, sequences=sequences),
+        hidden,
+    )[0]
+    assert grad.abs().sum(1).gt(0).all()  # the gradient reaches every row through the layout
+
+
 def test_bce_against_a_hand_computation() -> None:
     hidden, targets, items = setup()
     torch.manual_seed(3)

@@ -184,9 +184,11 @@ class Trainer:
         with self._autocast():
             hidden = self.model(batch.items, batch.behaviors, batch.gaps, batch.values)
             hidden = hidden[torch.from_numpy(valid).to(self.device)]  # (N, D)
-            loss = self._item_loss(
-                hidden, torch.from_numpy(self.data.item[targets]).to(self.device), exclude
-            )
+            sequences = None
+            if config.train.loss == "sampled" and config.train.negatives_per == "sequence":
+                sequences = torch.from_numpy(np.nonzero(valid)[0]).to(self.device)
+            target_items = torch.from_numpy(self.data.item[targets]).to(self.device)
+            loss = self._item_loss(hidden, target_items, exclude, sequences)
             if self.model.behavior_head is not None and config.train.behavior_weight > 0:
                 behaviors = torch.from_numpy(self.data.behavior[targets]).to(self.device)
                 logits = self.model.behavior_logits(hidden).float()
@@ -200,6 +202,7 @@ class Trainer:
         hidden: torch.Tensor,
         targets: torch.Tensor,
         exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
+        sequences: torch.Tensor | None = None,
     ) -> torch.Tensor:
         items, train = self.model.item_embedding.weight, self.config.train
         if train.loss == "ce":
@@ -210,7 +213,12 @@ class Trainer:
             )
         if train.loss == "sampled":
             return sampled_softmax_loss(
-                hidden, targets, items, log_q=self.log_q, negatives=train.negatives
+                hidden,
+                targets,
+                items,
+                log_q=self.log_q,
+                negatives=train.negatives,
+                sequences=sequences,
             )
         return bce_loss(hidden, targets, items, negatives=train.negatives)
 

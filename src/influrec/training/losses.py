@@ -54,16 +54,38 @@ def sampled_softmax_loss(
     *,
     log_q: torch.Tensor,
     negatives: int,
+    sequences: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Softmax over the target and ``negatives`` items shared by the batch, drawn from the
-    proposal q (``log_q`` (I + 1,), log-probabilities, -inf at 0), with logQ correction
-    (subtract log q from every logit) and accidental hits of the target masked out."""
+    """Softmax over the target and ``negatives`` items drawn from the proposal q (``log_q``
+    (I + 1,), log-probabilities, -inf at 0), with logQ correction (subtract log q from every
+    logit) and accidental hits of the target masked out.
+
+    The negatives are shared by the batch, or with ``sequences`` (N,) (the sequence 0..G-1 of
+    each row, rows of a sequence contiguous) drawn anew for every sequence: G x ``negatives``
+    draws per step cover a catalogue that one shared draw touches only a sliver of.
+    """
     proposal = log_q.exp()
-    sampled = torch.multinomial(proposal, negatives, replacement=True, generator=generator)  # (S,)
     positive = (hidden * items[targets]).sum(-1, keepdim=True) - log_q[targets][:, None]  # (N, 1)
-    negative = hidden @ items[sampled].T - log_q[sampled][None]  # (N, S)
-    negative = negative.masked_fill(sampled[None] == targets[:, None], float("-inf"))
+    if sequences is None:
+        sampled = torch.multinomial(proposal, negatives, replacement=True, generator=generator)
+        negative = hidden @ items[sampled].T - log_q[sampled][None]  # (N, S)
+        hits = sampled[None] == targets[:, None]
+    else:
+        count = int(sequences[-1]) + 1
+        draws = count * negatives
+        drawn = torch.multinomial(proposal, draws, replacement=True, generator=generator)
+        drawn = drawn.view(count, negatives)  # (G, S)
+        # rows laid out per sequence (G, T, D), so each sequence meets its own negatives in a bmm
+        lengths = torch.bincount(sequences, minlength=count)
+        starts = torch.cumsum(lengths, 0) - lengths
+        slot = torch.arange(len(sequences), device=hidden.device) - starts[sequences]
+        padded = hidden.new_zeros(count, int(lengths.max()), hidden.shape[1])
+        padded[sequences, slot] = hidden
+        scores = torch.bmm(padded, items[drawn].transpose(1, 2))  # (G, T, S)
+        negative = scores[sequences, slot] - log_q[drawn][sequences]  # (N, S)
+        hits = drawn[sequences] == targets[:, None]
+    negative = negative.masked_fill(hits, float("-inf"))
     logits = torch.cat([positive, negative], dim=1).float()
     return F.cross_entropy(logits, torch.zeros_like(targets))
 
