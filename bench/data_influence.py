@@ -2,6 +2,7 @@
 
     python bench/data_influence.py noise beauty     # inject 10% random interactions, flag them
                                                     # with TracIn, retrain clean/noisy/denoised
+                                                    # (--train-seeds 0,1,2: each with 3 seeds)
     python bench/data_influence.py real beauty      # no injected noise: does removing the most
                                                     # harmful 2% help validation and test?
     python bench/data_influence.py speed ml-1m      # time TracIn scores of every interaction
