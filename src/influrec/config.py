@@ -53,6 +53,8 @@ class ModelConfig:
     behavior_head: bool = True  # predict the next behaviour type
     value_head: str = "none"  # none | mse | huber
     positions: str = "end"  # end: the latest event at max_len - 1 | start: the oldest one at 0
+    score_temperature: float = 0.0  # 0: scores are dot products with the item embeddings;
+    # > 0: cosine similarity divided by this temperature
 
     def __post_init__(self) -> None:
         _coerce_fields(self, "model")
@@ -67,6 +69,12 @@ class ModelConfig:
         for name in ("dropout", "attn_dropout"):
             value = getattr(self, name)
             _require(0 <= value < 1, f"model.{name}", "must be in [0, 1)", value)
+        _require(
+            self.score_temperature >= 0,
+            "model.score_temperature",
+            "must be >= 0",
+            self.score_temperature,
+        )
         _require(self.time_buckets >= 0, "model.time_buckets", "must be >= 0", self.time_buckets)
         _require_choice(self.value_head, "model.value_head", VALUE_HEADS)
         _require_choice(self.positions, "model.positions", POSITIONS)

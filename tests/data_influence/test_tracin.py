@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from influrec.cli.main import main
+from influrec.data.badrows import InputError
 from influrec.data_influence import DataInfluence
 from influrec.data_influence.gradients import (
     Direction,
@@ -140,6 +141,12 @@ def test_tracin_needs_checkpoints(tmp_path: Path) -> None:
     for folder in ckpt.list_checkpoints(run):
         (folder / "state.json").unlink()
     with pytest.raises(Exception, match="no saved checkpoints"):
+        DataInfluence(run)
+
+
+def test_cosine_scored_runs_are_refused(tmp_path: Path) -> None:
+    run = train_tiny_run(tmp_path, epochs=1, extra=("model.score_temperature=0.1",))
+    with pytest.raises(InputError, match="needs dot-product scores"):
         DataInfluence(run)
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from influrec.config import ModelConfig
 from influrec.models.transformer import BehaviorTransformer, build_model
@@ -72,3 +73,13 @@ def test_last_only_equals_the_last_column_of_the_full_pass() -> None:
     last = m(items, behaviors, gaps, values, last_only=True)
     assert last.shape == (3, 1, 16)
     torch.testing.assert_close(last, full, rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_scores_divide_by_the_temperature() -> None:
+    m = model(score_temperature=0.1)
+    hidden = m(*inputs())[:, -1]
+    scores = m.item_scores(hidden)
+    table = m.item_embedding.weight
+    cosine = F.cosine_similarity(hidden[:, None], table[None, 1:], dim=-1)
+    torch.testing.assert_close(scores[:, 1:], cosine / 0.1)
+    assert torch.isinf(scores[:, 0]).all()

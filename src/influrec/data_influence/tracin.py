@@ -166,6 +166,12 @@ class DataInfluence:
         self.run_dir = Path(run_dir)
         self.info = ckpt.read_run_info(self.run_dir)
         self.config = ExperimentConfig.from_dict(self.info["config"])
+        if self.config.model.score_temperature > 0:
+            raise InputError(
+                f"{self.run_dir}: training-data influence needs dot-product scores; this model "
+                f"scores by cosine (model.score_temperature="
+                f"{self.config.model.score_temperature})"
+            )
         self.dataset = EventDataset.load(self.run_dir / "data")
         self.data = SequenceData.from_dataset(self.dataset)
         self.split = make_split(self.data, self.config)

@@ -530,9 +530,21 @@ class BehaviorTransformer(nn.Module):
             x = block(x, allowed)
         return maps
 
+    def scoring_space(
+        self, hidden: torch.Tensor, table: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(queries, items) whose dot products are the item scores: the hidden states and the
+        item table as they are, or with ``model.score_temperature`` > 0 both L2-normalised and
+        the queries divided by the temperature (cosine scores)."""
+        temperature = self.config.score_temperature
+        if temperature <= 0:
+            return hidden, table
+        return F.normalize(hidden, dim=-1) / temperature, F.normalize(table, dim=-1)
+
     def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores (..., n_items + 1) of every item; index 0 (padding) is -inf."""
-        scores = hidden @ self.item_embedding.weight.T
+        queries, items = self.scoring_space(hidden, self.item_embedding.weight)
+        scores = queries @ items.T
         scores[..., 0] = float("-inf")
         return scores
 

@@ -188,7 +188,8 @@ class Trainer:
             if config.train.loss == "sampled" and config.train.negatives_per == "sequence":
                 sequences = torch.from_numpy(np.nonzero(valid)[0]).to(self.device)
             target_items = torch.from_numpy(self.data.item[targets]).to(self.device)
-            loss = self._item_loss(hidden, target_items, exclude, sequences)
+            queries, items = self.model.scoring_space(hidden, self.model.item_embedding.weight)
+            loss = self._item_loss(queries, target_items, items, exclude, sequences)
             if self.model.behavior_head is not None and config.train.behavior_weight > 0:
                 behaviors = torch.from_numpy(self.data.behavior[targets]).to(self.device)
                 logits = self.model.behavior_logits(hidden).float()
@@ -201,10 +202,11 @@ class Trainer:
         self,
         hidden: torch.Tensor,
         targets: torch.Tensor,
+        items: torch.Tensor,
         exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
         sequences: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        items, train = self.model.item_embedding.weight, self.config.train
+        train = self.config.train
         if train.loss == "ce":
             if exclude is not None:
                 exclude = (exclude[0].to(self.device), exclude[1].to(self.device))
