@@ -343,7 +343,7 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
     users = rng.choice(np.arange(1, analysis.dataset.n_users + 1), args.queries, replace=False)
     analysis.load_weights(run / ckpt.MODEL_FILE)
     top = analysis.query_activations([(int(u), 1) for u in users]).hidden
-    items = (top @ analysis.model.item_embedding.weight.detach().T)[:, 1:].argmax(1) + 1
+    items = (top @ analysis.model.item_table().detach().T)[:, 1:].argmax(1) + 1
     queries = [(int(u), int(i)) for u, i in zip(users, items, strict=True)]
     started = time.perf_counter()
     tracin = analysis.tracin(queries=queries, validation=False).queries

@@ -55,6 +55,9 @@ class ModelConfig:
     positions: str = "end"  # end: the latest event at max_len - 1 | start: the oldest one at 0
     score_temperature: float = 0.0  # 0: scores are dot products with the item embeddings;
     # > 0: cosine similarity divided by this temperature
+    item_features: tuple[str, ...] = ()  # item metadata columns ("|"-separated values, e.g.
+    # genres or attributes) whose learned embeddings, averaged, are added to each item's own
+    # embedding, for inputs and scores alike
 
     def __post_init__(self) -> None:
         _coerce_fields(self, "model")
@@ -78,6 +81,13 @@ class ModelConfig:
         _require(self.time_buckets >= 0, "model.time_buckets", "must be >= 0", self.time_buckets)
         _require_choice(self.value_head, "model.value_head", VALUE_HEADS)
         _require_choice(self.positions, "model.positions", POSITIONS)
+        names = self.item_features
+        _require(
+            all(names) and len(set(names)) == len(names),
+            "model.item_features",
+            "must list distinct, non-empty column names",
+            list(names),
+        )
 
 
 @dataclass(frozen=True)
@@ -342,9 +352,11 @@ def _coerce_fields(config: Any, section: str) -> None:
 
 
 def _coerce(value: object, expected: Any, key: str) -> object:
-    """``value`` as ``expected`` (int, float, bool, str or tuple[int, ...]), else ConfigError.
+    """``value`` as ``expected`` (int, float, bool, str, tuple[int, ...] or tuple[str, ...]),
+    else ConfigError.
 
-    int takes an int but not a bool, float takes an int or a float, a tuple takes a list of ints.
+    int takes an int but not a bool, float takes an int or a float, a tuple takes a list of its
+    item type.
     """
     if expected is bool or expected is str:
         if isinstance(value, expected):
@@ -356,7 +368,10 @@ def _coerce(value: object, expected: Any, key: str) -> object:
         if isinstance(value, float) or _is_int(value):
             return float(value)
     elif typing.get_origin(expected) is tuple:
-        if isinstance(value, list | tuple) and all(_is_int(item) for item in value):
+        of_str = typing.get_args(expected)[0] is str
+        if isinstance(value, list | tuple) and all(
+            isinstance(item, str) if of_str else _is_int(item) for item in value
+        ):
             return tuple(value)
     else:
         raise TypeError(f"{key}: no conversion for annotation {expected!r}")
@@ -372,7 +387,7 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 def _type_name(expected: Any) -> str:
     if typing.get_origin(expected) is tuple:
-        return "list of int"
+        return f"list of {typing.get_args(expected)[0].__name__}"
     names = {int: "int", float: "float (or int)", bool: "bool (true or false)", str: "str"}
     return names.get(expected, repr(expected))
 

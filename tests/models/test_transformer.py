@@ -83,3 +83,25 @@ def test_cosine_scores_divide_by_the_temperature() -> None:
     cosine = F.cosine_similarity(hidden[:, None], table[None, 1:], dim=-1)
     torch.testing.assert_close(scores[:, 1:], cosine / 0.1)
     assert torch.isinf(scores[:, 0]).all()
+
+
+def test_item_features_add_the_mean_of_their_vectors_to_the_item_table() -> None:
+    config = ModelConfig(max_len=8, d_model=16, layers=1, heads=2, item_features=("genres",))
+    torch.manual_seed(0)
+    m = build_model(config, n_items=20, n_behaviors=3, feature_values=4, feature_width=2).eval()
+    table = torch.zeros(21, 2, dtype=torch.long)
+    table[1] = torch.tensor([1, 3])
+    table[2] = torch.tensor([4, 0])
+    m.set_item_features(table)
+    own, values = m.item_embedding.weight, m.feature_embedding.weight  # type: ignore[union-attr]
+    items = m.item_table()
+    torch.testing.assert_close(items[1], own[1] + (values[1] + values[3]) / 2)
+    torch.testing.assert_close(items[2], own[2] + values[4])
+    torch.testing.assert_close(items[5], own[5])  # no features
+    assert not items[0].any()  # padding
+    hidden = m(*inputs()[:2])[:, -1]
+    torch.testing.assert_close(m.item_scores(hidden)[:, 1:], hidden @ items[1:].T)
+    with pytest.raises(ValueError, match="outside"):
+        m.set_item_features(table + 5)
+    with pytest.raises(ValueError, match="without item features"):
+        model().set_item_features(table)

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from influrec.config import load_config
-from influrec.data.dataset import EventDataset
+from influrec.data.dataset import EventDataset, prepare
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.evaluation.runs import evaluate_run
@@ -200,3 +200,31 @@ def test_average_best_keeps_the_mean_of_the_best_epochs_only_when_validation_imp
     valid = evaluate_run(run, split="valid")
     expected = averaged["valid"] if averaged["kept"] else result.best_metric
     assert valid["NDCG@10"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_item_features_train_save_and_load(tmp_path: Path) -> None:
+    path = tmp_path / "Beauty.txt"
+    rng = np.random.default_rng(0)
+    path.write_text(
+        "".join(f"{u} {' '.join(map(str, rng.integers(1, 30, 10)))}\n" for u in range(60))
+    )
+    (tmp_path / "Beauty_item2attributes.json").write_text(
+        json.dumps({str(i): [i % 4, 10 + i % 3] for i in range(1, 30)})
+    )
+    dataset = prepare(path, "s3rec")
+    config = load_config(None, [*TINY, "train.epochs=2", 'model.item_features=["attributes"]'])
+    trainer = Trainer(dataset, config, tmp_path / "run", progress=False)
+    trainer.fit()
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["feature_values"], info["feature_width"]) == (7, 2)
+    last = list_checkpoints(tmp_path / "run")[-1] / "model.safetensors"
+    loaded, _ = load_model(tmp_path / "run", weights=last)  # the trainer's model: the last epoch
+    torch.testing.assert_close(loaded.item_features, trainer.model.item_features)
+    trainer.model.eval()
+    items = torch.from_numpy(trainer.data.item[:10])[None]
+    behaviors = torch.from_numpy(trainer.data.behavior[:10])[None]
+    torch.testing.assert_close(loaded(items, behaviors), trainer.model(items, behaviors))
+    epochs = [load_file(str(p / "model.safetensors")) for p in list_checkpoints(tmp_path / "run")]
+    assert not torch.equal(
+        epochs[0]["feature_embedding.weight"], epochs[1]["feature_embedding.weight"]
+    )

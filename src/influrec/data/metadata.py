@@ -1,4 +1,5 @@
-"""Item metadata (title, genres, category, free text) read from beside the events when present.
+"""Item metadata (title, genres, category, attributes, free text) read from beside the events
+when present.
 
 The result is a table with a string ``item_id`` column plus whatever the source has; the
 prepared dataset stores it in ``items.parquet`` next to each item's index.
@@ -7,6 +8,7 @@ prepared dataset stores it in ``items.parquet`` next to each item's index.
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -80,6 +82,30 @@ def _movielens_items(folder: Path) -> pa.Table | None:
     return None
 
 
+def _s3rec_items(path: Path) -> pa.Table | None:
+    """``<Name>_item2attributes.json`` beside ``<Name>.txt`` (``{"item": [attribute, ...]}``)
+    as an ``attributes`` column of ``|``-joined attribute ids."""
+    stem = path.name.split(".")[0]
+    attributes = path.parent / f"{stem}_item2attributes.json"
+    if not attributes.exists():
+        return None
+    try:
+        raw = json.loads(attributes.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{attributes}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise InputError(f"{attributes}: expected an object of item id -> attribute list")
+    ids, joined = [], []
+    for item, values in raw.items():
+        if not isinstance(values, list) or not all(isinstance(v, int | str) for v in values):
+            raise InputError(
+                f"{attributes}: item {item!r}: expected a list of attribute ids, got {values!r}"
+            )
+        ids.append(str(item))
+        joined.append("|".join(str(v) for v in values))
+    return pa.table({"item_id": ids, "attributes": joined})
+
+
 def read_items_file(path: Path) -> pa.Table:
     """A user-given item file (CSV with a header, or Parquet) with an ``item_id`` column."""
     if not path.exists():
@@ -103,6 +129,8 @@ def read_item_metadata(
         return read_items_file(Path(items_file))
     if fmt == "movielens":
         return _movielens_items(path.parent)
+    if fmt == "s3rec":
+        return _s3rec_items(path)
     if columns.item_attrs:
         codes = sorted(next(iter(columns.item_attrs.values())))
         data: dict[str, list[str | None]] = {"item_id": [columns.items[c] for c in codes]}

@@ -97,9 +97,11 @@ class Direction:
 
 
 def last_layer_params(model: BehaviorTransformer) -> Direction:
-    """The model's own last-layer parameters (E, γ, β), detached."""
+    """The model's own last-layer parameters (E, γ, β), detached. E is the item table the scores
+    use (:meth:`BehaviorTransformer.item_table`): with item features, each row is the item's own
+    vector plus its features' mean, and is treated as one parameter of the output layer."""
     return Direction(
-        model.item_embedding.weight.detach(),
+        model.item_table().detach(),
         model.ln_final.weight.detach(),
         model.ln_final.bias.detach(),
     )
@@ -113,7 +115,7 @@ def _probabilities(hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
 
 def gradients(model: BehaviorTransformer, acts: LastLayer) -> Gradients:
     """Factored gradients of a few examples (all of their (I + 1)-wide rows are kept)."""
-    items = model.item_embedding.weight.detach()
+    items = model.item_table().detach()
     probs = _probabilities(acts.hidden, items)
     grad_hidden = probs @ items - items[acts.targets]
     return Gradients(probs, acts.targets, acts.hidden, acts.normed, grad_hidden)
@@ -141,7 +143,7 @@ def products(
     """Loss, squared gradient norm and inner products with ``queries`` and ``directions`` for
     every example of ``acts``, in chunks of :data:`ROW_CHUNK` rows. ``other`` (N,): a second
     item per example whose loss under the same prediction is wanted (0: none)."""
-    items = model.item_embedding.weight.detach()
+    items = model.item_table().detach()
     directions = directions or []
     n, k = len(acts), 0 if queries is None else len(queries.targets)
     out = Products(

@@ -4,6 +4,8 @@ Each token is the sum of an item embedding, a behaviour-type embedding, a learne
 embedding and, optionally, a time-gap bucket embedding and a value embedding. Position p of
 the output summarises events 0..p and predicts event p + 1: all items are scored by a dot
 product with the (tied) item embeddings, and a second head predicts the next behaviour type.
+With ``model.item_features`` an item's embedding is its own vector plus the mean of its
+feature values' vectors (:meth:`BehaviorTransformer.item_table`), in inputs and scores alike.
 
 The model depends only on tensors and its own config. Sequences are left-padded (item id 0),
 so the most recent event is always in the last column. ``model.positions`` anchors the learned
@@ -300,11 +302,26 @@ def attention_mask(items: torch.Tensor) -> torch.Tensor | None:
 class BehaviorTransformer(nn.Module):
     """Scores the next item and predicts the next behaviour type at every position."""
 
-    def __init__(self, config: ModelConfig, *, n_items: int, n_behaviors: int) -> None:
+    item_features: torch.Tensor  # (n_items + 1, width) value ids, with model.item_features
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        n_items: int,
+        n_behaviors: int,
+        feature_values: int = 0,
+        feature_width: int = 1,
+    ) -> None:
         super().__init__()
         self.config, self.n_items, self.n_behaviors = config, n_items, n_behaviors
         d = config.d_model
         self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.feature_embedding: nn.Embedding | None = None
+        if config.item_features:  # value ids per item: set_item_features, or loaded weights
+            self.feature_embedding = nn.Embedding(feature_values + 1, d, padding_idx=0)
+            table = torch.zeros(n_items + 1, max(1, feature_width), dtype=torch.long)
+            self.register_buffer("item_features", table)
         self.behavior_embedding = nn.Embedding(n_behaviors + 1, d, padding_idx=0)
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.gap_embedding = (
@@ -320,6 +337,28 @@ class BehaviorTransformer(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def set_item_features(self, table: torch.Tensor) -> None:
+        """Value ids (n_items + 1, width) of each item's features; 0 pads (see ItemFeatures)."""
+        if self.feature_embedding is None:
+            raise ValueError("this model was built without item features (model.item_features)")
+        if table.shape != self.item_features.shape:
+            raise ValueError(
+                f"item feature table {tuple(table.shape)} != {tuple(self.item_features.shape)}"
+            )
+        if int(table.max()) >= self.feature_embedding.num_embeddings or int(table.min()) < 0:
+            raise ValueError("item feature ids outside 0..feature_values")
+        self.item_features.copy_(table)
+
+    def item_table(self) -> torch.Tensor:
+        """Every item's embedding (n_items + 1, D): its own vector, plus the mean of its feature
+        values' vectors when the model has item features. Row 0 (padding) is zero."""
+        own = self.item_embedding.weight
+        if self.feature_embedding is None:
+            return own
+        ids = self.item_features
+        count = (ids > 0).sum(dim=1, keepdim=True).clamp(min=1)
+        return own + self.feature_embedding(ids).sum(dim=1) / count
 
     def position_ids(self, items: torch.Tensor) -> torch.Tensor:
         """Position ids of left-padded events (B, T): (1, T) for ``"end"``, (B, T) for
@@ -357,7 +396,9 @@ class BehaviorTransformer(nn.Module):
         """
         if positions is None:
             positions = self.position_ids(items)
-        x = self.item_embedding(items) + self.behavior_embedding(behaviors)
+        x = F.embedding(items, self.item_table(), padding_idx=0) + self.behavior_embedding(
+            behaviors
+        )
         x = x + self.position_embedding(positions)
         if self.gap_embedding is not None and gaps is not None:
             x = x + self.gap_embedding(gaps)
@@ -543,7 +584,7 @@ class BehaviorTransformer(nn.Module):
 
     def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores (..., n_items + 1) of every item; index 0 (padding) is -inf."""
-        queries, items = self.scoring_space(hidden, self.item_embedding.weight)
+        queries, items = self.scoring_space(hidden, self.item_table())
         scores = queries @ items.T
         scores[..., 0] = float("-inf")
         return scores
@@ -573,7 +614,23 @@ MODELS: dict[str, type[BehaviorTransformer]] = {"transformer": BehaviorTransform
 """Model registry: ``model.kind`` -> class (CNN/RNN/MLP models register here later)."""
 
 
-def build_model(config: ModelConfig, *, n_items: int, n_behaviors: int) -> BehaviorTransformer:
+def build_model(
+    config: ModelConfig,
+    *,
+    n_items: int,
+    n_behaviors: int,
+    feature_values: int = 0,
+    feature_width: int = 1,
+) -> BehaviorTransformer:
     if config.kind not in MODELS:
         raise ValueError(f"unknown model kind {config.kind!r}; known: {', '.join(MODELS)}")
-    return MODELS[config.kind](config, n_items=n_items, n_behaviors=n_behaviors)
+    """A model of ``config.kind``; ``feature_values`` and ``feature_width`` size the item
+    features (:class:`~influrec.data.item_features.ItemFeatures`) when ``config.item_features``
+    names any."""
+    return MODELS[config.kind](
+        config,
+        n_items=n_items,
+        n_behaviors=n_behaviors,
+        feature_values=feature_values,
+        feature_width=feature_width,
+    )

@@ -92,7 +92,13 @@ def load_model(
     """The trained model of a run folder (best weights unless ``weights``), in eval mode."""
     info = read_run_info(run_dir)
     config = ExperimentConfig.from_dict(info["config"])
-    model = build_model(config.model, n_items=info["n_items"], n_behaviors=info["n_behaviors"])
+    model = build_model(
+        config.model,
+        n_items=info["n_items"],
+        n_behaviors=info["n_behaviors"],
+        feature_values=info.get("feature_values", 0),
+        feature_width=info.get("feature_width", 1),
+    )
     path = weights or Path(run_dir) / MODEL_FILE
     if not path.exists():
         raise InputError(

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from influrec import __version__
 from influrec.config import ExperimentConfig, save_config
 from influrec.data.dataset import EventDataset
+from influrec.data.item_features import ItemFeatures
 from influrec.data.sequences import SequenceData, gather_windows, training_windows
 from influrec.data.splits import Split, global_temporal_split, leave_one_out_split, temporal_cuts
 from influrec.evaluation.protocol import evaluate_targets, headline, model_score_fn
@@ -136,9 +137,21 @@ class Trainer:
         self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
         if len(self.windows[0]) == 0:
             raise ValueError("no training targets: every user needs at least 2 training events")
+        self.features = (
+            ItemFeatures.from_items(dataset.items, config.model.item_features, self.data.n_items)
+            if config.model.item_features
+            else None
+        )
         self.model = build_model(
-            config.model, n_items=self.data.n_items, n_behaviors=self.data.n_behaviors
-        ).to(self.device)
+            config.model,
+            n_items=self.data.n_items,
+            n_behaviors=self.data.n_behaviors,
+            feature_values=len(self.features.values) if self.features else 0,
+            feature_width=self.features.width if self.features else 1,
+        )
+        if self.features is not None:
+            self.model.set_item_features(torch.from_numpy(self.features.table))
+        self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(
             _param_groups(self.model, config.train.weight_decay), lr=config.train.lr
         )
@@ -188,7 +201,7 @@ class Trainer:
             if config.train.loss == "sampled" and config.train.negatives_per == "sequence":
                 sequences = torch.from_numpy(np.nonzero(valid)[0]).to(self.device)
             target_items = torch.from_numpy(self.data.item[targets]).to(self.device)
-            queries, items = self.model.scoring_space(hidden, self.model.item_embedding.weight)
+            queries, items = self.model.scoring_space(hidden, self.model.item_table())
             loss = self._item_loss(queries, target_items, items, exclude, sequences)
             if self.model.behavior_head is not None and config.train.behavior_weight > 0:
                 behaviors = torch.from_numpy(self.data.behavior[targets]).to(self.device)
@@ -377,7 +390,12 @@ class Trainer:
             ckpt.read_weights(ckpt.checkpoint_dir(self.run_dir, e) / ckpt.MODEL_FILE)
             for e in epochs
         ]
-        mean = {name: sum(s[name] for s in states) / len(states) for name in states[0]}
+        mean = {  # weights averaged; integer buffers (item feature ids) are the same in all
+            name: sum(s[name] for s in states) / len(states)
+            if tensor.is_floating_point()
+            else tensor
+            for name, tensor in states[0].items()
+        }
         self.model.load_state_dict(mean)
         metric = float(
             headline(self.evaluate(self.split.valid), mask_seen=self.config.eval.mask_seen)[
@@ -441,6 +459,8 @@ class Trainer:
             "config": self.config.to_dict(),
             "n_items": self.data.n_items,
             "n_behaviors": self.data.n_behaviors,
+            "feature_values": len(self.features.values) if self.features else 0,
+            "feature_width": self.features.width if self.features else 1,
             "parameters": self.model.num_parameters(),
             "split": {"kind": self.split.kind, **self.split.params, **self.split.sizes()},
             "training_windows": len(self.windows[0]),
