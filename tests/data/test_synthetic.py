@@ -197,3 +197,20 @@ def test_invalid_config_raises_value_error_naming_field(
 ) -> None:
     with pytest.raises(ValueError, match=field):
         SynthConfig(**overrides)  # type: ignore[arg-type]
+
+
+def test_item_categories_are_the_taste_clusters(small_log: SyntheticLog) -> None:
+    items = small_log.items
+    assert items["item_id"].to_pylist() == [f"i{i}" for i in range(1, SMALL.n_items + 1)]
+    categories = items["category"].to_pylist()
+    sizes = np.unique(categories, return_counts=True)[1]
+    assert len(sizes) == SMALL.n_clusters and sizes.min() == sizes.max()  # balanced
+    # users draw most items from their own cluster: a user's most frequent category holds far
+    # more of their events than the 1 / n_clusters a taste-blind log would give
+    category = dict(zip(items["item_id"].to_pylist(), categories, strict=True))
+    users = small_log.events["user_id"].to_numpy(zero_copy_only=False)
+    shares = []
+    for user in np.unique(users)[:50]:
+        seen = [category[i] for i in small_log.events["item_id"].filter(users == user).to_pylist()]
+        shares.append(np.unique(seen, return_counts=True)[1].max() / len(seen))
+    assert np.mean(shares) > 0.5 > 5 / SMALL.n_clusters

@@ -41,13 +41,22 @@ def _loss(params: tuple[torch.Tensor, ...], acts: LastLayer, row: int) -> torch.
 def _autograd(model: torch.nn.Module, acts: LastLayer, row: int) -> torch.Tensor:
     params = tuple(
         t.detach().clone().requires_grad_(True)
-        for t in (model.item_embedding.weight, model.ln_final.weight, model.ln_final.bias)
+        for t in (model.item_table(), model.ln_final.weight, model.ln_final.bias)
     )
     grads = torch.autograd.grad(_loss(params, acts, row), params)
     return torch.cat([g.ravel() for g in grads])
 
 
 def test_factored_products_equal_autograd(run: Path) -> None:
+    _check_products_against_autograd(run)
+
+
+def test_with_item_features_the_item_table_is_the_output_layer(tmp_path: Path) -> None:
+    run = train_tiny_run(tmp_path, epochs=1, extra=('model.item_features=["category"]',))
+    _check_products_against_autograd(run)
+
+
+def _check_products_against_autograd(run: Path) -> None:
     analysis = DataInfluence(run)
     model = analysis.model
     targets, acts = next(window_activations(model, analysis.data, *analysis.windows, batch_size=4))
@@ -59,7 +68,7 @@ def test_factored_products_equal_autograd(run: Path) -> None:
     queries = gradients(model, acts.rows(0, 2))
     generator = torch.Generator().manual_seed(0)
     direction = Direction(
-        torch.randn(model.item_embedding.weight.shape, generator=generator),
+        torch.randn(model.item_table().shape, generator=generator),
         torch.randn(gamma.shape, generator=generator),
         torch.randn(beta.shape, generator=generator),
     )

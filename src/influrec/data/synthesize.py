@@ -17,6 +17,7 @@ def synthesize_dataset(config: SynthConfig | None = None) -> EventDataset:
     dataset = build_dataset(
         columns_from_table(log.events),
         PrepareConfig(),
+        item_meta=log.items,
         read_stats={"source": {"format": "synthetic", "synth_config": vars(config).copy()}},
     )
     dataset.ground_truth = log.ground_truth

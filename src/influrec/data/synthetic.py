@@ -11,8 +11,8 @@ Generative process (``W = cause_window``, ``K = n_successors``, ``M = n_items``)
    from the other ``M - 1`` items. This sparse item -> item graph is the planted influence.
 2. **Items.** Popularity is Zipf-like: the items are given the ranks ``1..M`` in random order and
    item weight is ``rank ** -zipf_exponent``. Each item belongs to one of ``n_clusters`` taste
-   clusters (a random balanced assignment) and has a fixed price ``exp(N(log 20, 1))`` rounded
-   to cents (at least 0.01).
+   clusters (a random balanced assignment; the item table names it as the item's ``category``,
+   ``c1 .. cC``) and has a fixed price ``exp(N(log 20, 1))`` rounded to cents (at least 0.01).
 3. **Users.** User ``u`` gets a taste cluster (uniform), a sequence length
    ``min_events + Geometric(p) - 1`` with ``p = 1 / (mean_events - min_events + 1)`` (so the
    mean length is ``mean_events``), and a start time uniform in
@@ -115,11 +115,13 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class SyntheticLog:
-    """A generated log: the events, which events caused which, and the config that made them."""
+    """A generated log: the events, which events caused which, each item's category (its taste
+    cluster) and the config that made them."""
 
     events: pa.Table
     ground_truth: pa.Table
     config: SynthConfig
+    items: pa.Table  # item_id, category
 
     @property
     def successors(self) -> pa.Table:
@@ -201,6 +203,7 @@ class _World:
     """Fixed item-side quantities the per-step sampler needs."""
 
     successors: np.ndarray  # (M, K) item codes
+    item_cluster: np.ndarray  # (M,) taste cluster of each item code
     pop_cdf: np.ndarray  # (M,) cumulative global popularity, by item code
     cluster_items: np.ndarray  # (M,) item codes sorted by cluster
     cluster_cdf: np.ndarray  # (M,) cluster + cumulative popularity within the cluster
@@ -231,6 +234,7 @@ def _build_world(config: SynthConfig, rng: np.random.Generator) -> _World:
     mix = [1.0 - config.p_cart - config.p_fav - config.p_buy, config.p_cart, config.p_fav]
     return _World(
         successors=_draw_successors(config),
+        item_cluster=item_cluster,
         pop_cdf=np.cumsum(pop),
         cluster_items=order,
         cluster_cdf=cluster_cdf,
@@ -376,4 +380,10 @@ def generate(config: SynthConfig) -> SyntheticLog:
     for t in range(seq.items.shape[1]):
         _step(t, seq, world, config, user_rng)
     events, ground_truth = _to_tables(seq, world, config)
-    return SyntheticLog(events=events, ground_truth=ground_truth, config=config)
+    items = pa.table(
+        {
+            "item_id": _names("i", config.n_items),
+            "category": _names("c", config.n_clusters).take(world.item_cluster),
+        }
+    )
+    return SyntheticLog(events=events, ground_truth=ground_truth, config=config, items=items)
