@@ -396,9 +396,8 @@ class BehaviorTransformer(nn.Module):
         """
         if positions is None:
             positions = self.position_ids(items)
-        x = F.embedding(items, self.item_table(), padding_idx=0) + self.behavior_embedding(
-            behaviors
-        )
+        table = self.item_table()
+        x = F.embedding(items, table, padding_idx=0) + self.behavior_embedding(behaviors)
         x = x + self.position_embedding(positions)
         if self.gap_embedding is not None and gaps is not None:
             x = x + self.gap_embedding(gaps)
@@ -622,11 +621,11 @@ def build_model(
     feature_values: int = 0,
     feature_width: int = 1,
 ) -> BehaviorTransformer:
-    if config.kind not in MODELS:
-        raise ValueError(f"unknown model kind {config.kind!r}; known: {', '.join(MODELS)}")
     """A model of ``config.kind``; ``feature_values`` and ``feature_width`` size the item
     features (:class:`~influrec.data.item_features.ItemFeatures`) when ``config.item_features``
     names any."""
+    if config.kind not in MODELS:
+        raise ValueError(f"unknown model kind {config.kind!r}; known: {', '.join(MODELS)}")
     return MODELS[config.kind](
         config,
         n_items=n_items,
