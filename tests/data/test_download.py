@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from influrec.data import download as dl
+from influrec.data.dataset import prepare
 from influrec.data.download import (
     KNOWN_DATASETS,
     DatasetSource,
@@ -414,3 +415,22 @@ def test_default_cache_dir_follows_env_then_home(
     monkeypatch.delenv("INFLUREC_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / ".cache" / "influrec"
+
+
+def test_companion_files_are_stored_beside_the_main_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sequences = tmp_path / "Beauty.txt"
+    sequences.write_bytes(b"1 1 2\n2 2 1\n")
+    attributes = tmp_path / "Beauty_item2attributes.json"
+    attributes.write_bytes(b'{"1": [3], "2": [4]}')
+    source = DatasetSource(
+        "toy-s3rec", sequences.as_uri(), None, None, "s3rec", "test", (attributes.as_uri(),)
+    )
+    monkeypatch.setitem(KNOWN_DATASETS, "toy-s3rec", source)
+    main = fetch_dataset("toy-s3rec", tmp_path / "cache")
+    assert main == tmp_path / "cache" / "toy-s3rec" / "Beauty.txt"
+    beside = main.parent / "Beauty_item2attributes.json"
+    assert beside.read_bytes() == attributes.read_bytes()
+    dataset = prepare(main, "s3rec")  # the loader finds the attributes beside the sequences
+    assert dataset.items.column("attributes").to_pylist() == ["3", "4"]

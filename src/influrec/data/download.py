@@ -46,6 +46,7 @@ class DatasetSource:
     archive_member: str | None
     format: str
     description: str
+    companions: tuple[str, ...] = ()  # URLs of plain files stored beside the main one
 
 
 _GROUPLENS = "https://files.grouplens.org/datasets/movielens"
@@ -90,7 +91,26 @@ KNOWN_DATASETS: dict[str, DatasetSource] = {
         DatasetSource(
             "s3rec-lastfm", f"{_S3REC}/LastFM.txt", None, None, "s3rec",
             "LastFM as preprocessed by S3-Rec (Zhou et al., CIKM 2020): one user per line, "
-            "'user item item ...' in time order.",
+            "'user item item ...' in time order; with the artists' tags as attributes.",
+            (f"{_S3REC}/LastFM_item2attributes.json",),
+        ),
+        DatasetSource(
+            "s3rec-beauty", f"{_S3REC}/Beauty.txt", None, None, "s3rec",
+            "Amazon Beauty as preprocessed by S3-Rec: 22,363 users, 12,101 items, one user per "
+            "line in time order; with the items' categories and brand as attributes.",
+            (f"{_S3REC}/Beauty_item2attributes.json",),
+        ),
+        DatasetSource(
+            "s3rec-sports", f"{_S3REC}/Sports_and_Outdoors.txt", None, None, "s3rec",
+            "Amazon Sports and Outdoors as preprocessed by S3-Rec: 35,598 users, 18,357 items; "
+            "with the items' categories and brand as attributes.",
+            (f"{_S3REC}/Sports_and_Outdoors_item2attributes.json",),
+        ),
+        DatasetSource(
+            "s3rec-yelp", f"{_S3REC}/Yelp.txt", None, None, "s3rec",
+            "Yelp as preprocessed by S3-Rec: 30,431 users, 20,033 businesses; with the "
+            "businesses' categories as attributes.",
+            (f"{_S3REC}/Yelp_item2attributes.json",),
         ),
     )
 }  # fmt: skip
@@ -368,7 +388,7 @@ def fetch_dataset(name_or_url: str, cache_dir: Path, *, sha256: str | None = Non
     extracted, refusing any member that would land outside the folder; other files are stored
     as they are. Returns ``archive_member`` inside the folder when the source names one, else
     the extraction folder (the file itself for a plain file or a single ``.gz``). ``sha256``
-    overrides the source's checksum.
+    overrides the source's checksum. A plain file's ``companions`` are stored beside it.
 
     Raises ValueError for an unknown name (listing the known ones), DownloadError when the
     download, checksum or extraction fails.
@@ -380,6 +400,8 @@ def fetch_dataset(name_or_url: str, cache_dir: Path, *, sha256: str | None = Non
     expected = sha256 or source.sha256
     suffix = _archive_suffix(file_name)
     if suffix is None:
+        for url in source.companions:  # e.g. S3-Rec's item attributes, read from beside the log
+            download(url, folder / _url_file_name(url))
         return download(source.url, folder / file_name, sha256=expected)
     if folder.exists():
         logger.info("using extracted %s", folder)
