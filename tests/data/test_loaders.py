@@ -240,6 +240,10 @@ def test_real_beauty_s3rec(shared_file) -> None:
         22363,
         12101,
     )
+    assert log.item_meta is not None  # Beauty_item2attributes.json, beside it
+    attributes = log.item_meta.column("attributes").to_pylist()
+    assert log.item_meta.num_rows == 12101 and all(attributes)
+    assert len({a for cell in attributes for a in cell.split("|")}) == 637
 
 
 def test_real_ml100k_with_titles(shared_file) -> None:
