@@ -105,3 +105,24 @@ def test_item_features_add_the_mean_of_their_vectors_to_the_item_table() -> None
         m.set_item_features(table + 5)
     with pytest.raises(ValueError, match="without item features"):
         model().set_item_features(table)
+
+
+def test_the_item_table_is_kept_without_gradients_until_a_weight_changes() -> None:
+    config = ModelConfig(max_len=8, d_model=16, layers=1, heads=2, item_features=("genres",))
+    m = build_model(config, n_items=20, n_behaviors=3, feature_values=4, feature_width=2).eval()
+    m.set_item_features(torch.randint(0, 5, (21, 2)))
+    with torch.no_grad():
+        first = m.item_table()
+        assert m.item_table() is first  # kept
+        m.feature_embedding.weight[1] += 1.0  # type: ignore[union-attr]
+        changed = m.item_table()
+        assert changed is not first
+        torch.testing.assert_close(changed, m._features_table())
+        state = {k: v.clone() for k, v in m.state_dict().items()}
+        state["item_embedding.weight"] *= 2.0
+        m.load_state_dict(state)  # copied in place: the same storage, a new version
+        torch.testing.assert_close(m.item_table(), m._features_table())
+        assert not torch.allclose(m.item_table(), changed)
+        m.set_item_features(torch.zeros(21, 2, dtype=torch.long))
+        torch.testing.assert_close(m.item_table(), m.item_embedding.weight)
+    assert m.item_table().requires_grad  # with gradients: rebuilt, part of the graph
