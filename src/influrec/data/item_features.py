@@ -52,9 +52,8 @@ class ItemFeatures:
                     per_item[item].extend(f"{column}={p}" for p in parts if p)
         values = tuple(sorted({v for row in per_item for v in row}))
         ids = {v: k for k, v in enumerate(values, start=1)}
-        width = max(1, max(len(set(row)) for row in per_item))
-        table = np.zeros((n_items + 1, width), np.int64)
-        for item, row in enumerate(per_item):
-            distinct = sorted({ids[v] for v in row})
-            table[item, : len(distinct)] = distinct
+        rows = [sorted({ids[v] for v in row}) for row in per_item]
+        table = np.zeros((n_items + 1, max(1, max(map(len, rows)))), np.int64)
+        for item, row_ids in enumerate(rows):
+            table[item, : len(row_ids)] = row_ids
         return cls(table, values)

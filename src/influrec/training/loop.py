@@ -142,12 +142,15 @@ class Trainer:
             if config.model.item_features
             else None
         )
+        self.feature_sizes = {  # build_model's keywords, also recorded in run.json
+            "feature_values": len(self.features.values) if self.features else 0,
+            "feature_width": self.features.width if self.features else 1,
+        }
         self.model = build_model(
             config.model,
             n_items=self.data.n_items,
             n_behaviors=self.data.n_behaviors,
-            feature_values=len(self.features.values) if self.features else 0,
-            feature_width=self.features.width if self.features else 1,
+            **self.feature_sizes,
         )
         if self.features is not None:
             self.model.set_item_features(torch.from_numpy(self.features.table))
@@ -459,8 +462,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "n_items": self.data.n_items,
             "n_behaviors": self.data.n_behaviors,
-            "feature_values": len(self.features.values) if self.features else 0,
-            "feature_width": self.features.width if self.features else 1,
+            **self.feature_sizes,
             "parameters": self.model.num_parameters(),
             "split": {"kind": self.split.kind, **self.split.params, **self.split.sizes()},
             "training_windows": len(self.windows[0]),
