@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 
 LOSSES = ("ce", "sampled", "bce")
 SAMPLERS = ("popularity", "uniform")

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from influrec.data.badrows import InputError
 from influrec.data.dataset import EventDataset
 from influrec.data.sequences import GAP_PAD, SequenceData, gap_buckets
+from influrec.errors import InputError
 from influrec.models.transformer import BehaviorTransformer
 from influrec.training.checkpoint import load_model
 

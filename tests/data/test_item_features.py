@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from influrec.data.badrows import InputError
 from influrec.data.dataset import prepare
 from influrec.data.item_features import ItemFeatures
 from influrec.data.preprocess import PrepareConfig
+from influrec.errors import InputError
 
 
 def items_table() -> pa.Table:

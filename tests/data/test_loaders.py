@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from influrec.data.badrows import BadRowError, InputError
 from influrec.data.loaders import ColumnMap, ReadOptions, read_log
+from influrec.errors import BadRowError, InputError
 
 
 def write(path: Path, text: str) -> Path:

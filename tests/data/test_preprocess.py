@@ -5,7 +5,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from influrec.data.badrows import InputError
 from influrec.data.parsing import EncodedColumns
 from influrec.data.preprocess import (
     PrepareConfig,
@@ -14,6 +13,7 @@ from influrec.data.preprocess import (
     first_appearance_codes,
     kcore_mask,
 )
+from influrec.errors import InputError
 
 
 def columns(user, item, timestamp, value=None, behavior=None) -> EncodedColumns:

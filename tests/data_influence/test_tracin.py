@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from influrec.cli.main import main
-from influrec.data.badrows import InputError
 from influrec.data_influence import DataInfluence
 from influrec.data_influence.gradients import (
     Direction,
@@ -20,6 +19,7 @@ from influrec.data_influence.gradients import (
     products,
     window_activations,
 )
+from influrec.errors import InputError
 from influrec.training import checkpoint as ckpt
 from influrec.training.loop import lr_factor
 from tests_helpers import train_tiny_run

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from influrec.errors import InputError
 from influrec.inference import History, Recommender
 from influrec.influence.attribution import (
     attention_rollout,
@@ -104,7 +105,7 @@ def test_gradient_x_input_matches_a_finite_difference_direction(recommender: Rec
     item = int(torch.topk(recommender.scores([history])[0], 1).indices[0])
     explanation = gradient_x_input(Scorer(recommender.model), history, ItemScore(item))
     assert explanation.effects.shape == (6,) and np.isfinite(explanation.effects).all()
-    with pytest.raises(ValueError, match="not differentiable"):
+    with pytest.raises(InputError, match="not differentiable"):
         gradient_x_input(Scorer(recommender.model), history, InTopK(item, 10))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware
 from influrec.serving.settings import ServiceSettings, parse_api_keys

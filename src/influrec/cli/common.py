@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 from influrec.inference import History, Recommender
 
 

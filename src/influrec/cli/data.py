@@ -10,13 +10,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from influrec.data.badrows import InputError
 from influrec.data.dataset import EventDataset, check_output_dir, prepare
 from influrec.data.loaders import READERS, ColumnMap, ReadOptions
 from influrec.data.parsing import TIME_UNITS
 from influrec.data.preprocess import PrepareConfig
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
+from influrec.errors import InputError
 
 
 def register(commands: Any) -> None:

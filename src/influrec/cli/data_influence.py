@@ -11,9 +11,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from influrec.data.badrows import InputError
 from influrec.data_influence import DataInfluence, spearman
 from influrec.data_influence.cleaning import SCORES, denoise
+from influrec.errors import InputError
 
 
 def register(commands: Any) -> None:

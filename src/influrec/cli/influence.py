@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from influrec.cli.common import add_who, load_history
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.attribution import METHODS

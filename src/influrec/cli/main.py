@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -12,10 +13,11 @@ from rich.markup import escape
 
 from influrec import __version__
 from influrec.cli import data, data_influence, demo, influence, model, serve
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 from influrec.runtime import keep_freed_memory
 
 EXIT_INPUT_ERROR = 2
+EXIT_BUG = 70  # EX_SOFTWARE: an internal error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[red]error:[/red] {escape(str(exc))}"
         )
         return EXIT_INPUT_ERROR
+    except Exception:
+        # Not an input error: a bug. Show it as one, with its traceback.
+        traceback.print_exc()
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[red]internal error:[/red] this is a bug in influrec {__version__}, not a problem "
+            "with your input; please report it with the traceback above."
+        )
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

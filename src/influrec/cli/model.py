@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from influrec.config import load_config
-from influrec.data.badrows import InputError
 from influrec.data.dataset import EventDataset
+from influrec.errors import InputError
 from influrec.evaluation.runs import evaluate_run
 from influrec.inference import Recommendation, Recommender
 from influrec.models.baselines import BASELINES

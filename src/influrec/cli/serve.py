@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 
 
 def register(commands: Any) -> None:

@@ -7,33 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from influrec.errors import BadRowError, InputError
+
 BadRowPolicy = Literal["error", "skip"]
 MAX_EXAMPLES = 5
 
-
-class InputError(ValueError):
-    """A problem with the user's input that they can fix (missing file, bad option, bad row)."""
-
-
-class BadRowError(InputError):
-    """A malformed row, with where it is and what was expected.
-
-    ``line`` is the 1-based line number for text files (the row number for Parquet).
-    """
-
-    def __init__(self, path: Path, line: int, reason: str, text: str, expected: str) -> None:
-        self.path, self.line, self.reason, self.text, self.expected = (
-            path,
-            line,
-            reason,
-            text,
-            expected,
-        )
-        shown = text if len(text) <= 200 else text[:200] + "..."
-        super().__init__(
-            f"{path}:{line}: {reason}: expected {expected}; got {shown!r}. "
-            "Fix the row, or pass --on-bad-rows skip to drop and count such rows."
-        )
+__all__ = ["MAX_EXAMPLES", "BadRowError", "BadRowPolicy", "BadRows", "InputError"]
 
 
 @dataclass

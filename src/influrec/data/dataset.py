@@ -34,10 +34,10 @@ import pyarrow.parquet as pq
 
 from influrec import __version__
 from influrec.data import schema
-from influrec.data.badrows import InputError
 from influrec.data.loaders import LoadedLog, ReadOptions, read_log
 from influrec.data.parsing import EncodedColumns, Vocabulary
 from influrec.data.preprocess import CleanEvents, PrepareConfig, clean, first_appearance_codes
+from influrec.errors import InputError
 
 
 @dataclass

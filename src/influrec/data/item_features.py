@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 
 SEPARATOR = "|"
 

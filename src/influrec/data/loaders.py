@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from influrec.data.badrows import BadRowPolicy, BadRows, InputError
+from influrec.data.badrows import BadRowPolicy, BadRows
 from influrec.data.metadata import read_item_metadata
 from influrec.data.parsing import EncodedColumns, EventBuilder, FieldBatch
+from influrec.errors import InputError
 
 BLOCK_SIZE = 1 << 22  # bytes of text parsed per batch
 ROWS_PER_BATCH = 1 << 16  # rows per batch for line-by-line formats

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from influrec.data.badrows import InputError
 from influrec.data.parsing import EncodedColumns
+from influrec.errors import InputError
 
 ML100K_GENRES = [
     "unknown",

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from influrec.data.badrows import InputError
 from influrec.data.parsing import EncodedColumns
+from influrec.errors import InputError
 
 FILL_RULES = ("none", "zero", "mean", "median")
 

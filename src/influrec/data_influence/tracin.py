@@ -50,7 +50,6 @@ import numpy as np
 import torch
 
 from influrec.config import ExperimentConfig
-from influrec.data.badrows import InputError
 from influrec.data.dataset import EventDataset
 from influrec.data.sequences import SequenceData, history_windows, training_windows
 from influrec.data_influence.gradients import (
@@ -64,6 +63,7 @@ from influrec.data_influence.gradients import (
     window_activations,
 )
 from influrec.data_influence.influence_function import SolveInfo, inverse_hvp, sample_rows
+from influrec.errors import InputError
 from influrec.models.transformer import BehaviorTransformer
 from influrec.training import checkpoint as ckpt
 from influrec.training.loop import lr_factor, make_split

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 from influrec.inference import History, Recommender
 from influrec.influence.attribution import (
     METHODS,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 from influrec.inference import History
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import Measurement

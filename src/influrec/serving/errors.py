@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 
 log = logging.getLogger(__name__)
 

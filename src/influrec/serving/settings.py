@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 
 SCOPES = ("read", "write", "admin")
 API_KEYS_ENV = "INFLUREC_API_KEYS"

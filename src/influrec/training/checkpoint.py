@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from influrec import __version__
 from influrec.config import ExperimentConfig
-from influrec.data.badrows import InputError
+from influrec.errors import InputError
 from influrec.models.transformer import BehaviorTransformer, build_model
 
 RUN_FORMAT_VERSION = 1
