@@ -65,6 +65,57 @@ def history_tensors(
     return tuple(torch.from_numpy(a) for a in out)
 
 
+# Epoch seconds that readable dates can show: 0001-01-01 .. 9999-12-31 (UTC).
+MIN_TIME, MAX_TIME = -62_135_596_800, 253_402_300_799
+MAX_VALUE = float(np.finfo(np.float32).max)  # values enter the model as float32
+
+
+def clamp_k(k: int, n_items: int, *, name: str = "k") -> int:
+    """``k`` limited to the ``n_items`` real items: a top-k list never holds padding.
+
+    Raises InputError when ``k`` is not a whole number of at least 1.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise InputError(f"{name} must be a whole number of at least 1, got {k!r}")
+    return min(int(k), n_items)
+
+
+def event_time(raw: Any, *, default: int, where: str) -> int:
+    """An event's ``timestamp`` field as epoch seconds (``None`` -> ``default``)."""
+    if raw is None:
+        return default
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_TIME <= raw <= MAX_TIME:
+        raise InputError(
+            f"{where}: timestamp must be whole epoch seconds between {MIN_TIME} and "
+            f"{MAX_TIME} (years 1-9999), got {raw!r}"
+        )
+    return raw
+
+
+def event_value(raw: Any, *, where: str) -> float:
+    """An event's ``value`` field (rating, price...) as a finite float32 (``None`` -> 0.0)."""
+    if raw is None:
+        return 0.0
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not abs(raw) <= MAX_VALUE:
+        raise InputError(
+            f"{where}: value must be a finite number of magnitude at most {MAX_VALUE:.4g} "
+            f"(or null), got {raw!r}"
+        )
+    return float(raw)
+
+
+def check_finite(history: History) -> None:
+    """Raise InputError unless every value of ``history`` is a finite float32."""
+    values = np.asarray(history.values, np.float64)
+    bad = np.flatnonzero(~(np.abs(values) <= MAX_VALUE))
+    if len(bad):
+        raise InputError(
+            f"event {int(bad[0])}: value {float(values[bad[0]])!r} is not a finite float32 number"
+        )
+
+
 class Recommender:
     """A trained model with its vocabularies and the users' stored histories."""
 
@@ -105,6 +156,8 @@ class Recommender:
         """A history from dicts with ``item`` and optional ``behavior``, ``timestamp``, ``value``.
 
         Events with unknown items or behaviours are left out and reported in the second value.
+        A malformed event (no item, a time that is not epoch seconds, a value that is not a
+        finite number) raises :class:`InputError` naming the event and the field.
         """
         kept: list[tuple[int, int, int, float]] = []
         unknown: list[str] = []
@@ -114,6 +167,8 @@ class Recommender:
                 raise InputError(
                     f"history event {i}: expected an object with an 'item' field, got {record!r}"
                 )
+            timestamp = event_time(record.get("timestamp"), default=i, where=f"history event {i}")
+            value = event_value(record.get("value"), where=f"history event {i}")
             item = self.item_index.get(str(record["item"]))
             behavior = (
                 self.behavior_index.get(str(record["behavior"]))
@@ -124,9 +179,7 @@ class Recommender:
                 what = "item" if item is None else "behavior"
                 unknown.append(f"event {i}: unknown {what} {record.get(what)!r}")
                 continue
-            kept.append(
-                (item, behavior, int(record.get("timestamp", i)), float(record.get("value") or 0.0))
-            )
+            kept.append((item, behavior, timestamp, value))
         columns = list(zip(*kept, strict=True)) if kept else [(), (), (), ()]
         history = History(
             np.array(columns[0], np.int64),
@@ -136,9 +189,21 @@ class Recommender:
         )
         return history, unknown
 
+    @property
+    def n_users(self) -> int:
+        """Users of the training data."""
+        return len(self.user_index)
+
+    @property
+    def n_items(self) -> int:
+        """Real items in the catalogue (index 0, the padding slot, is not one)."""
+        return len(self.item_ids)
+
     @torch.no_grad()
     def scores(self, histories: Sequence[History]) -> torch.Tensor:
         """Next-item scores (B, n_items + 1) after each history; index 0 is -inf."""
+        for h in histories:
+            check_finite(h)
         config = self.model.config
         items, behaviors, gaps, values = history_tensors(
             histories, max_len=config.max_len, time_buckets=config.time_buckets
@@ -149,8 +214,13 @@ class Recommender:
     def top_k(
         self, scores: torch.Tensor, *, k: int, exclude: np.ndarray | None = None
     ) -> list[Recommendation]:
-        """Top ``k`` items of one score row (I + 1,), optionally excluding item indices."""
+        """Top ``k`` items of one score row (I + 1,), optionally excluding item indices.
+
+        ``k`` is clamped to the real items left (never the padding slot, never an excluded item).
+        """
+        k = clamp_k(k, self.n_items)
         scores = scores.clone()
+        scores[0] = float("-inf")
         if exclude is not None and len(exclude):
             scores[torch.from_numpy(np.unique(exclude))] = float("-inf")
         k = min(k, int(torch.isfinite(scores).sum()))
@@ -163,6 +233,7 @@ class Recommender:
     def recommend(
         self, history: History, *, k: int = 10, exclude_seen: bool = False
     ) -> list[Recommendation]:
+        k = clamp_k(k, self.n_items)
         if len(history) == 0:
             return self.popular(k=k)
         scores = self.scores([history])[0]

@@ -18,6 +18,7 @@ from influrec.data.synthetic import (
     generate,
     successor_graph,
 )
+from influrec.errors import InputError
 
 SMALL = SynthConfig(n_users=300, n_items=200, mean_events=30.0, seed=7)
 
@@ -195,7 +196,7 @@ def test_default_config_makes_about_100k_events(default_log: SyntheticLog) -> No
 def test_invalid_config_raises_value_error_naming_field(
     overrides: dict[str, float], field: str
 ) -> None:
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(InputError, match=field):
         SynthConfig(**overrides)  # type: ignore[arg-type]
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_attribution import user_history
 
+from influrec.errors import InputError
 from influrec.inference import History, Recommender
 from influrec.influence.counterfactual import (
     Edit,
@@ -73,7 +74,7 @@ def test_what_if_edits(recommender: Recommender) -> None:
     )
     assert len(added) == 11 and added.items[-1] == 5 and added.items[0] == 7
     assert added.timestamps[-1] == history.timestamps[-1] + 1
-    with pytest.raises(ValueError, match="not in the history"):
+    with pytest.raises(InputError, match="not in the history"):
         apply_edits(history, [Edit("remove", position=99)])
     unchanged = what_if(scorer, history, [], k=10)
     assert unchanged.jaccard == 1.0 and np.isclose(unchanged.rbo, 1.0)

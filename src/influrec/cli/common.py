@@ -10,6 +10,74 @@ from typing import Any
 from influrec.errors import InputError
 from influrec.inference import History, Recommender
 
+# What matplotlib can write; --plot names one of them by its suffix.
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps")
+
+
+def at_least(low: int) -> Any:
+    """argparse type: a whole number >= ``low`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if number < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
+        return number
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+positive_int = at_least(1)
+"""argparse type for counts such as --k, --top, --candidates, --users."""
+
+
+def share(text: str) -> float:
+    """argparse type for --fraction: a number strictly between 0 and 1, e.g. 0.02."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number like 0.02, got {text!r}") from None
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return number
+
+
+def cutoffs(text: str) -> list[int]:
+    """argparse type for --ks: comma-separated positive whole numbers, e.g. ``10,50,200``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected cut-offs like 10,50,200, got {text!r}")
+    return sorted({positive_int(p) for p in parts})
+
+
+def plot_path(text: str) -> Path:
+    """argparse type for --plot: an image file in an existing folder, by a known suffix."""
+    path = Path(text)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: name the image by its type, one of {', '.join(PLOT_SUFFIXES)}"
+        )
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: folder {str(path.parent)!r} does not exist; create it first"
+        )
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give an image file name")
+    return path
+
+
+def add_k(parser: Any, *, default: int = 10) -> None:
+    """--k: how many recommendations (clamped to the catalogue size)."""
+    parser.add_argument(
+        "--k",
+        type=positive_int,
+        default=default,
+        help=f"how many recommendations (default {default}; at most the number of items)",
+    )
+
 
 def add_who(parser: Any) -> None:
     """--user U or --history FILE.json (one of them)."""
@@ -24,10 +92,24 @@ def load_history(rec: Recommender, args: argparse.Namespace) -> tuple[History, l
     """The history named by --user or --history, and the ignored events of an ad-hoc history."""
     if args.history is None:
         return rec.user_history(args.user), []
+    return rec.history_from_records(read_history_file(Path(args.history)))
+
+
+def read_history_file(path: Path) -> list[Any]:
+    """The JSON list of events in ``path`` (for --history), or a clear InputError."""
     try:
-        records = json.loads(Path(args.history).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{args.history}: cannot read a JSON list of events ({exc})") from exc
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); expected a list of events "
+            '[{"item": ..., "behavior": ..., "timestamp": ..., "value": ...}, ...]'
+        ) from exc
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply; expected a list of events") from None
     if not isinstance(records, list):
-        raise InputError(f"{args.history}: expected a JSON list of events")
-    return rec.history_from_records(records)
+        raise InputError(f"{path}: expected a JSON list of events, got {type(records).__name__}")
+    return records

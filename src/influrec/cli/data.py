@@ -123,13 +123,10 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def run_synth(args: argparse.Namespace) -> int:
     check_output_dir(args.out, overwrite=args.overwrite)
-    try:
-        config = SynthConfig(
-            n_users=args.users, n_items=args.items, mean_events=args.mean_events, seed=args.seed
-        )
-        dataset = synthesize_dataset(config)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    config = SynthConfig(
+        n_users=args.users, n_items=args.items, mean_events=args.mean_events, seed=args.seed
+    )
+    dataset = synthesize_dataset(config)
     dataset.save(args.out, overwrite=args.overwrite)
     print_stats(dataset.stats, title=f"synthetic data in {args.out}")
     return 0

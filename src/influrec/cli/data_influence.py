@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from influrec.cli.common import at_least, positive_int, share
 from influrec.data_influence import DataInfluence, spearman
 from influrec.data_influence.cleaning import SCORES, denoise
 from influrec.errors import InputError
@@ -24,9 +25,12 @@ def register(commands: Any) -> None:
     d.add_argument("run", type=Path)
     d.add_argument("--user", required=True, help="a user id of the training data")
     d.add_argument("--item", required=True, help="the recommended item id to explain")
-    d.add_argument("--top", type=int, default=20, help="interactions listed on each side")
+    d.add_argument("--top", type=positive_int, default=20, help="interactions listed on each side")
     d.add_argument(
-        "--checkpoints", type=int, default=0, help="use at most N saved checkpoints (0: all)"
+        "--checkpoints",
+        type=at_least(0),
+        default=0,
+        help="use at most N saved checkpoints (0: all)",
     )
     d.add_argument(
         "--influence-function",
@@ -40,7 +44,7 @@ def register(commands: Any) -> None:
         "denoise", help="write the run's dataset without its most harmful training interactions"
     )
     n.add_argument("run", type=Path)
-    n.add_argument("--fraction", type=float, required=True, help="share removed, e.g. 0.02")
+    n.add_argument("--fraction", type=share, required=True, help="share removed, e.g. 0.02")
     n.add_argument("--out", type=Path, required=True, help="new dataset folder")
     n.add_argument(
         "--by",
@@ -52,7 +56,10 @@ def register(commands: Any) -> None:
         "harm: most negative TracIn influence on the validation loss",
     )
     n.add_argument(
-        "--checkpoints", type=int, default=0, help="use at most N saved checkpoints (0: all)"
+        "--checkpoints",
+        type=at_least(0),
+        default=0,
+        help="use at most N saved checkpoints (0: all)",
     )
     n.add_argument("--overwrite", action="store_true")
     n.add_argument("--json", action="store_true")
@@ -60,8 +67,6 @@ def register(commands: Any) -> None:
 
 
 def run_data_influence(args: argparse.Namespace) -> int:
-    if args.top < 1:
-        raise InputError(f"--top must be >= 1, got {args.top}")
     analysis = DataInfluence(args.run, checkpoints=args.checkpoints)
     query = (analysis.user_index(args.user), analysis.item_index(args.item))
     scores = analysis.tracin(queries=[query], validation=False)

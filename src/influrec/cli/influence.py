@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from influrec.cli.common import add_who, load_history
+from influrec.cli.common import add_k, add_who, load_history, plot_path, positive_int
 from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
@@ -21,7 +21,7 @@ def register(commands: Any) -> None:
     e = commands.add_parser("explain", help="effect of every past event on each recommendation")
     e.add_argument("run", type=Path)
     add_who(e)
-    e.add_argument("--k", type=int, default=10)
+    add_k(e)
     e.add_argument("--method", choices=[m for m in METHODS if m != "random"], default="loo")
     e.add_argument(
         "--measure",
@@ -36,7 +36,10 @@ def register(commands: Any) -> None:
         help="effects of whole behaviour types or time windows (exact group Shapley)",
     )
     e.add_argument(
-        "--plot", type=Path, default=None, help="draw the history x recommendations heatmap (PNG)"
+        "--plot",
+        type=plot_path,
+        default=None,
+        help="draw the history x recommendations heatmap (.png, .svg, .pdf...)",
     )
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_explain)
@@ -47,7 +50,7 @@ def register(commands: Any) -> None:
     c.add_argument("run", type=Path)
     add_who(c)
     c.add_argument("--item", required=True)
-    c.add_argument("--k", type=int, default=10)
+    add_k(c)
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=run_counterfactual)
     w = commands.add_parser("whatif", help="top-k after hypothetical behaviours")
@@ -64,7 +67,7 @@ def register(commands: Any) -> None:
         metavar="POS",
         help="remove the event at this position",
     )
-    w.add_argument("--k", type=int, default=10)
+    add_k(w)
     w.add_argument("--json", action="store_true")
     w.set_defaults(handler=run_whatif)
     a = commands.add_parser(
@@ -73,10 +76,13 @@ def register(commands: Any) -> None:
     a.add_argument("run", type=Path)
     add_who(a)
     a.add_argument(
-        "--candidates", type=int, default=100, help="top items considered (x every behaviour)"
+        "--candidates",
+        type=positive_int,
+        default=100,
+        help="top items considered (x every behaviour)",
     )
-    a.add_argument("--k", type=int, default=10)
-    a.add_argument("--top", type=int, default=10)
+    add_k(a)
+    a.add_argument("--top", type=positive_int, default=10, help="actions listed")
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=run_influential_actions)
     f = commands.add_parser(
@@ -86,7 +92,7 @@ def register(commands: Any) -> None:
     f.add_argument(
         "--methods", default="loo,ig,attention,random", help=f"comma-separated: {','.join(METHODS)}"
     )
-    f.add_argument("--users", type=int, default=500, help="users sampled (seeded)")
+    f.add_argument("--users", type=positive_int, default=500, help="users sampled (seeded)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=run_faithfulness)

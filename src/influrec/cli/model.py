@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from influrec.cli.common import add_k, cutoffs, read_history_file
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.errors import InputError
@@ -48,7 +49,10 @@ def register(commands: Any) -> None:
         "--baselines", default="", help=f"also evaluate baselines: {','.join(BASELINES)}"
     )
     e.add_argument(
-        "--ks", default=None, help="cut-offs, e.g. 10,50,200 (default: the run's eval.ks)"
+        "--ks",
+        type=cutoffs,
+        default=None,
+        help="cut-offs, e.g. 10,50,200 (default: the run's eval.ks)",
     )
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_evaluate)
@@ -59,7 +63,7 @@ def register(commands: Any) -> None:
     who.add_argument(
         "--history", type=Path, help='JSON list of events: [{"item": ..., "behavior": ...}, ...]'
     )
-    r.add_argument("--k", type=int, default=10)
+    add_k(r)
     r.add_argument(
         "--exclude-seen", action="store_true", help="leave out items already in the history"
     )
@@ -100,11 +104,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
-    try:
-        ks = sorted({int(k) for k in args.ks.split(",")}) if args.ks else None
-    except ValueError as exc:
-        raise InputError(f"--ks: expected comma-separated integers, got {args.ks!r}") from exc
-    report = evaluate_run(args.run, split=args.split, baselines=baselines, ks=ks)
+    report = evaluate_run(args.run, split=args.split, baselines=baselines, ks=args.ks)
     if args.json:
         Console().print_json(json.dumps(report))
         return 0
@@ -140,13 +140,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     unknown: list[str] = []
     cold_start = False
     if args.history is not None:
-        try:
-            records = json.loads(args.history.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{args.history}: cannot read a JSON list of events ({exc})") from exc
-        if not isinstance(records, list):
-            raise InputError(f"{args.history}: expected a JSON list of events")
-        history, unknown = recommender.history_from_records(records)
+        history, unknown = recommender.history_from_records(read_history_file(args.history))
     elif args.user not in recommender.user_index and args.cold_start == "popular":
         history, cold_start = None, True
     else:

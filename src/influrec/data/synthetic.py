@@ -52,6 +52,7 @@ import numpy as np
 import pyarrow as pa
 
 from influrec.data.schema import RAW_SCHEMA
+from influrec.errors import InputError
 
 BEHAVIORS = ("view", "cart", "fav", "buy")
 """Behaviour vocabulary; an event's behaviour code is its index here."""
@@ -84,7 +85,7 @@ class SynthConfig:
     """Knobs of the synthetic generator; see the module docstring for what each one does.
 
     Raises:
-        ValueError: at construction, naming the field, when a value is out of range.
+        InputError: at construction, naming the field, when a value is out of range.
     """
 
     n_users: int = 2000
@@ -165,7 +166,7 @@ def _validate(c: SynthConfig) -> None:
         checks.append((0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value}"))
     for ok, message in checks:
         if not ok:
-            raise ValueError(f"SynthConfig: {message}")
+            raise InputError(f"synthetic data: {message}")
 
 
 def _streams(seed: int) -> list[np.random.Generator]:

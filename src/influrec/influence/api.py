@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from influrec.errors import InputError
-from influrec.inference import History, Recommender
+from influrec.inference import History, Recommender, clamp_k
 from influrec.influence.attribution import (
     METHODS,
     Explanation,
@@ -78,6 +78,7 @@ def explain(
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if len(history) == 0:
         raise InputError("the history is empty: there is nothing to explain")
+    k = clamp_k(k, rec.n_items)
     scorer = Scorer(rec.model)
     recommendations = rec.recommend(history, k=k)
     measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
@@ -115,6 +116,7 @@ def counterfactual(
     rec: Recommender, history: History, item_id: str, *, k: int = 10
 ) -> dict[str, Any]:
     """The smallest set found of past events whose removal drops ``item_id`` out of the top k."""
+    k = clamp_k(k, rec.n_items)
     result = counterfactual_set(Scorer(rec.model), history, item_index(rec, item_id), k=k)
     return {
         "item": item_id,
@@ -153,10 +155,8 @@ def whatif(
     rec: Recommender, history: History, edits: Sequence[Edit], *, k: int = 10
 ) -> dict[str, Any]:
     """New top-k after hypothetical edits, with rank changes and list churn."""
-    try:
-        result = what_if(Scorer(rec.model), history, edits, k=k)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    k = clamp_k(k, rec.n_items)
+    result = what_if(Scorer(rec.model), history, edits, k=k)
     name = lambda i: rec.item_ids[i - 1]  # noqa: E731
     return {
         "before": [name(i) for i in result.before],
@@ -173,6 +173,9 @@ def influential_actions(
     rec: Recommender, history: History, *, candidates: int = 100, k: int = 10, top: int = 10
 ) -> dict[str, Any]:
     """The next actions (item x behaviour) that would change this user's top k the most."""
+    k = clamp_k(k, rec.n_items)
+    candidates = clamp_k(candidates, rec.n_items, name="candidates")
+    top = clamp_k(top, candidates * len(rec.behavior_index), name="top")
     behaviors = list(rec.behavior_index.values())
     found = _actions(
         Scorer(rec.model), history, behaviors=behaviors, candidates=candidates, k=k, top=top
@@ -213,8 +216,9 @@ def faithfulness_report(
     from influrec.influence.faithfulness import faithfulness, planted_cause_recovery
 
     unknown = [m for m in methods if m not in METHODS]
-    if unknown:
+    if unknown or not methods:
         raise InputError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    users = clamp_k(users, rec.n_users, name="users")
     rng = np.random.default_rng(seed)
     user_ids = rec.dataset.users.column("user_id").to_pylist()
     sample = rng.choice(len(user_ids), size=min(users, len(user_ids)), replace=False)
@@ -253,6 +257,7 @@ def explain_groups(
         raise InputError(f"--groups must be behavior or time, got {by!r}")
     if len(history) == 0:
         raise InputError("the history is empty: there is nothing to explain")
+    k = clamp_k(k, rec.n_items)
     groups = (
         behavior_groups(history, rec.dataset.behaviors)
         if by == "behavior"

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from influrec.errors import InputError
 from influrec.inference import History
 from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer, extend, without
@@ -143,9 +144,9 @@ def apply_edits(history: History, edits: Sequence[Edit]) -> History:
     for edit in edits:
         position = edit.position if edit.position is not None else -1
         if edit.kind in ("remove", "replace") and not 0 <= position < len(history):
-            raise ValueError(
-                f"{edit.kind}: position {edit.position} is not in the history "
-                f"(0..{len(history) - 1})"
+            where = f"0..{len(history) - 1}" if len(history) else "it is empty"
+            raise InputError(
+                f"{edit.kind}: position {edit.position} is not in the history ({where})"
             )
         if edit.kind == "remove":
             removed.append(position)
@@ -194,6 +195,7 @@ def what_if(scorer: Scorer, history: History, edits: Sequence[Edit], *, k: int =
     edited = apply_edits(history, edits)
     old = scorer.scores(history, [np.arange(len(history))])[0]
     new = scorer.scores(edited, [np.arange(len(edited))])[0]
+    k = min(k, old.shape[-1] - 1)  # real items only, never the padding slot
     before = torch.topk(old, k).indices.tolist()
     after = torch.topk(new, k).indices.tolist()
     changes = {i: (rank_of(old, i), rank_of(new, i)) for i in dict.fromkeys(before + after)}
@@ -219,6 +221,7 @@ def influential_actions(
     absolute rank movement of today's top k.
     """
     base = scorer.scores(history, [np.arange(len(history))])[0]
+    k = min(k, base.shape[-1] - 1)  # real items only, never the padding slot
     now = torch.topk(base, k).indices
     items = torch.topk(base, min(candidates, int(torch.isfinite(base).sum()))).indices.tolist()
     when = (int(history.timestamps[-1]) if len(history) else 0) + gap_s

@@ -56,9 +56,13 @@ class LogProbability:
 
 
 def kth_best_other(scores: torch.Tensor, item: int, k: int) -> torch.Tensor:
-    """(B,) the k-th largest score among all items except ``item`` and padding."""
+    """(B,) the k-th largest score among all items except ``item`` and padding.
+
+    With fewer than ``k`` other real items, the last of them (``k`` is clamped).
+    """
     others = scores.clone()
     others[:, item] = float("-inf")
+    k = max(1, min(k, others.shape[-1] - 2))  # the other real items: not padding, not item
     return torch.topk(others, k, dim=-1).values[:, -1]
 
 
