@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from influrec.data.sequences import GAP_PAD, gap_buckets
-from influrec.inference import History
+from influrec.inference import History, check_finite
 from influrec.models.transformer import BehaviorTransformer
 
 
@@ -88,6 +88,7 @@ class Scorer:
         Rows of equal length are batched together, so no batch needs padding and attention
         runs on the fused causal kernel.
         """
+        check_finite(history)
         lengths = np.array([min(len(r), self.max_len) for r in rows])
         order = np.argsort(lengths, kind="stable")
         out = torch.empty(len(rows), self.model.n_items + 1)
