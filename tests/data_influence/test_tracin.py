@@ -231,3 +231,13 @@ def test_context_is_the_next_interactions_loss_with_minus_without_this_one(
         assert context[row] == pytest.approx(with_t - without_t, rel=1e-4, abs=1e-5)
         crossing += window_start(t + 1) != window_start(t)
     assert len(checked) == 30 and crossing >= 1  # also across a window boundary
+
+
+def test_spearman_gives_tied_scores_their_mean_rank() -> None:
+    from influrec.data_influence import spearman
+
+    # ranks (1.5, 1.5, 3) against (1, 2, 3): covariance 1.5, variances 1.5 and 2
+    assert spearman(np.array([1.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(
+        1.5 / np.sqrt(1.5 * 2.0)
+    )
+    assert spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
