@@ -130,3 +130,29 @@ def test_behavior_metrics_edge_cases() -> None:
         behavior_metrics(np.zeros((0, 2)), np.zeros(0, np.int64))
     with pytest.raises(ValueError, match=r"in 0\.\.1"):
         behavior_metrics(np.zeros((1, 2)), np.array([2]))
+
+
+def test_ranking_metrics_agree_with_torchmetrics_retrieval() -> None:
+    """Without ties the hand-written metrics equal torchmetrics' retrieval metrics row by row."""
+    from torchmetrics.functional.retrieval import (
+        retrieval_hit_rate,
+        retrieval_normalized_dcg,
+        retrieval_reciprocal_rank,
+    )
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(64, 31, generator=generator, dtype=torch.float64)  # 30 items + padding
+    targets = torch.randint(1, 31, (64,), generator=generator)
+    ours = ranking_metrics(ranks_from_scores(scores, targets), ks=(1, 5, 10))
+    relevant = torch.zeros(64, 30, dtype=torch.bool)
+    relevant[torch.arange(64), targets - 1] = True
+    for k in (1, 5, 10):
+        rows = [(scores[i, 1:], relevant[i]) for i in range(64)]
+        theirs = {
+            f"HR@{k}": [retrieval_hit_rate(p, t, top_k=k) for p, t in rows],
+            f"NDCG@{k}": [retrieval_normalized_dcg(p, t, top_k=k) for p, t in rows],
+            f"MRR@{k}": [retrieval_reciprocal_rank(p, t, top_k=k) for p, t in rows],
+        }
+        for name, values in theirs.items():
+            assert ours[name] == pytest.approx(float(torch.stack(values).double().mean()), abs=1e-6)
+    assert 0 < ours["NDCG@10"] < ours["HR@10"] < 1  # the sample exercises hits and misses
