@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from influrec.runtime import keep_freed_memory
 
 EXIT_INPUT_ERROR = 2
 EXIT_BUG = 70  # EX_SOFTWARE: an internal error
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[red]error:[/red] {escape(str(exc))}"
         )
         return EXIT_INPUT_ERROR
+    except BrokenPipeError:  # the reader went away (`influrec ... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:
         # Not an input error: a bug. Show it as one, with its traceback.
         traceback.print_exc()
