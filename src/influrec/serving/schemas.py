@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ID = 256  # characters of a user, item or event id
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, epoch seconds
+# |value| bound. The model reads values as float32 and its layer norms square them, so a value
+# near 1e19 already turns every score into NaN (float32's max is 3.4e38); 1e15 leaves headroom
+# for the learned weights and still holds any price, rating or dwell time in milliseconds.
+MAX_ABS_VALUE = 1e15
+
+EventValue = Annotated[
+    float,
+    Field(
+        ge=-MAX_ABS_VALUE,
+        le=MAX_ABS_VALUE,
+        allow_inf_nan=False,
+        description=f"rating, price, dwell time...; |value| <= {MAX_ABS_VALUE:.0e}",
+    ),
+]
+EventTimestamp = Annotated[
+    int,
+    Field(ge=0, le=MAX_TIMESTAMP, description="epoch seconds, 0 .. 9999-12-31T23:59:59Z"),
+]
 
 
 class Strict(BaseModel):
@@ -20,10 +38,8 @@ class EventIn(Strict):
     user: str = Field(min_length=1, max_length=MAX_ID)
     item: str = Field(min_length=1, max_length=MAX_ID)
     behavior: str = Field(min_length=1, max_length=64, examples=["view", "buy"])
-    timestamp: int | None = Field(
-        None, ge=0, le=MAX_TIMESTAMP, description="epoch seconds (default: when received)"
-    )
-    value: float | None = Field(None, allow_inf_nan=False, description="rating, price, ...")
+    timestamp: EventTimestamp | None = Field(None, description="default: when received")
+    value: EventValue | None = None
     event_id: str | None = Field(
         None,
         min_length=1,
@@ -53,7 +69,10 @@ class HistoryInfo(BaseModel):
     events_used: int = Field(description="events of the history given to the model")
     trained_events: int = Field(description="of them, from the training data")
     stored_events: int = Field(description="of them, ingested through POST /v1/events")
-    stored_events_skipped: int = Field(description="ingested events with unknown item/behavior")
+    stored_events_skipped: int = Field(
+        description="ingested events left out: unknown item or behaviour, or a stored value or"
+        " time out of the bounds of `POST /v1/events`"
+    )
     truncated: int = Field(description="older events left out by the history limit")
     erased: bool = Field(description="the user was erased: the training history is not used")
 

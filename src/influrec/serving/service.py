@@ -22,7 +22,13 @@ from influrec.influence import api
 from influrec.influence.counterfactual import Edit
 from influrec.serving.errors import ApiError
 from influrec.serving.metrics import Metrics
-from influrec.serving.schemas import EventIn, HistoryInfo, WhatIfRequest
+from influrec.serving.schemas import (
+    MAX_ABS_VALUE,
+    MAX_TIMESTAMP,
+    EventIn,
+    HistoryInfo,
+    WhatIfRequest,
+)
 from influrec.serving.settings import ServiceSettings
 from influrec.serving.store import EventStore, StoredEvent
 
@@ -111,6 +117,16 @@ class Service:
 
     # -- histories ------------------------------------------------------------------------------
 
+    def _usable(self, event: StoredEvent) -> bool:
+        """Known item and behaviour, and a value and time the model can read (rows stored
+        before the request bounds existed may hold values that overflow float32)."""
+        return (
+            event.item_id in self.rec.item_index
+            and event.behavior in self.rec.behavior_index
+            and (event.value is None or abs(event.value) <= MAX_ABS_VALUE)
+            and 0 <= event.timestamp <= MAX_TIMESTAMP
+        )
+
     def user_history(self, user_id: str) -> UserHistory:
         """Training history (unless erased) + ingested events, merged in time order."""
         erased = self.store.is_erased(user_id)
@@ -121,7 +137,7 @@ class Service:
         usable = [
             (self.rec.item_index[e.item_id], self.rec.behavior_index[e.behavior], e)
             for e in stored
-            if e.item_id in self.rec.item_index and e.behavior in self.rec.behavior_index
+            if self._usable(e)
         ]
         ingested = History(
             np.array([u[0] for u in usable], np.int64),
