@@ -16,7 +16,7 @@ Method = Literal["loo", "gxi", "ig", "shapley", "attention"]  # attribution.METH
 Measure = Literal["margin", "score", "logp", "rank"]  # influence.api.MEASURES (a test checks)
 
 
-@router.get("/users/{user_id}/explanations", response_model=Explanations)
+@router.get("/users/{user_id:path}/explanations", response_model=Explanations)
 def get_explanations(
     _: Read,
     service: ServiceDep,
@@ -35,7 +35,7 @@ def post_whatif(_: Read, service: ServiceDep, request: WhatIfRequest) -> dict[st
     return service.whatif(request)
 
 
-@router.get("/users/{user_id}/influential-actions", response_model=InfluentialActions)
+@router.get("/users/{user_id:path}/influential-actions", response_model=InfluentialActions)
 def get_influential_actions(
     _: Read,
     service: ServiceDep,

@@ -83,7 +83,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            matched = scope.get("route")  # its template, without convertors (`{user_id}`)
+            route = getattr(matched, "path_format", None) or getattr(matched, "path", None)
+            route = route or "unmatched"
             self.metrics.observe(
                 method=scope["method"],
                 route=route,
