@@ -102,3 +102,77 @@ def test_whatif_added_events_carry_no_unbounded_numbers(value_run: Path, tmp_pat
             assert response.status_code == 422, response.text
             (detail,) = response.json()["error"]["details"]
             assert detail["field"] == f"add.0.{next(iter(extra))}"
+
+
+def test_k_over_the_catalogue_is_clamped_and_never_lists_padding(
+    value_run: Path, tmp_path: Path
+) -> None:
+    """30 items in the run; k up to the limits (100, and 50 explained here) is answered."""
+    limits = Limits(max_explain_k=50)
+    with start(value_run, tmp_path / "e.sqlite3", limits) as client:
+        ids = {f"i{n}" for n in range(1, 31)}
+        for user in ("u2", "nobody"):
+            recs = client.get(
+                f"/v1/users/{user}/recommendations?k=100&exclude_seen=false", headers=ADMIN
+            ).json()
+            items = [r["item"] for r in recs["recommendations"]]
+            assert recs["k"] == 30 and len(items) == 30 and set(items) == ids, user
+            whatif = client.post("/v1/whatif", json={"user": user, "k": 100}, headers=ADMIN)
+            assert whatif.status_code == 200, whatif.text
+            body = whatif.json()
+            assert body["k"] == 30 and set(body["before"]) == set(body["after"]) == ids
+            assert sorted(c["before"] for c in body["rank_changes"].values()) == list(range(1, 31))
+            actions = client.get(
+                f"/v1/users/{user}/influential-actions?k=100&candidates=1000&top=3",
+                headers=ADMIN,
+            )
+            assert actions.status_code == 200, actions.text
+            assert actions.json()["k"] == 30
+            assert all(len(a["new_top"]) == 30 for a in actions.json()["actions"])
+        for measure, k in (("score", 30), ("margin", 29)):  # a margin needs a (k+1)-th item
+            explained = client.get(
+                f"/v1/users/u2/explanations?k=40&measure={measure}", headers=ADMIN
+            ).json()
+            assert explained["k"] == k and len(explained["recommendations"]) == k
+            for r in explained["recommendations"]:
+                assert math.isfinite(r["value"]), (measure, r)
+                assert all(math.isfinite(e["effect"]) for e in r["events"]), (measure, r)
+
+
+def test_openapi_publishes_the_configured_limits_of_k_and_candidates(
+    value_run: Path, tmp_path: Path
+) -> None:
+    limits = Limits(max_k=7, max_explain_k=4, max_candidates=9, max_batch=11, max_edits=5)
+    with start(value_run, tmp_path / "e.sqlite3", limits) as client:
+        spec = client.get("/openapi.json").json()
+        bounds = {}
+        for path, operations in spec["paths"].items():
+            for operation in operations.values():
+                for p in operation.get("parameters", []):
+                    if p["name"] in ("k", "candidates"):
+                        bounds[(path, p["name"])] = (p["schema"]["minimum"], p["schema"]["maximum"])
+        users = "/v1/users/{user_id}"
+        assert bounds == {
+            (f"{users}/recommendations", "k"): (1, 7),
+            (f"{users}/explanations", "k"): (1, 4),
+            (f"{users}/influential-actions", "k"): (1, 7),
+            (f"{users}/influential-actions", "candidates"): (1, 9),
+        }
+        schemas = spec["components"]["schemas"]
+        whatif = schemas["WhatIfRequest"]["properties"]
+        assert (whatif["k"]["minimum"], whatif["k"]["maximum"]) == (1, 7)
+        assert whatif["add"]["maxItems"] == whatif["remove"]["maxItems"] == 5
+        assert schemas["EventBatch"]["properties"]["events"]["maxItems"] == 11
+        assert "x-influrec" not in str(spec)
+        # and the service holds to what it publishes
+        for path, code in [
+            ("/v1/users/u2/recommendations?k=7", 200),
+            ("/v1/users/u2/recommendations?k=8", 422),
+            ("/v1/users/u2/explanations?k=5", 422),
+            ("/v1/users/u2/influential-actions?candidates=9&k=2", 200),
+            ("/v1/users/u2/influential-actions?candidates=10", 422),
+        ]:
+            assert client.get(path, headers=ADMIN).status_code == code, path
+        assert (
+            client.post("/v1/whatif", json={"user": "u2", "k": 8}, headers=ADMIN).status_code == 422
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,6 +15,7 @@ from influrec.serving import influence_routes, routes
 from influrec.serving.errors import install_error_handlers
 from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware, MetricsMiddleware
+from influrec.serving.openapi import publish_limits
 from influrec.serving.service import Service
 from influrec.serving.settings import ServiceSettings
 
@@ -53,6 +55,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.api_keys = api_keys
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema (built once) with this process's request limits published in it."""
+        return publish_limits(FastAPI.openapi(app), settings.limits)
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(influence_routes.router)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from influrec.serving.deps import ExplainedK, K, Read, ServiceDep
+from influrec.serving.openapi import limited
 from influrec.serving.routes import ERRORS, UserId
 from influrec.serving.schemas import Explanations, InfluentialActions, WhatIf, WhatIfRequest
 
@@ -41,7 +42,14 @@ def get_influential_actions(
     service: ServiceDep,
     user_id: UserId,
     k: K,
-    candidates: Annotated[int, Query(ge=1, description="top items tried, max 1000")] = 100,
+    candidates: Annotated[
+        int,
+        Query(
+            ge=1,
+            description="top items tried (x every behaviour); clamped to the catalogue",
+            json_schema_extra=limited("max_candidates"),
+        ),
+    ] = 100,
     top: Annotated[int, Query(ge=1, le=100, description="actions returned")] = 10,
 ) -> dict[str, Any]:
     """The next actions (item x behaviour) that would change the user's top k the most."""

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from influrec.serving.openapi import limited, limited_items
+
 MAX_ID = 256  # characters of a user, item or event id
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, epoch seconds
 # |value| bound. The model reads values as float32 and its layer norms square them, so a value
@@ -50,7 +52,9 @@ class EventIn(Strict):
 
 class EventBatch(Strict):
     events: list[EventIn] = Field(
-        min_length=1, description="at most the service's max batch (1000 by default)"
+        min_length=1,
+        description="one batch, stored all or nothing",
+        json_schema_extra=limited_items("max_batch"),
     )
 
 
@@ -87,7 +91,12 @@ class Recommendations(BaseModel):
     user: str
     cold_start: bool = Field(description="no usable history: popular items instead")
     history: HistoryInfo
-    recommendations: list[RecommendedItem]
+    k: int = Field(
+        description="the k used: the k asked for, at most the number of items in the catalogue"
+    )
+    recommendations: list[RecommendedItem] = Field(
+        description="at most k items (fewer when seen items are left out of a small catalogue)"
+    )
 
 
 class Explanations(BaseModel):
@@ -99,7 +108,7 @@ class Explanations(BaseModel):
     )
     method: str
     measure: str
-    k: int
+    k: int = Field(description="the k used: at most the number of items in the catalogue")
     note: str | None = None
     recommendations: list[dict[str, Any]] = Field(
         description="each top item with rank, score, measurement, value and every event's effect"
@@ -113,17 +122,32 @@ class AddedEvent(Strict):
 
 class WhatIfRequest(Strict):
     user: str = Field(min_length=1, max_length=MAX_ID)
-    add: list[AddedEvent] = Field(default_factory=list)
-    remove: list[int] = Field(
-        default_factory=list, description="positions (0 = oldest event) in the user's history"
+    add: list[AddedEvent] = Field(
+        default_factory=list,
+        description="events appended after the history, one second apart",
+        json_schema_extra=limited_items("max_edits"),
     )
-    k: int = Field(10, ge=1)
+    remove: list[int] = Field(
+        default_factory=list,
+        description="positions (0 = oldest event) in the user's history; with `add`, at most "
+        "the service's max edits in all",
+        json_schema_extra=limited_items("max_edits"),
+    )
+    k: int = Field(
+        10,
+        ge=1,
+        description="items per list; more than the catalogue holds is clamped to the catalogue",
+        json_schema_extra=limited("max_k"),
+    )
 
 
 class WhatIf(BaseModel):
     user: str
     cold_start: bool
     history: HistoryInfo
+    k: int = Field(
+        description="the k used: the k asked for, at most the number of items in the catalogue"
+    )
     before: list[str]
     after: list[str]
     rank_changes: dict[str, dict[str, int]]
@@ -143,6 +167,9 @@ class InfluentialActions(BaseModel):
     user: str
     cold_start: bool
     history: HistoryInfo
+    k: int = Field(
+        description="the k used: the k asked for, at most the number of items in the catalogue"
+    )
     candidates: int = Field(description="actions tried (items x behaviours)")
     actions: list[Action]
 

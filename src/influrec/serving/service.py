@@ -75,6 +75,10 @@ class Service:
             raise too_large(field, value, limit)
         return value
 
+    def within_catalogue(self, k: int) -> int:
+        """``k`` clamped to the items the model knows (answers say which k they used)."""
+        return min(k, len(self.rec.item_ids))
+
     # -- events ---------------------------------------------------------------------------------
 
     def ingest(self, events: Sequence[EventIn]) -> dict[str, Any]:
@@ -173,6 +177,7 @@ class Service:
 
     def recommend(self, user_id: str, *, k: int, exclude_seen: bool) -> dict[str, Any]:
         user = self.user_history(user_id)
+        k = self.within_catalogue(k)
         recs = (
             self.rec.popular(k=k)
             if user.cold_start
@@ -182,6 +187,7 @@ class Service:
             "user": user_id,
             "cold_start": user.cold_start,
             "history": user.info,
+            "k": k,
             "recommendations": [
                 {"rank": r.rank, "item": r.item_id, "score": r.score} for r in recs
             ],
@@ -189,6 +195,9 @@ class Service:
 
     def explain(self, user_id: str, *, k: int, method: str, measure: str) -> dict[str, Any]:
         user = self.user_history(user_id)
+        k = self.within_catalogue(k)
+        if measure == "margin":  # the margin to the (k+1)-th item: one must be left over
+            k = max(1, min(k, len(self.rec.item_ids) - 1))
         base = {"user": user_id, "cold_start": user.cold_start, "history": user.info}
         if user.cold_start:
             return {
@@ -209,8 +218,10 @@ class Service:
         self.check("edits", len(request.add) + len(request.remove), self.limits.max_edits)
         user = self.user_history(request.user)
         edits = [Edit("remove", position=p) for p in request.remove] + self._additions(request)
-        result = api.whatif(self.rec, user.history, edits, k=request.k)
-        return {"user": request.user, "cold_start": user.cold_start, "history": user.info, **result}
+        k = self.within_catalogue(request.k)
+        result = api.whatif(self.rec, user.history, edits, k=k)
+        base = {"user": request.user, "cold_start": user.cold_start, "history": user.info, "k": k}
+        return {**base, **result}
 
     def _additions(self, request: WhatIfRequest) -> list[Edit]:
         errors: list[dict[str, Any]] = []
@@ -237,12 +248,12 @@ class Service:
         self, user_id: str, *, candidates: int, k: int, top: int
     ) -> dict[str, Any]:
         user = self.user_history(user_id)
-        candidates = min(candidates, len(self.rec.item_ids))
-        k = min(k, len(self.rec.item_ids))
+        candidates, k = self.within_catalogue(candidates), self.within_catalogue(k)
         result = api.influential_actions(
             self.rec, user.history, candidates=candidates, k=k, top=top
         )
-        return {"user": user_id, "cold_start": user.cold_start, "history": user.info, **result}
+        base = {"user": user_id, "cold_start": user.cold_start, "history": user.info, "k": k}
+        return {**base, **result}
 
     def health(self) -> dict[str, Any]:
         return {
