@@ -32,6 +32,11 @@ class History:
     def __len__(self) -> int:
         return len(self.items)
 
+    @classmethod
+    def empty(cls) -> History:
+        """No events: a cold start (see :meth:`Recommender.cold_start_scores`)."""
+        return cls(*(np.zeros(0, dtype) for dtype in (np.int64, np.int64, np.int64, np.float32)))
+
 
 @dataclass
 class Recommendation:
@@ -169,5 +174,13 @@ class Recommender:
         return self.top_k(scores, k=k, exclude=history.items if exclude_seen else None)
 
     def popular(self, *, k: int = 10) -> list[Recommendation]:
-        """The most frequent items of the training data (the cold-start answer)."""
-        return self.top_k(torch.from_numpy(self.popularity), k=k)
+        """The cold-start answer: the top ``k`` of :meth:`cold_start_scores`."""
+        return self.top_k(self.cold_start_scores(), k=k)
+
+    def cold_start_scores(self) -> torch.Tensor:
+        """THE cold-start policy, defined here only: a history with no (usable) event is scored
+        by how often each item occurs in the training data, never by the model's output for an
+        empty sequence (it never trained on one). :meth:`recommend`, the influence questions'
+        starting point (``influence.api.whatif`` / ``influential_actions``), the CLI and the
+        service all go through it. (I + 1,) counts; index 0 (padding) is -inf."""
+        return torch.from_numpy(self.popularity.copy())

@@ -121,7 +121,8 @@ def test_k_over_the_catalogue_is_clamped_and_never_lists_padding(
             assert whatif.status_code == 200, whatif.text
             body = whatif.json()
             assert body["k"] == 30 and set(body["before"]) == set(body["after"]) == ids
-            assert sorted(c["before"] for c in body["rank_changes"].values()) == list(range(1, 31))
+            ranks = [c[when] for c in body["rank_changes"].values() for when in ("before", "after")]
+            assert all(1 <= rank <= 30 for rank in ranks)  # equal scores share a rank
             actions = client.get(
                 f"/v1/users/{user}/influential-actions?k=100&candidates=1000&top=3",
                 headers=ADMIN,

@@ -26,13 +26,22 @@ def get_explanations(
     method: Annotated[Method, Query(description="loo = exact leave-one-out")] = "loo",
     measure: Annotated[Measure, Query(description="what is explained")] = "margin",
 ) -> dict[str, Any]:
-    """The effect of each of the user's recent events on each of their top k items."""
+    """The effect of each of the user's recent events on each of their top k items.
+
+    Cold start: a user with no usable history gets the popular items, which no event explains,
+    so the answer has `cold_start: true` and no recommendations.
+    """
     return service.explain(user_id, k=k, method=method, measure=measure)
 
 
 @router.post("/whatif", response_model=WhatIf)
 def post_whatif(_: Read, service: ServiceDep, request: WhatIfRequest) -> dict[str, Any]:
-    """The top k after hypothetical edits of the user's history (nothing is stored)."""
+    """The top k after hypothetical edits of the user's history (nothing is stored).
+
+    Cold start: a history with no usable event, before or after the edits, is ranked by the
+    cold-start policy of `/recommendations` (the items most frequent in the training data), so
+    `before` for a new user is the list `/recommendations` serves them.
+    """
     return service.whatif(request)
 
 
@@ -52,6 +61,10 @@ def get_influential_actions(
     ] = 100,
     top: Annotated[int, Query(ge=1, le=100, description="actions returned")] = 10,
 ) -> dict[str, Any]:
-    """The next actions (item x behaviour) that would change the user's top k the most."""
+    """The next actions (item x behaviour) that would change the user's top k the most.
+
+    Cold start: for a user with no usable history, today's top k and the candidate items are
+    the popular items that `/recommendations` serves them.
+    """
     service.check("candidates", candidates, service.limits.max_candidates)
     return service.influential_actions(user_id, candidates=candidates, k=k, top=top)

@@ -69,7 +69,8 @@ def get_recommendations(
 ) -> dict[str, Any]:
     """Top k items after the user's whole history, ingested events included (no retraining).
 
-    Users with no usable history get popular items and `cold_start: true`.
+    Cold start (one policy for every route and the CLI): a user with no usable history gets
+    the items most frequent in the training data, with `cold_start: true`.
     """
     return service.recommend(user_id, k=k, exclude_seen=exclude_seen)
 

@@ -32,10 +32,6 @@ from influrec.serving.schemas import (
 from influrec.serving.settings import ServiceSettings
 from influrec.serving.store import EventStore, StoredEvent
 
-EMPTY = History(
-    np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-)
-
 
 @dataclass
 class UserHistory:
@@ -134,7 +130,7 @@ class Service:
     def user_history(self, user_id: str) -> UserHistory:
         """Training history (unless erased) + ingested events, merged in time order."""
         erased = self.store.is_erased(user_id)
-        trained = EMPTY
+        trained = History.empty()
         if not erased and user_id in self.rec.user_index:
             trained = self.rec.user_history(user_id)
         stored = self.store.user_events(user_id, limit=self.limits.max_history)
@@ -178,11 +174,8 @@ class Service:
     def recommend(self, user_id: str, *, k: int, exclude_seen: bool) -> dict[str, Any]:
         user = self.user_history(user_id)
         k = self.within_catalogue(k)
-        recs = (
-            self.rec.popular(k=k)
-            if user.cold_start
-            else self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
-        )
+        # an empty history gets the cold-start policy (Recommender.cold_start_scores)
+        recs = self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
         return {
             "user": user_id,
             "cold_start": user.cold_start,
