@@ -25,10 +25,8 @@ def register(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from influrec.serving.app import create_app
     from influrec.serving.settings import API_KEYS_ENV, ServiceSettings
+    from influrec.serving.store import EventStore
 
     if not (args.run / "run.json").exists():
         raise InputError(f"{args.run}: not a trained run (no run.json); see `influrec train`")
@@ -37,5 +35,14 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InputError(
             f"no API keys: set {API_KEYS_ENV}, e.g. {API_KEYS_ENV}='k1:read,write;k2:admin'"
         )
+    try:  # before uvicorn starts: its lifespan would print a bad store as a long traceback
+        EventStore(settings.store_path).close()
+    except InputError as exc:
+        raise InputError(f"--store: {exc}") from exc
+
+    import uvicorn
+
+    from influrec.serving.app import create_app
+
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
