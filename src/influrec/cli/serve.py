@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -44,5 +45,18 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from influrec.serving.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=log_config(uvicorn.config.LOGGING_CONFIG),
+        access_log=False,  # the app logs requests by route template, without paths or queries
+    )
     return 0
+
+
+def log_config(uvicorn_config: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn's logging, plus influrec's loggers (access lines, startup, errors) at INFO."""
+    config = copy.deepcopy(uvicorn_config)
+    config["loggers"]["influrec"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
