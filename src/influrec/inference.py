@@ -32,6 +32,11 @@ class History:
     def __len__(self) -> int:
         return len(self.items)
 
+    @classmethod
+    def empty(cls) -> History:
+        """No events: a cold start (see :meth:`Recommender.cold_start_scores`)."""
+        return cls(*(np.zeros(0, dtype) for dtype in (np.int64, np.int64, np.int64, np.float32)))
+
 
 @dataclass
 class Recommendation:
@@ -65,9 +70,12 @@ def history_tensors(
     return tuple(torch.from_numpy(a) for a in out)
 
 
-# Epoch seconds that readable dates can show: 0001-01-01 .. 9999-12-31 (UTC).
-MIN_TIME, MAX_TIME = -62_135_596_800, 253_402_300_799
-MAX_VALUE = float(np.finfo(np.float32).max)  # values enter the model as float32
+# Event times: epoch seconds from 1970-01-01 to 9999-12-31T23:59:59Z (readable dates).
+MIN_TIME, MAX_TIME = 0, 253_402_300_799
+# |value| bound. The model reads values as float32 and its layer norms square them, so a value
+# near 1e19 already turns every score into NaN (float32's max is 3.4e38); 1e15 leaves headroom
+# for the learned weights and still holds any price, rating or dwell time in milliseconds.
+MAX_VALUE = 1e15
 
 
 def clamp_k(k: int, n_items: int, *, name: str = "k") -> int:
@@ -89,7 +97,7 @@ def event_time(raw: Any, *, default: int, where: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_TIME <= raw <= MAX_TIME:
         raise InputError(
             f"{where}: timestamp must be whole epoch seconds between {MIN_TIME} and "
-            f"{MAX_TIME} (years 1-9999), got {raw!r}"
+            f"{MAX_TIME} (1970-9999), got {raw!r}"
         )
     return raw
 
@@ -100,19 +108,20 @@ def event_value(raw: Any, *, where: str) -> float:
         return 0.0
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not abs(raw) <= MAX_VALUE:
         raise InputError(
-            f"{where}: value must be a finite number of magnitude at most {MAX_VALUE:.4g} "
+            f"{where}: value must be a finite number of magnitude at most {MAX_VALUE:.0e} "
             f"(or null), got {raw!r}"
         )
     return float(raw)
 
 
 def check_finite(history: History) -> None:
-    """Raise InputError unless every value of ``history`` is a finite float32."""
+    """Raise InputError unless every value of ``history`` is finite and within MAX_VALUE."""
     values = np.asarray(history.values, np.float64)
     bad = np.flatnonzero(~(np.abs(values) <= MAX_VALUE))
     if len(bad):
         raise InputError(
-            f"event {int(bad[0])}: value {float(values[bad[0]])!r} is not a finite float32 number"
+            f"event {int(bad[0])}: value {float(values[bad[0]])!r} is not a finite number of "
+            f"magnitude at most {MAX_VALUE:.0e}"
         )
 
 
@@ -240,5 +249,13 @@ class Recommender:
         return self.top_k(scores, k=k, exclude=history.items if exclude_seen else None)
 
     def popular(self, *, k: int = 10) -> list[Recommendation]:
-        """The most frequent items of the training data (the cold-start answer)."""
-        return self.top_k(torch.from_numpy(self.popularity), k=k)
+        """The cold-start answer: the top ``k`` of :meth:`cold_start_scores`."""
+        return self.top_k(self.cold_start_scores(), k=k)
+
+    def cold_start_scores(self) -> torch.Tensor:
+        """THE cold-start policy, defined here only: a history with no (usable) event is scored
+        by how often each item occurs in the training data, never by the model's output for an
+        empty sequence (it never trained on one). :meth:`recommend`, the influence questions'
+        starting point (``influence.api.whatif`` / ``influential_actions``), the CLI and the
+        service all go through it. (I + 1,) counts; index 0 (padding) is -inf."""
+        return torch.from_numpy(self.popularity.copy())

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -48,3 +55,52 @@ def make_client(served_run: Path, tmp_path: Path) -> Iterator[Callable[..., Test
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+START_TIMEOUT_S = 90
+LiveServer = Callable[..., AbstractContextManager[tuple[httpx.Client, subprocess.Popen]]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_process(
+    run: Path, store: Path, log: Path, *, keys: str = "e2e-admin:admin;e2e-read:read"
+) -> Iterator[tuple[httpx.Client, subprocess.Popen]]:
+    """A started ``influrec serve`` on a free loopback port, its output appended to ``log``;
+    always killed on the way out."""
+    port = free_port()
+    env = {**os.environ, "INFLUREC_API_KEYS": keys}
+    command = [sys.executable, "-m", "influrec.cli.main", "serve", str(run)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--store", str(store)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, f"server exited early:\n{log.read_text()}"
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (
+                f"no /healthz in {START_TIMEOUT_S}s:\n{log.read_text()}"
+            )
+            time.sleep(0.2)
+        yield client, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def server() -> LiveServer:
+    """``with server(run, store, log) as (client, process)``: a real ``influrec serve``."""
+    return serve_process

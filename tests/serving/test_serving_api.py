@@ -215,3 +215,20 @@ def test_openapi_documents_the_routes_and_the_bearer_scheme(client: TestClient) 
 def test_method_and_measure_choices_match_the_library() -> None:
     assert set(typing.get_args(influence_routes.Measure)) == set(api.MEASURES)
     assert set(typing.get_args(influence_routes.Method)) == set(METHODS) - {"random"}
+
+
+def test_docs_page_is_self_contained_and_covers_every_route(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    html = page.text
+    hosts = re.findall(r"(?i)\b(?:https?:)?//([^/\"'\s<>]+)", html)
+    assert [h for h in hosts if h.split(":")[0] not in ("127.0.0.1", "localhost")] == []
+    assert "<script" not in html.lower() and "src=" not in html.lower()
+    for path in spec["paths"]:
+        assert path in html
+    for name in spec["components"]["schemas"]:
+        assert f'id="schema-{name}"' in html
+    assert "maximum 100" in html  # the published limit of k
+    assert_error(client.get("/redoc"), 404, "not_found")

@@ -3,61 +3,18 @@ still hold every acknowledged event exactly once with the erased user still eras
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
 from influrec.cli.main import main
 
-START_TIMEOUT_S = 90
 ADMIN = {"Authorization": "Bearer e2e-admin"}
 READ = {"Authorization": "Bearer e2e-read"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def server(run: Path, store: Path, log: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen]]:
-    """A started ``influrec serve``; always killed on the way out."""
-    port = free_port()
-    env = {**os.environ, "INFLUREC_API_KEYS": "e2e-admin:admin;e2e-read:read"}
-    command = [sys.executable, "-m", "influrec.cli.main", "serve", str(run)]
-    command += ["--port", str(port), "--store", str(store)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"server exited early:\n{log.read_text()}"
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (
-                f"no /healthz in {START_TIMEOUT_S}s:\n{log.read_text()}"
-            )
-            time.sleep(0.2)
-        yield client, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
 
 
 def stored_rows(store: Path) -> list[tuple]:
@@ -66,7 +23,7 @@ def stored_rows(store: Path) -> list[tuple]:
 
 
 def test_serve_survives_sigkill_with_every_acknowledged_event(
-    served_run: Path, tmp_path: Path
+    served_run: Path, tmp_path: Path, server: Callable[..., Any]
 ) -> None:
     store, log = tmp_path / "events.sqlite3", tmp_path / "server.log"
     batches = [

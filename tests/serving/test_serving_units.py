@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from influrec.errors import InputError
 from influrec.serving.metrics import Metrics
-from influrec.serving.middleware import BodyLimitMiddleware
+from influrec.serving.middleware import BodyLimitMiddleware, nesting_depth
 from influrec.serving.settings import ServiceSettings, parse_api_keys
 from influrec.serving.store import EventStore, StoredEvent
 
@@ -157,3 +158,28 @@ def test_body_limit_counts_streamed_bytes_and_replays_small_bodies() -> None:
     assert run_middleware([], [b"x" * 400] * 3) == (413, b"")  # no Content-Length
     assert run_middleware([(b"content-length", b"5000")], [b"x"]) == (413, b"")
     assert run_middleware([], [b"x" * 400, b"y" * 400]) == (200, b"x" * 400 + b"y" * 400)
+
+
+def reference_depth(value: Any) -> int:
+    """Nesting of a parsed JSON value, the obvious recursive way."""
+    if isinstance(value, list):
+        return 1 + max((reference_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((reference_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1,
+        "[[[{{",
+        [],
+        {"a": [1, {"b": []}], "c": "]]}}\\"},
+        [["[", '"]"', "\\\\", ['\\"[']], {"k[": {"{": []}}],
+        {"events": [{"user": "u", "item": "i", "value": 1.5}] * 3},
+    ],
+)
+def test_nesting_depth_matches_parsing(value: Any) -> None:
+    text = json.dumps(value)
+    assert nesting_depth(text) == reference_depth(json.loads(text)), text

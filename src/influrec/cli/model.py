@@ -16,7 +16,7 @@ from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.errors import InputError
 from influrec.evaluation.runs import evaluate_run
-from influrec.inference import Recommendation, Recommender
+from influrec.inference import History, Recommendation, Recommender
 from influrec.models.baselines import BASELINES
 from influrec.training.loop import train
 
@@ -138,19 +138,15 @@ def _print_report(report: dict[str, Any]) -> None:
 def run_recommend(args: argparse.Namespace) -> int:
     recommender = Recommender.load(args.run)
     unknown: list[str] = []
-    cold_start = False
     if args.history is not None:
         history, unknown = recommender.history_from_records(read_history_file(args.history))
     elif args.user not in recommender.user_index and args.cold_start == "popular":
-        history, cold_start = None, True
+        history = History.empty()
     else:
         history = recommender.user_history(args.user)
-    recs = (
-        recommender.popular(k=args.k)
-        if history is None
-        else recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
-    )
-    _print_recommendations(recs, args=args, unknown=unknown, cold_start=cold_start or not history)
+    # an empty history is a cold start: recommend applies the one cold-start policy
+    recs = recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
+    _print_recommendations(recs, args=args, unknown=unknown, cold_start=len(history) == 0)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,8 @@ def register(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from influrec.serving.app import create_app
     from influrec.serving.settings import API_KEYS_ENV, ServiceSettings
+    from influrec.serving.store import EventStore
 
     if not (args.run / "run.json").exists():
         raise InputError(f"{args.run}: not a trained run (no run.json); see `influrec train`")
@@ -37,5 +36,27 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InputError(
             f"no API keys: set {API_KEYS_ENV}, e.g. {API_KEYS_ENV}='k1:read,write;k2:admin'"
         )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    try:  # before uvicorn starts: its lifespan would print a bad store as a long traceback
+        EventStore(settings.store_path).close()
+    except InputError as exc:
+        raise InputError(f"--store: {exc}") from exc
+
+    import uvicorn
+
+    from influrec.serving.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=log_config(uvicorn.config.LOGGING_CONFIG),
+        access_log=False,  # the app logs requests by route template, without paths or queries
+    )
     return 0
+
+
+def log_config(uvicorn_config: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn's logging, plus influrec's loggers (access lines, startup, errors) at INFO."""
+    config = copy.deepcopy(uvicorn_config)
+    config["loggers"]["influrec"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from influrec.errors import InputError
 from influrec.inference import History, Recommender, clamp_k
@@ -151,12 +152,33 @@ def parse_edits(rec: Recommender, add: Sequence[str], remove: Sequence[int]) -> 
     return edits
 
 
+class ColdStartScorer(Scorer):
+    """A :class:`Scorer` that scores an edited history with no events by the cold-start policy
+    (:meth:`Recommender.cold_start_scores`, the popular items), as ``recommend`` does, instead
+    of by the model's output for an empty sequence. Other histories are scored by the model."""
+
+    def __init__(self, rec: Recommender) -> None:
+        super().__init__(rec.model)
+        self.cold = rec.cold_start_scores()
+
+    def scores(self, history: History, rows: Sequence[np.ndarray]) -> torch.Tensor:
+        empty = [i for i, row in enumerate(rows) if len(row) == 0]
+        if not empty:
+            return super().scores(history, rows)
+        out = self.cold.expand(len(rows), -1).clone()
+        kept = [i for i, row in enumerate(rows) if len(row)]
+        if kept:
+            out[kept] = super().scores(history, [rows[i] for i in kept])
+        return out
+
+
 def whatif(
     rec: Recommender, history: History, edits: Sequence[Edit], *, k: int = 10
 ) -> dict[str, Any]:
-    """New top-k after hypothetical edits, with rank changes and list churn."""
+    """New top-k after hypothetical edits, with rank changes and list churn. An empty history
+    (before or after the edits) is a cold start: the popular items, as ``recommend`` gives."""
     k = clamp_k(k, rec.n_items)
-    result = what_if(Scorer(rec.model), history, edits, k=k)
+    result = what_if(ColdStartScorer(rec), history, edits, k=k)
     name = lambda i: rec.item_ids[i - 1]  # noqa: E731
     return {
         "before": [name(i) for i in result.before],
@@ -172,13 +194,14 @@ def whatif(
 def influential_actions(
     rec: Recommender, history: History, *, candidates: int = 100, k: int = 10, top: int = 10
 ) -> dict[str, Any]:
-    """The next actions (item x behaviour) that would change this user's top k the most."""
+    """The next actions (item x behaviour) that would change this user's top k the most. From
+    an empty history, today's top k and the candidates are the popular items (cold start)."""
     k = clamp_k(k, rec.n_items)
     candidates = clamp_k(candidates, rec.n_items, name="candidates")
     top = clamp_k(top, candidates * len(rec.behavior_index), name="top")
     behaviors = list(rec.behavior_index.values())
     found = _actions(
-        Scorer(rec.model), history, behaviors=behaviors, candidates=candidates, k=k, top=top
+        ColdStartScorer(rec), history, behaviors=behaviors, candidates=candidates, k=k, top=top
     )
     names = rec.dataset.behaviors
     return {

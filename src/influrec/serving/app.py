@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 from influrec import __version__
 from influrec.runtime import keep_freed_memory
@@ -14,6 +16,7 @@ from influrec.serving import influence_routes, routes
 from influrec.serving.errors import install_error_handlers
 from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware, MetricsMiddleware
+from influrec.serving.openapi import docs_html, publish_limits
 from influrec.serving.service import Service
 from influrec.serving.settings import ServiceSettings
 
@@ -23,7 +26,14 @@ DESCRIPTION = """Real-time recommendations with measured influence.
 
 Every `/v1` route needs `Authorization: Bearer KEY`, a key with the `read`, `write` or `admin`
 scope (`admin` implies the others). Errors are `{"error": {"code", "message", "details"}}`.
+
+Bodies are UTF-8 JSON nested at most 32 deep; anything else is a 422 like any invalid field.
+User ids in paths are percent-encoded (`a/b` is `a%2Fb`). A user with no usable history is a
+cold start: every route ranks the items most frequent in the training data for them.
 """
+
+# The page needs nothing from anywhere, so the browser is told to load nothing.
+DOCS_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -51,13 +61,31 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN
+        redoc_url=None,
     )
     app.state.api_keys = api_keys
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema (built once) with this process's request limits published in it."""
+        return publish_limits(FastAPI.openapi(app), settings.limits)
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The API reference as one self-contained page, rendered from the OpenAPI schema."""
+        return HTMLResponse(docs_html(app.openapi()), headers=DOCS_HEADERS)
+
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(influence_routes.router)
     app.include_router(routes.ops)
     # Added last = outermost: metrics also count requests refused for their size.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.limits.max_body_bytes,
+        max_depth=settings.limits.max_json_depth,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

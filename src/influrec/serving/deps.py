@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from influrec.serving.errors import ApiError
+from influrec.serving.openapi import limited
 from influrec.serving.service import Service
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer KEY`")
@@ -57,12 +58,21 @@ Write = Annotated[str, Depends(require("write"))]
 Admin = Annotated[str, Depends(require("admin"))]
 
 
-def top_k(service: ServiceDep, k: Annotated[int, Query(ge=1, description="max 100")] = 10) -> int:
+CLAMPED = "items per list; more than the catalogue holds is clamped to the catalogue"
+
+
+def top_k(
+    service: ServiceDep,
+    k: Annotated[int, Query(ge=1, description=CLAMPED, json_schema_extra=limited("max_k"))] = 10,
+) -> int:
     return service.check("k", k, service.limits.max_k)
 
 
 def explained_k(
-    service: ServiceDep, k: Annotated[int, Query(ge=1, description="max 20")] = 10
+    service: ServiceDep,
+    k: Annotated[
+        int, Query(ge=1, description=CLAMPED, json_schema_extra=limited("max_explain_k"))
+    ] = 10,
 ) -> int:
     return service.check("k", k, service.limits.max_explain_k)
 

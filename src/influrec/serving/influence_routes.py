@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from influrec.serving.deps import ExplainedK, K, Read, ServiceDep
+from influrec.serving.openapi import limited
 from influrec.serving.routes import ERRORS, UserId
 from influrec.serving.schemas import Explanations, InfluentialActions, WhatIf, WhatIfRequest
 
@@ -16,7 +17,7 @@ Method = Literal["loo", "gxi", "ig", "shapley", "attention"]  # attribution.METH
 Measure = Literal["margin", "score", "logp", "rank"]  # influence.api.MEASURES (a test checks)
 
 
-@router.get("/users/{user_id}/explanations", response_model=Explanations)
+@router.get("/users/{user_id:path}/explanations", response_model=Explanations)
 def get_explanations(
     _: Read,
     service: ServiceDep,
@@ -25,25 +26,45 @@ def get_explanations(
     method: Annotated[Method, Query(description="loo = exact leave-one-out")] = "loo",
     measure: Annotated[Measure, Query(description="what is explained")] = "margin",
 ) -> dict[str, Any]:
-    """The effect of each of the user's recent events on each of their top k items."""
+    """The effect of each of the user's recent events on each of their top k items.
+
+    Cold start: a user with no usable history gets the popular items, which no event explains,
+    so the answer has `cold_start: true` and no recommendations.
+    """
     return service.explain(user_id, k=k, method=method, measure=measure)
 
 
 @router.post("/whatif", response_model=WhatIf)
 def post_whatif(_: Read, service: ServiceDep, request: WhatIfRequest) -> dict[str, Any]:
-    """The top k after hypothetical edits of the user's history (nothing is stored)."""
+    """The top k after hypothetical edits of the user's history (nothing is stored).
+
+    Cold start: a history with no usable event, before or after the edits, is ranked by the
+    cold-start policy of `/recommendations` (the items most frequent in the training data), so
+    `before` for a new user is the list `/recommendations` serves them.
+    """
     return service.whatif(request)
 
 
-@router.get("/users/{user_id}/influential-actions", response_model=InfluentialActions)
+@router.get("/users/{user_id:path}/influential-actions", response_model=InfluentialActions)
 def get_influential_actions(
     _: Read,
     service: ServiceDep,
     user_id: UserId,
     k: K,
-    candidates: Annotated[int, Query(ge=1, description="top items tried, max 1000")] = 100,
+    candidates: Annotated[
+        int,
+        Query(
+            ge=1,
+            description="top items tried (x every behaviour); clamped to the catalogue",
+            json_schema_extra=limited("max_candidates"),
+        ),
+    ] = 100,
     top: Annotated[int, Query(ge=1, le=100, description="actions returned")] = 10,
 ) -> dict[str, Any]:
-    """The next actions (item x behaviour) that would change the user's top k the most."""
+    """The next actions (item x behaviour) that would change the user's top k the most.
+
+    Cold start: for a user with no usable history, today's top k and the candidate items are
+    the popular items that `/recommendations` serves them.
+    """
     service.check("candidates", candidates, service.limits.max_candidates)
     return service.influential_actions(user_id, candidates=candidates, k=k, top=top)

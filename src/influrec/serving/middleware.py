@@ -1,11 +1,15 @@
-"""Two pure ASGI middlewares: a request-body size limit and per-route metrics."""
+"""Two pure ASGI middlewares: a request-body guard (size, encoding, nesting) and per-route
+metrics with one access-log line per request."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from typing import Any
 
+import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from influrec.serving.errors import error_body
@@ -19,15 +23,46 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+log = logging.getLogger("influrec.serving.access")
+
+JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a string literal, escapes included
+STEPS = np.zeros(256, np.int64)
+STEPS[[ord("["), ord("{")]], STEPS[[ord("]"), ord("}")]] = 1, -1
+
+
+def nesting_depth(text: str) -> int:
+    """How deep JSON ``text`` nests arrays and objects (brackets inside strings do not count);
+    computed without parsing, so a hostile body cannot exhaust the parser's recursion."""
+    outside = JSON_STRING.sub("", text).encode("utf-8", "replace")
+    steps = STEPS[np.frombuffer(outside, np.uint8)]
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def body_problem(body: bytes, *, max_depth: int) -> dict[str, Any] | None:
+    """The error detail of a body this API cannot read as JSON (not UTF-8, nested deeper
+    than ``max_depth``), or None; the parser then reports any other problem itself."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"the body is not UTF-8 (invalid byte at offset {exc.start}); send UTF-8 JSON"
+        return {"field": "body", "message": message, "type": "utf8_invalid"}
+    depth = nesting_depth(text)
+    if depth > max_depth:
+        message = f"the body nests arrays/objects {depth} deep; at most {max_depth}"
+        return {"field": "body", "message": message, "type": "too_deep"}
+    return None
+
+
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes`` with 413 before the app parses them.
+    """Refuses bodies over ``max_bytes`` with 413 before the app parses them, and bodies that
+    are not UTF-8 or nest deeper than ``max_depth`` with the 422 of any invalid request.
 
     A declared ``Content-Length`` is checked first; otherwise (chunked uploads) the body is
     read up to the limit and replayed to the app, so a lying client cannot get past it.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int = 32) -> None:
+        self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -50,6 +85,13 @@ class BodyLimitMiddleware:
                 return
             if not message.get("more_body", False):
                 break
+        problem = body_problem(
+            b"".join(m.get("body", b"") for m in messages), max_depth=self.max_depth
+        )
+        if problem is not None:
+            body = error_body("validation_error", problem["message"], [problem])
+            await _send_json(send, 422, body)
+            return
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
@@ -62,7 +104,9 @@ class BodyLimitMiddleware:
 
 
 class MetricsMiddleware:
-    """Counts each HTTP request by method, route template and status, and times it."""
+    """Counts each HTTP request by method, route template and status, and times it; logs one
+    access line per request with the route template only, never the path or query string
+    (user ids, or a key a client put in the URL, stay out of the log)."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -83,10 +127,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            matched = scope.get("route")  # its template, without convertors (`{user_id}`)
+            route = getattr(matched, "path_format", None) or getattr(matched, "path", None)
+            route = route or "unmatched"
+            seconds = time.perf_counter() - start
             self.metrics.observe(
-                method=scope["method"],
-                route=route,
-                status=status,
-                seconds=time.perf_counter() - start,
+                method=scope["method"], route=route, status=status, seconds=seconds
             )
+            log.info("%s %s %d %.1f ms", scope["method"], route, status, seconds * 1000)

@@ -18,7 +18,17 @@ from influrec.serving.schemas import (
     Recommendations,
 )
 
-UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
+# `{user_id:path}` in the routes: an id may hold any character an event's `user` may, `/`
+# included; the client percent-encodes it (`a%2Fb`) and the server decodes it before matching.
+UserId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID,
+        description="the `user` of the events, percent-encoded: `a/b` is `a%2Fb`, and an id "
+        "`.` or `..` is `%2E` or `%2E%2E` (clients drop plain dot segments)",
+    ),
+]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
@@ -46,7 +56,9 @@ def post_events(_: Write, service: ServiceDep, batch: EventBatch) -> dict[str, A
 
 
 @router.get(
-    "/users/{user_id}/recommendations", response_model=Recommendations, tags=["recommendations"]
+    "/users/{user_id:path}/recommendations",
+    response_model=Recommendations,
+    tags=["recommendations"],
 )
 def get_recommendations(
     _: Read,
@@ -57,12 +69,13 @@ def get_recommendations(
 ) -> dict[str, Any]:
     """Top k items after the user's whole history, ingested events included (no retraining).
 
-    Users with no usable history get popular items and `cold_start: true`.
+    Cold start (one policy for every route and the CLI): a user with no usable history gets
+    the items most frequent in the training data, with `cold_start: true`.
     """
     return service.recommend(user_id, k=k, exclude_seen=exclude_seen)
 
 
-@router.delete("/users/{user_id}", response_model=Erasure, tags=["users"])
+@router.delete("/users/{user_id:path}", response_model=Erasure, tags=["users"])
 def delete_user(_: Admin, service: ServiceDep, user_id: UserId) -> dict[str, Any]:
     """Erase the user's stored events and stop using their training history (permanent)."""
     return service.erase(user_id)

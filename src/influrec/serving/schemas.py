@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from influrec.inference import MAX_TIME, MAX_VALUE
+from influrec.serving.openapi import limited, limited_items
+
 MAX_ID = 256  # characters of a user, item or event id
-MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, epoch seconds
+MAX_TIMESTAMP = MAX_TIME  # the library's bounds: what the model and readable dates can take
+MAX_ABS_VALUE = MAX_VALUE
+
+EventValue = Annotated[
+    float,
+    Field(
+        ge=-MAX_ABS_VALUE,
+        le=MAX_ABS_VALUE,
+        allow_inf_nan=False,
+        description=f"rating, price, dwell time...; |value| <= {MAX_ABS_VALUE:.0e}",
+    ),
+]
+EventTimestamp = Annotated[
+    int,
+    Field(ge=0, le=MAX_TIMESTAMP, description="epoch seconds, 0 .. 9999-12-31T23:59:59Z"),
+]
 
 
 class Strict(BaseModel):
@@ -20,10 +38,8 @@ class EventIn(Strict):
     user: str = Field(min_length=1, max_length=MAX_ID)
     item: str = Field(min_length=1, max_length=MAX_ID)
     behavior: str = Field(min_length=1, max_length=64, examples=["view", "buy"])
-    timestamp: int | None = Field(
-        None, ge=0, le=MAX_TIMESTAMP, description="epoch seconds (default: when received)"
-    )
-    value: float | None = Field(None, allow_inf_nan=False, description="rating, price, ...")
+    timestamp: EventTimestamp | None = Field(None, description="default: when received")
+    value: EventValue | None = None
     event_id: str | None = Field(
         None,
         min_length=1,
@@ -34,7 +50,9 @@ class EventIn(Strict):
 
 class EventBatch(Strict):
     events: list[EventIn] = Field(
-        min_length=1, description="at most the service's max batch (1000 by default)"
+        min_length=1,
+        description="one batch, stored all or nothing",
+        json_schema_extra=limited_items("max_batch"),
     )
 
 
@@ -53,7 +71,10 @@ class HistoryInfo(BaseModel):
     events_used: int = Field(description="events of the history given to the model")
     trained_events: int = Field(description="of them, from the training data")
     stored_events: int = Field(description="of them, ingested through POST /v1/events")
-    stored_events_skipped: int = Field(description="ingested events with unknown item/behavior")
+    stored_events_skipped: int = Field(
+        description="ingested events left out: unknown item or behaviour, or a stored value or"
+        " time out of the bounds of `POST /v1/events`"
+    )
     truncated: int = Field(description="older events left out by the history limit")
     erased: bool = Field(description="the user was erased: the training history is not used")
 
@@ -68,7 +89,12 @@ class Recommendations(BaseModel):
     user: str
     cold_start: bool = Field(description="no usable history: popular items instead")
     history: HistoryInfo
-    recommendations: list[RecommendedItem]
+    k: int = Field(
+        description="the k used: the k asked for, at most the number of items in the catalogue"
+    )
+    recommendations: list[RecommendedItem] = Field(
+        description="at most k items (fewer when seen items are left out of a small catalogue)"
+    )
 
 
 class Explanations(BaseModel):
@@ -80,7 +106,7 @@ class Explanations(BaseModel):
     )
     method: str
     measure: str
-    k: int
+    k: int = Field(description="the k used: at most the number of items in the catalogue")
     note: str | None = None
     recommendations: list[dict[str, Any]] = Field(
         description="each top item with rank, score, measurement, value and every event's effect"
@@ -94,17 +120,32 @@ class AddedEvent(Strict):
 
 class WhatIfRequest(Strict):
     user: str = Field(min_length=1, max_length=MAX_ID)
-    add: list[AddedEvent] = Field(default_factory=list)
-    remove: list[int] = Field(
-        default_factory=list, description="positions (0 = oldest event) in the user's history"
+    add: list[AddedEvent] = Field(
+        default_factory=list,
+        description="events appended after the history, one second apart",
+        json_schema_extra=limited_items("max_edits"),
     )
-    k: int = Field(10, ge=1)
+    remove: list[int] = Field(
+        default_factory=list,
+        description="positions (0 = oldest event) in the user's history; with `add`, at most "
+        "the service's max edits in all",
+        json_schema_extra=limited_items("max_edits"),
+    )
+    k: int = Field(
+        10,
+        ge=1,
+        description="items per list; more than the catalogue holds is clamped to the catalogue",
+        json_schema_extra=limited("max_k"),
+    )
 
 
 class WhatIf(BaseModel):
     user: str
     cold_start: bool
     history: HistoryInfo
+    k: int = Field(
+        description="the k used: the k asked for, at most the number of items in the catalogue"
+    )
     before: list[str]
     after: list[str]
     rank_changes: dict[str, dict[str, int]]
@@ -124,6 +165,9 @@ class InfluentialActions(BaseModel):
     user: str
     cold_start: bool
     history: HistoryInfo
+    k: int = Field(
+        description="the k used: the k asked for, at most the number of items in the catalogue"
+    )
     candidates: int = Field(description="actions tried (items x behaviours)")
     actions: list[Action]
 

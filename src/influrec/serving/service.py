@@ -22,13 +22,15 @@ from influrec.influence import api
 from influrec.influence.counterfactual import Edit
 from influrec.serving.errors import ApiError
 from influrec.serving.metrics import Metrics
-from influrec.serving.schemas import EventIn, HistoryInfo, WhatIfRequest
+from influrec.serving.schemas import (
+    MAX_ABS_VALUE,
+    MAX_TIMESTAMP,
+    EventIn,
+    HistoryInfo,
+    WhatIfRequest,
+)
 from influrec.serving.settings import ServiceSettings
 from influrec.serving.store import EventStore, StoredEvent
-
-EMPTY = History(
-    np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-)
 
 
 @dataclass
@@ -68,6 +70,10 @@ class Service:
         if value > limit:
             raise too_large(field, value, limit)
         return value
+
+    def within_catalogue(self, k: int) -> int:
+        """``k`` clamped to the items the model knows (answers say which k they used)."""
+        return min(k, len(self.rec.item_ids))
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -111,17 +117,27 @@ class Service:
 
     # -- histories ------------------------------------------------------------------------------
 
+    def _usable(self, event: StoredEvent) -> bool:
+        """Known item and behaviour, and a value and time the model can read (rows stored
+        before the request bounds existed may hold values that overflow float32)."""
+        return (
+            event.item_id in self.rec.item_index
+            and event.behavior in self.rec.behavior_index
+            and (event.value is None or abs(event.value) <= MAX_ABS_VALUE)
+            and 0 <= event.timestamp <= MAX_TIMESTAMP
+        )
+
     def user_history(self, user_id: str) -> UserHistory:
         """Training history (unless erased) + ingested events, merged in time order."""
         erased = self.store.is_erased(user_id)
-        trained = EMPTY
+        trained = History.empty()
         if not erased and user_id in self.rec.user_index:
             trained = self.rec.user_history(user_id)
         stored = self.store.user_events(user_id, limit=self.limits.max_history)
         usable = [
             (self.rec.item_index[e.item_id], self.rec.behavior_index[e.behavior], e)
             for e in stored
-            if e.item_id in self.rec.item_index and e.behavior in self.rec.behavior_index
+            if self._usable(e)
         ]
         ingested = History(
             np.array([u[0] for u in usable], np.int64),
@@ -157,15 +173,14 @@ class Service:
 
     def recommend(self, user_id: str, *, k: int, exclude_seen: bool) -> dict[str, Any]:
         user = self.user_history(user_id)
-        recs = (
-            self.rec.popular(k=k)
-            if user.cold_start
-            else self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
-        )
+        k = self.within_catalogue(k)
+        # an empty history gets the cold-start policy (Recommender.cold_start_scores)
+        recs = self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
         return {
             "user": user_id,
             "cold_start": user.cold_start,
             "history": user.info,
+            "k": k,
             "recommendations": [
                 {"rank": r.rank, "item": r.item_id, "score": r.score} for r in recs
             ],
@@ -173,6 +188,9 @@ class Service:
 
     def explain(self, user_id: str, *, k: int, method: str, measure: str) -> dict[str, Any]:
         user = self.user_history(user_id)
+        k = self.within_catalogue(k)
+        if measure == "margin":  # the margin to the (k+1)-th item: one must be left over
+            k = max(1, min(k, len(self.rec.item_ids) - 1))
         base = {"user": user_id, "cold_start": user.cold_start, "history": user.info}
         if user.cold_start:
             return {
@@ -193,8 +211,10 @@ class Service:
         self.check("edits", len(request.add) + len(request.remove), self.limits.max_edits)
         user = self.user_history(request.user)
         edits = [Edit("remove", position=p) for p in request.remove] + self._additions(request)
-        result = api.whatif(self.rec, user.history, edits, k=request.k)
-        return {"user": request.user, "cold_start": user.cold_start, "history": user.info, **result}
+        k = self.within_catalogue(request.k)
+        result = api.whatif(self.rec, user.history, edits, k=k)
+        base = {"user": request.user, "cold_start": user.cold_start, "history": user.info, "k": k}
+        return {**base, **result}
 
     def _additions(self, request: WhatIfRequest) -> list[Edit]:
         errors: list[dict[str, Any]] = []
@@ -221,12 +241,12 @@ class Service:
         self, user_id: str, *, candidates: int, k: int, top: int
     ) -> dict[str, Any]:
         user = self.user_history(user_id)
-        candidates = min(candidates, len(self.rec.item_ids))
-        k = min(k, len(self.rec.item_ids))
+        candidates, k = self.within_catalogue(candidates), self.within_catalogue(k)
         result = api.influential_actions(
             self.rec, user.history, candidates=candidates, k=k, top=top
         )
-        return {"user": user_id, "cold_start": user.cold_start, "history": user.info, **result}
+        base = {"user": user_id, "cold_start": user.cold_start, "history": user.info, "k": k}
+        return {**base, **result}
 
     def health(self) -> dict[str, Any]:
         return {

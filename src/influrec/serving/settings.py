@@ -26,6 +26,7 @@ class Limits:
     max_candidates: int = 1000  # items tried by influential-actions (x every behaviour)
     max_edits: int = 100  # additions + removals in one what-if
     max_body_bytes: int = 1_000_000  # request body
+    max_json_depth: int = 32  # nesting of a body's arrays and objects (the API needs 3)
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,23 @@ class ServiceSettings:
     def resolved_keys(self, environ: Mapping[str, str] | None = None) -> dict[str, frozenset[str]]:
         """The API keys with their expanded scopes (from the settings, else the environment)."""
         if self.api_keys is not None:
-            return {key: expand_scopes(scopes, key=key) for key, scopes in self.api_keys.items()}
+            return {
+                key: expand_scopes(scopes, where=f"api_keys entry {number}")
+                for number, (key, scopes) in enumerate(self.api_keys.items(), start=1)
+            }
         env = os.environ if environ is None else environ
         return parse_api_keys(env.get(API_KEYS_ENV, ""))
 
 
 def expand_scopes(
-    scopes: frozenset[str] | set[str] | tuple[str, ...], *, key: str
+    scopes: frozenset[str] | set[str] | tuple[str, ...], *, where: str
 ) -> frozenset[str]:
+    """The scopes a key grants; ``where`` names the key's entry in errors (a key itself, even
+    part of one, is never shown: error lines end up in logs)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise InputError(
-            f"API key {key[:4]}...: scopes must be some of {', '.join(SCOPES)}, got "
+            f"{where}: scopes must be some of {', '.join(SCOPES)}, got "
             f"{', '.join(sorted(scopes)) or 'none'}"
         )
     return frozenset({"read", "write", "admin"} if "admin" in scopes else scopes)
@@ -83,5 +89,5 @@ def parse_api_keys(text: str) -> dict[str, frozenset[str]]:
                 "e.g. 'k1:read,write;k2:admin'"
             )
         names = {s.strip() for s in scopes.split(",") if s.strip()}
-        keys[key.strip()] = expand_scopes(names, key=key.strip())
+        keys[key.strip()] = expand_scopes(names, where=f"{API_KEYS_ENV} entry {number}")
     return keys

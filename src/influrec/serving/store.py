@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from influrec.errors import InputError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order
@@ -47,6 +49,11 @@ CREATE TABLE IF NOT EXISTS erased_users (
     erased_at INTEGER NOT NULL              -- epoch seconds of the latest erasure
 );
 """
+
+COLUMNS = {
+    "events": ["seq", "user_id", "item_id", "behavior", "timestamp", "value", "event_id"],
+    "erased_users": ["user_id", "erased_at"],
+}
 
 INSERT = """
 INSERT INTO events (user_id, item_id, behavior, timestamp, value, event_id)
@@ -68,15 +75,51 @@ class EventStore:
     """Append-only events per user, with idempotent appends and per-user erasure."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+        """Open the store at ``path``, creating it (and its folder) when absent.
+
+        Raises InputError, naming the path and the problem, when ``path`` is not a usable
+        store: not an SQLite database (random bytes, text, a folder), a damaged one (e.g.
+        truncated; ``PRAGMA quick_check`` reads every page once), or one holding other tables
+        or other columns than this store's.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            problem = self._open_schema()
+        except (OSError, sqlite3.Error) as exc:
+            problem = f"SQLite cannot use it ({exc})"
+        if problem is not None:
+            self.close()
+            raise InputError(
+                f"{self.path}: not a usable event store: {problem}; give a new file name, or "
+                "a store this service wrote"
+            )
+
+    def _open_schema(self) -> str | None:
+        """Create the tables in a new database; the problem with an existing one, if any."""
         connection = self._connection()
+        tables = {
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if tables and tables != set(COLUMNS):
+            return f"it holds other tables ({', '.join(sorted(tables))})"
+        for table in sorted(tables):
+            columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+            if columns != COLUMNS[table]:
+                return f"table {table} has columns {columns}, expected {COLUMNS[table]}"
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(SCHEMA)
+        check = [row[0] for row in connection.execute("PRAGMA quick_check")]
+        if check != ["ok"]:
+            return f"it is damaged ({'; '.join(check[:3])})"
+        return None
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
