@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from influrec import __version__
-from influrec.config import ExperimentConfig, save_config
+from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset
 from influrec.data.item_features import ItemFeatures
 from influrec.data.sequences import SequenceData, gather_windows, training_windows
@@ -34,7 +34,7 @@ from influrec.training import checkpoint as ckpt
 from influrec.training.averaging import average_best, best_epochs
 from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
 from influrec.training.progress import EpochProgress, MetricsLog
-from influrec.training.resume import check_run_dir, last_checkpoint, restore
+from influrec.training.resume import check_run_dir, open_run_dir
 
 log = logging.getLogger(__name__)
 LENGTH_SORT_CHUNK = 50  # batches whose windows are sorted by length together
@@ -298,7 +298,7 @@ class Trainer:
 
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train until ``train.epochs``, early stopping or ``train.max_minutes``."""
-        self._prepare_run_dir(resume=resume)
+        open_run_dir(self, resume=resume)
         config = self.config.train
         metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
         while self.epoch < config.epochs and self.stale < config.patience:
@@ -316,7 +316,7 @@ class Trainer:
             self._checkpoint()
         if config.average_best > 1:
             average_best(self, config.average_best)
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=True))
+        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self.run_info(finished=True))
         return TrainResult(
             self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
         )
@@ -373,7 +373,7 @@ class Trainer:
             keep=self.config.train.keep_checkpoints,
             protect=self._protected_epochs(),
         )
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
+        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self.run_info(finished=False))
 
     def _protected_epochs(self) -> set[int]:
         """Checkpoints never deleted: the best epoch's, every ``train.keep_every``-th and the
@@ -388,20 +388,8 @@ class Trainer:
             )
         )
 
-    def _prepare_run_dir(self, *, resume: bool) -> None:
-        """Restore the last checkpoint (``resume``) or start a new run folder; a folder that
-        exists and is not empty is never trained into afresh."""
-        if resume:
-            restore(self, last_checkpoint(self.run_dir))
-            return
-        check_run_dir(self.run_dir, resume=False)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        # run.json first: it marks the folder as a run (see influrec.folders)
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
-        self.dataset.save(self.run_dir / "data")
-        save_config(self.config, self.run_dir / "config.toml")
-
-    def _run_info(self, *, finished: bool) -> dict[str, Any]:
+    def run_info(self, *, finished: bool) -> dict[str, Any]:
+        """What run.json records about this run (see :mod:`influrec.training.checkpoint`)."""
         return {
             "format_version": ckpt.RUN_FORMAT_VERSION,
             "influrec_version": __version__,

@@ -1,5 +1,9 @@
-"""What resuming a run checks: that there is a checkpoint to continue from, and that the
-config and the dataset are the ones the run was trained with.
+"""Starting a run folder, or resuming one: what resuming checks (that there is a checkpoint to
+continue from, and that the config and the dataset are the ones the run was trained with) and
+how the trainer is put back in the checkpoint's state.
+
+A new run needs a missing or empty folder (:mod:`influrec.folders`); its ``run.json`` is written
+first, marking the folder as a run.
 
 Resuming continues from the run's last checkpoint (the newest epoch in the checkpoints'
 state.json files). The config may differ from the run's only in :data:`RESUMABLE_KEYS`, which
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from influrec.config import ExperimentConfig
+from influrec.config import ExperimentConfig, save_config
 from influrec.data.dataset import EventDataset
 from influrec.errors import DamagedRunError, InputError
 from influrec.folders import check_output_dir
@@ -85,6 +89,19 @@ def check_run_dir(run_dir: Path, *, resume: bool) -> None:
         last_checkpoint(run_dir)
     else:
         check_output_dir(Path(run_dir), ckpt.RUN_FOLDER, overwrite=False)
+
+
+def open_run_dir(trainer: Trainer, *, resume: bool) -> None:
+    """Put ``trainer`` in its last checkpoint's state (``resume``) or start its new run
+    folder; a folder that exists and is not empty is never trained into afresh."""
+    if resume:
+        restore(trainer, last_checkpoint(trainer.run_dir))
+        return
+    check_run_dir(trainer.run_dir, resume=False)
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.write_json(trainer.run_dir / ckpt.RUN_FILE, trainer.run_info(finished=False))
+    trainer.dataset.save(trainer.run_dir / "data")
+    save_config(trainer.config, trainer.run_dir / "config.toml")
 
 
 def check_config(run_dir: Path, info: dict[str, Any], config: ExperimentConfig) -> None:
