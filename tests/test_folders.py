@@ -203,3 +203,13 @@ def test_check_output_dir_rule(tmp_path: Path) -> None:
         check_output_dir(link, DATASET_FOLDER, overwrite=True)
     with pytest.raises(InputError, match="holds the input"):
         check_output_dir(out, DATASET_FOLDER, overwrite=True, inputs=[out / "events.parquet"])
+
+
+def test_the_current_folder_can_be_replaced_by_name_dot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = dataset(tmp_path).save(tmp_path / "ds")
+    monkeypatch.chdir(out)
+    assert main(["data", "synth", "--out", ".", "--users", "20", "--overwrite"]) == 0
+    assert EventDataset.load(tmp_path / "ds").n_users == 20
+    assert leftovers(tmp_path) == [] and leftovers(tmp_path / "ds") == []

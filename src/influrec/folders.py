@@ -134,7 +134,7 @@ def new_folder(
     """A temporary folder to write ``out_dir``'s content into; on a clean exit it replaces
     ``out_dir`` (checked with :func:`check_output_dir` before and again just before the swap),
     on an exception it is removed and ``out_dir`` is left as it was."""
-    out = Path(out_dir)
+    out = _absolute(out_dir)  # "." has no name to make a sibling from
     inputs = list(inputs)
     check_output_dir(out, kind, overwrite=overwrite, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +152,7 @@ def new_folder(
 def replace_dir(new: Path, target: Path) -> None:
     """Rename ``new`` to ``target``, deleting what ``target`` was; if the swap fails the old
     ``target`` is put back."""
+    target = _absolute(target)
     old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     had_old = target.exists() or target.is_symlink()
     if had_old:
@@ -168,6 +169,7 @@ def replace_dir(new: Path, target: Path) -> None:
 
 def remove_dir(folder: Path, kind: FolderKind) -> None:
     """Delete ``folder`` if it is a ``kind`` folder influrec wrote (else InputError)."""
+    folder = _absolute(folder)
     if not folder.exists():
         return
     if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
@@ -191,6 +193,11 @@ def remove_stale_temporaries(out: Path) -> None:
         match = pattern.fullmatch(entry.name)
         if match and entry.is_dir() and not _process_alive(int(match.group(1))):
             _delete(entry)
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute without resolving symbolic links."""
+    return Path(os.path.abspath(path))
 
 
 def _process_alive(pid: int) -> bool:
