@@ -229,3 +229,24 @@ def test_item_features_train_save_and_load(tmp_path: Path) -> None:
     assert not torch.equal(
         epochs[0]["feature_embedding.weight"], epochs[1]["feature_embedding.weight"]
     )
+
+
+def test_user_fixable_training_problems_are_input_errors(tmp_path: Path) -> None:
+    """The trainer says InputError itself (the CLI no longer turns every ValueError into one)."""
+
+    def log_with(events_per_user: int) -> EventDataset:
+        path = tmp_path / f"u{events_per_user}.data"
+        rows = [f"{u}\t{10 + t}\t5\t{t}\n" for u in (1, 2) for t in range(events_per_user)]
+        path.write_text("".join(rows))
+        return prepare(path, "movielens")
+
+    config = load_config(None, [*TINY, "train.epochs=1"])
+    with pytest.raises(InputError, match="no training targets"):
+        train(log_with(1), config, tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="no validation targets"):  # was a ValueError bug
+        train(log_with(2), config, tmp_path / "run", progress=False)
+    if not torch.cuda.is_available():
+        cuda = load_config(None, [*TINY, "train.device=cuda"])
+        with pytest.raises(InputError, match="no CUDA device"):
+            train(log_with(3), cuda, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

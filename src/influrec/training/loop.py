@@ -142,6 +142,12 @@ class Trainer:
             raise InputError(
                 "the dataset has no training targets: every user needs at least 2 training events"
             )
+        if len(self.split.valid) == 0:
+            raise InputError(
+                f"the dataset has no validation targets under data.split={config.data.split} "
+                "(leave_one_out: a user needs at least 3 events; temporal: raise "
+                "data.valid_fraction)"
+            )
         self.features = (
             ItemFeatures.from_items(dataset.items, config.model.item_features, self.data.n_items)
             if config.model.item_features
