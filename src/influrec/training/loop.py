@@ -144,9 +144,8 @@ class Trainer:
             )
         if len(self.split.valid) == 0:
             raise InputError(
-                f"the dataset has no validation targets under data.split={config.data.split} "
-                "(leave_one_out: a user needs at least 3 events; temporal: raise "
-                "data.valid_fraction)"
+                f"the dataset has no validation targets under data.split={config.data.split}: "
+                "leave_one_out needs users with >= 3 events, temporal a larger data.valid_fraction"
             )
         self.features = (
             ItemFeatures.from_items(dataset.items, config.model.item_features, self.data.n_items)
