@@ -187,6 +187,17 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     assert alive.exists()
 
 
+def test_an_old_folder_whose_swap_was_interrupted_is_put_back(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ds = dataset(tmp_path)
+    out = ds.save(tmp_path / "ds")
+    out.rename(tmp_path / f".ds.old-{dead.pid}-abcd1234")  # killed between the two renames
+    with pytest.raises(FolderExistsError):  # it is back, and not replaced without overwrite
+        ds.save(out)
+    assert EventDataset.load(out).n_users == ds.n_users and leftovers(tmp_path) == []
+
+
 def test_check_output_dir_rule(tmp_path: Path) -> None:
     check_output_dir(tmp_path / "new", DATASET_FOLDER, overwrite=False)
     (tmp_path / "empty").mkdir()

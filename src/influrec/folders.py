@@ -15,7 +15,8 @@ user's can be lost:
 Replacing is atomic: the new content is written to a hidden ``.NAME.tmp-PID-XXXX`` sibling and
 renamed into place, the old folder is renamed to ``.NAME.old-PID-XXXX`` and then deleted. A
 failure at any step removes the temporary folder and puts the old one back; leftovers of a
-process that was killed are removed the next time the same folder is written.
+process that was killed are removed the next time the same folder is written (an old folder
+whose replacement never arrived is put back).
 
 Writers use :func:`new_folder`::
 
@@ -116,7 +117,8 @@ def _check_writable_place(out: Path) -> None:
         place = place.parent
     if not place.is_dir():
         raise InputError(f"{out}: cannot be created: {place} is a file, not a folder")
-    for folder in (place, out) if out.is_dir() else (place,):
+    into = out.is_dir() and not any(out.iterdir())  # an empty folder is written into
+    for folder in (place, out) if into else (place,):
         try:
             probe = tempfile.mkdtemp(prefix=".influrec-probe-", dir=folder)
         except OSError as exc:
@@ -138,7 +140,8 @@ def new_folder(
     inputs = list(inputs)
     check_output_dir(out, kind, overwrite=overwrite, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    if remove_stale_temporaries(out):  # an interrupted swap's old folder is back: check again
+        check_output_dir(out, kind, overwrite=overwrite, inputs=inputs)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()  # unlike mkdtemp, honours the umask
     try:
@@ -183,16 +186,25 @@ def remove_dir(folder: Path, kind: FolderKind) -> None:
     _delete(old)
 
 
-def remove_stale_temporaries(out: Path) -> None:
+def remove_stale_temporaries(out: Path) -> bool:
     """Delete ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` siblings of ``out`` left by processes
-    that no longer run (killed while writing it)."""
-    pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:tmp|old)-(\d+)(?:-[0-9a-f]+)?")
+    that no longer run (killed while writing it). An old folder whose process was killed in
+    the middle of the swap, while ``out`` is missing, is renamed back to ``out`` instead;
+    returns whether that happened."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(tmp|old)-(\d+)(?:-[0-9a-f]+)?")
+    restored = False
     if not out.parent.is_dir():
-        return
-    for entry in out.parent.iterdir():
+        return restored
+    for entry in sorted(out.parent.iterdir()):
         match = pattern.fullmatch(entry.name)
-        if match and entry.is_dir() and not _process_alive(int(match.group(1))):
+        if not match or not entry.is_dir() or _process_alive(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and not (out.exists() or out.is_symlink()):
+            entry.rename(out)
+            restored = True
+        else:
             _delete(entry)
+    return restored
 
 
 def _absolute(path: Path) -> Path:
