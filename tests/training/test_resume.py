@@ -116,3 +116,20 @@ def test_checkpoint_epochs_come_from_state_json_not_names(
     assert names == {1: "zz-renamed", 2: "aa-renamed", 3: "epoch-0003"}  # continued from 2
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_an_early_stopped_run_goes_on_only_with_more_patience(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dataset = synthesize_dataset(SynthConfig(n_users=40, n_items=20, mean_events=10, seed=3))
+    flat = ["model.d_model=16", "model.layers=1", "model.max_len=8", "eval.ks=[1,10]"]
+    flat += ["train.lr=1e-12", "train.patience=1", "train.batch_size=32"]  # nothing improves
+    run = tmp_path / "run"
+    assert train(dataset, load_config(None, [*flat, "train.epochs=5"]), run, progress=False)
+    assert json.loads((run / "run.json").read_text())["epochs_run"] == 2
+    more = load_config(None, [*flat, "train.epochs=6"])
+    with caplog.at_level("WARNING"):
+        result = train(dataset, more, run, resume=True, progress=False)
+    assert result.epochs_run == 2 and "raise train.patience" in caplog.text
+    patient = load_config(None, [*flat, "train.epochs=6", "train.patience=3"])
+    assert train(dataset, patient, run, resume=True, progress=False).epochs_run == 4

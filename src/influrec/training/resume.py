@@ -167,3 +167,12 @@ def restore(trainer: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     lines = "".join(json.dumps(record) + "\n" for record in trainer.history)
     (trainer.run_dir / "metrics.jsonl").write_text(lines)
     log.info("resumed %s at epoch %d", trainer.run_dir, trainer.epoch)
+    train = trainer.config.train
+    if trainer.epoch < train.epochs and trainer.stale >= train.patience:
+        log.warning(
+            "%s stopped early (%d epochs without improvement, train.patience=%d): no epoch will "
+            "be trained; raise train.patience to continue it",
+            trainer.run_dir,
+            trainer.stale,
+            train.patience,
+        )
