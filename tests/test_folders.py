@@ -139,6 +139,9 @@ def test_demo_replaces_only_a_demo_folder(
     (mine / "run" / "results.csv").write_text("keep")
     fails(["demo", "--out", str(mine), "--users", "20", *TINY], capsys, "not an influrec demo")
     assert (mine / "run" / "results.csv").read_text() == "keep"
+    shutil.copytree(run.parent / "data", mine / "data")  # a dataset, but run/ is not a run
+    fails(["demo", "--out", str(mine), "--users", "20", *TINY], capsys, "not an influrec run")
+    assert (mine / "run" / "results.csv").read_text() == "keep"
     earlier = tmp_path / "demo"  # what an earlier demo left: its dataset and run
     shutil.copytree(run.parent / "data", earlier / "data")
     shutil.copytree(run, earlier / "run")

@@ -69,6 +69,7 @@ DEMO_FOLDER = FolderKind(
 def run_demo(args: argparse.Namespace) -> int:
     # before any work: --out is new, empty or an earlier demo's (replaced), nothing else
     check_output_dir(args.out, DEMO_FOLDER, overwrite=True)
+    check_output_dir(args.out / "run", RUN_FOLDER, overwrite=True)
     console = Console(soft_wrap=True)
     dataset = synthesize_dataset(SynthConfig(n_users=args.users, seed=args.seed))
     folder = dataset.save(args.out / "data", overwrite=True)
