@@ -154,3 +154,17 @@ def test_the_pristine_run_passes_every_command(
     for name in ("evaluate", "recommend", "explain", "stats", "resume"):
         assert main(command(name, run)) == 0, capsys.readouterr().err
     assert [c.epoch for c in saved_checkpoints(run)] == [1, 2, 3]
+
+
+def test_a_run_stopped_before_its_first_epoch_says_so(
+    pristine: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(pristine, run)
+    (run / "model.safetensors").unlink()
+    shutil.rmtree(run / "checkpoints")  # what a run killed during epoch 1 holds
+    for name in ("evaluate", "resume"):
+        capsys.readouterr()
+        assert main(command(name, run)) == 2
+        err = capsys.readouterr().err
+        assert "before" in err and "first epoch" in err and "train" in err, err

@@ -189,12 +189,12 @@ def load_model(
     )
     path = weights or Path(run_dir) / MODEL_FILE
     if not path.exists():
-        raise DamagedRunError(
-            path,
-            "missing: the run has no trained weights",
-            "resume it with `--resume` if it was stopped before its first epoch ended, "
-            "restore the file from a copy or train the run again",
-        )
+        if weights is None and not saved_checkpoints(run_dir):
+            raise InputError(
+                f"{run_dir}: the run has no trained weights: its training stopped before the "
+                "first epoch ended; delete the folder and train it again"
+            )
+        raise DamagedRunError(path, "missing", RUN_REMEDY)
     load_weights(model, path)
     model.eval()
     return model, info
