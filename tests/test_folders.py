@@ -211,10 +211,11 @@ def test_check_output_dir_rule(tmp_path: Path) -> None:
         check_output_dir(out, DATASET_FOLDER, overwrite=False)
     assert info.value.replaceable and "--" not in str(info.value)  # no CLI flags in the library
     check_output_dir(out, DATASET_FOLDER, overwrite=True)
-    link = tmp_path / "link"
-    link.symlink_to(out)
-    with pytest.raises(InputError, match="symbolic link"):
-        check_output_dir(link, DATASET_FOLDER, overwrite=True)
+    for target in (out, tmp_path / "empty", tmp_path / "nowhere"):
+        link = tmp_path / f"link-to-{target.name}"
+        link.symlink_to(target)
+        with pytest.raises(InputError, match="symbolic link"):
+            check_output_dir(link, DATASET_FOLDER, overwrite=True)
     with pytest.raises(InputError, match="holds the input"):
         check_output_dir(out, DATASET_FOLDER, overwrite=True, inputs=[out / "events.parquet"])
 

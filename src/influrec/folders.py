@@ -75,6 +75,8 @@ def check_output_dir(
     """Raise :class:`InputError` unless ``out_dir`` may be written under the module's rule
     (:class:`FolderExistsError` when it exists and ``overwrite`` is false)."""
     out = Path(out_dir)
+    if out.is_symlink():  # replacing would swap the link, not what it points to
+        raise InputError(f"{out}: is a symbolic link; name the folder it points to")
     _check_writable_place(out)
     if not out.exists():
         return
