@@ -76,6 +76,8 @@ def test_overwrite_replaces_only_an_influrec_dataset(
     (tree / "pkg" / "main.py").write_text("print('mine')\n")
     err = fails(prepare(source, tree, "--overwrite"), capsys, "not an influrec prepared dataset")
     assert "choose another" in err
+    synth = ["data", "synth", "--out", str(tree), "--users", "20", "--overwrite"]
+    fails(synth, capsys, "not an influrec prepared dataset")
     err = fails(prepare(source, tree), capsys, "already exists", "choose another --out")
     assert "pass --overwrite" not in err  # it would not help
     assert (tree / "pkg" / "main.py").read_text() == "print('mine')\n"
@@ -120,6 +122,17 @@ def test_denoise_never_replaces_the_run_or_its_dataset(
         argv = ["denoise", str(run), "--fraction", "0.1", "--out", str(out), "--overwrite"]
         fails(argv, capsys, str(out))
     assert (run / "run.json").exists() and EventDataset.load(run / "data").n_users == 30
+
+
+def test_a_runs_dataset_is_never_replaced_on_its_own(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "u.data"
+    source.write_text(UDATA)
+    fails(prepare(source, run / "data", "--overwrite"), capsys, "part of the run folder")
+    synth = ["data", "synth", "--out", str(run / "data"), "--users", "20", "--overwrite"]
+    fails(synth, capsys, "part of the run folder")
+    assert EventDataset.load(run / "data").n_users == 30
 
 
 def test_train_refuses_a_non_empty_out(

@@ -47,12 +47,15 @@ class FolderKind:
     """A kind of folder influrec writes.
 
     ``markers`` are relative paths that must all exist for a folder to count as one of this
-    kind; ``contents`` are the top-level names influrec may write there (markers included).
+    kind; ``contents`` are the top-level names influrec may write there (markers included);
+    ``part_of`` names the parent folders it may be part of (a run's copy of its dataset).
     """
 
     name: str
     markers: tuple[str, ...]
     contents: frozenset[str]
+    part_of: tuple[str, str] | None = None  # (marker, kind name): a folder whose parent has
+    # that marker file belongs to that other folder and is never replaced on its own
 
 
 class FolderExistsError(InputError):
@@ -102,6 +105,8 @@ def why_not_replaceable(
         source = Path(item).resolve()
         if source == real or real in source.parents:
             return f"it holds the input {item}"
+    if kind.part_of is not None and (real.parent / kind.part_of[0]).exists():
+        return f"it is part of the {kind.part_of[1]} {real.parent}"
     missing = [m for m in kind.markers if not (folder / m).exists()]
     if missing:
         return f"not an influrec {kind.name}: it has no {', '.join(missing)}"

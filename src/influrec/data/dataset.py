@@ -140,6 +140,7 @@ DATASET_FOLDER = FolderKind(
             "removed.parquet",  # written by denoise
         )
     ),
+    part_of=("run.json", "run folder"),  # a run's data/: replacing it would break the run
 )
 """A prepared dataset folder (see :mod:`influrec.folders` for when one is replaced)."""
 
