@@ -17,7 +17,7 @@ from influrec.data.dataset import EventDataset
 from influrec.data.sequences import GAP_PAD, SequenceData, gap_buckets
 from influrec.errors import InputError
 from influrec.models.transformer import BehaviorTransformer
-from influrec.training.checkpoint import load_model
+from influrec.training.checkpoint import load_run
 
 
 @dataclass
@@ -145,8 +145,8 @@ class Recommender:
 
     @classmethod
     def load(cls, run_dir: Path) -> Recommender:
-        model, info = load_model(run_dir)
-        return cls(model, EventDataset.load(Path(run_dir) / "data"), info)
+        model, info, dataset = load_run(run_dir)
+        return cls(model, dataset, info)
 
     def user_history(self, user_id: str) -> History:
         """All stored events of a user (raises InputError for an unknown user)."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,7 @@ def test_bad_inputs_are_one_clear_line(
     broken.mkdir()
     for f in ("run.json", "config.toml"):
         (broken / f).write_bytes((run / f).read_bytes())
+    shutil.copytree(run / "data", broken / "data")
     (broken / "model.safetensors").write_bytes(b"garbage")
     assert main(["recommend", str(broken), "--user", "u1"]) == 2
     assert "cannot read the model weights" in capsys.readouterr().err

@@ -29,6 +29,7 @@ from influrec.data.download import (
     download,
     fetch_dataset,
 )
+from influrec.errors import InputError
 
 PAYLOAD = random.Random(7).randbytes(100_003)  # odd length, several chunks of 4 KiB
 CHUNK = 4096
@@ -389,7 +390,7 @@ def test_tar_symlink_member_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="ml-10m") as error:
+    with pytest.raises(InputError, match="ml-10m") as error:
         fetch_dataset("ml-10m", tmp_path)
     for name in KNOWN_DATASETS:
         assert name in str(error.value)

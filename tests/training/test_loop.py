@@ -13,9 +13,10 @@ from influrec.config import load_config
 from influrec.data.dataset import EventDataset, prepare
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
+from influrec.errors import InputError
 from influrec.evaluation.runs import evaluate_run
 from influrec.inference import Recommender
-from influrec.training.checkpoint import list_checkpoints, load_model
+from influrec.training.checkpoint import list_checkpoints, load_model, saved_checkpoints
 from influrec.training.loop import Trainer, epoch_batches, lr_factor, train
 
 TINY = [
@@ -88,7 +89,7 @@ def test_early_stopping_on_a_flat_validation_metric(dataset: EventDataset, tmp_p
 def test_existing_run_folder_is_refused(dataset: EventDataset, tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "x").write_text("keep me")
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(InputError, match="already exists"):
         train(
             dataset, load_config(None, [*TINY, "train.epochs=1"]), tmp_path / "run", progress=False
         )
@@ -181,7 +182,7 @@ def test_average_best_keeps_the_mean_of_the_best_epochs_only_when_validation_imp
     metric = {r["epoch"]: r["valid"]["NDCG@10"] for r in result.history}
     best = sorted(metric, key=lambda e: (-metric[e], e))[:3]
     assert averaged["epochs"] == sorted(best)
-    kept = [int(p.name.split("-")[1]) for p in list_checkpoints(run)]
+    kept = [c.epoch for c in saved_checkpoints(run)]
     assert set(best) <= set(kept)  # the best 3 survived pruning (keep_checkpoints=1)
     states = [load_file(run / "checkpoints" / f"epoch-{e:04d}" / "model.safetensors") for e in best]
     model = load_file(run / "model.safetensors")
@@ -228,3 +229,24 @@ def test_item_features_train_save_and_load(tmp_path: Path) -> None:
     assert not torch.equal(
         epochs[0]["feature_embedding.weight"], epochs[1]["feature_embedding.weight"]
     )
+
+
+def test_user_fixable_training_problems_are_input_errors(tmp_path: Path) -> None:
+    """The trainer says InputError itself (the CLI no longer turns every ValueError into one)."""
+
+    def log_with(events_per_user: int) -> EventDataset:
+        path = tmp_path / f"u{events_per_user}.data"
+        rows = [f"{u}\t{10 + t}\t5\t{t}\n" for u in (1, 2) for t in range(events_per_user)]
+        path.write_text("".join(rows))
+        return prepare(path, "movielens")
+
+    config = load_config(None, [*TINY, "train.epochs=1"])
+    with pytest.raises(InputError, match="no training targets"):
+        train(log_with(1), config, tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="no validation targets"):  # was a ValueError bug
+        train(log_with(2), config, tmp_path / "run", progress=False)
+    if not torch.cuda.is_available():
+        cuda = load_config(None, [*TINY, "train.device=cuda"])
+        with pytest.raises(InputError, match="no CUDA device"):
+            train(log_with(3), cuda, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

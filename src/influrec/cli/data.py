@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from influrec.data.preprocess import PrepareConfig
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.errors import InputError
+from influrec.folders import FolderExistsError
 
 
 def register(commands: Any) -> None:
@@ -31,7 +34,9 @@ def register(commands: Any) -> None:
     synth.add_argument("--items", type=int, default=SynthConfig.n_items)
     synth.add_argument("--mean-events", type=float, default=SynthConfig.mean_events)
     synth.add_argument("--seed", type=int, default=SynthConfig.seed)
-    synth.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    synth.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it is a prepared dataset"
+    )
     synth.set_defaults(handler=run_synth)
     stats = sub.add_parser("stats", help="summarise a prepared dataset folder")
     stats.add_argument("dataset", type=Path)
@@ -90,12 +95,33 @@ def _register_prepare(sub: Any) -> None:
         default="error",
         help="stop at a bad row (default) or skip and count it",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it is a prepared dataset that does not hold INPUT",
+    )
     p.set_defaults(handler=run_prepare)
 
 
+@contextlib.contextmanager
+def overwrite_hint() -> Iterator[None]:
+    """Adds to the library's :class:`FolderExistsError` whether --overwrite would help."""
+    try:
+        yield
+    except FolderExistsError as exc:
+        hint = (
+            "pass --overwrite to replace it"
+            if exc.replaceable
+            else f"choose another --out (--overwrite replaces only an influrec {exc.kind.name} "
+            "that holds no input of the command)"
+        )
+        raise InputError(f"{exc}; {hint}") from None
+
+
 def run_prepare(args: argparse.Namespace) -> int:
-    check_output_dir(args.out, overwrite=args.overwrite)
+    inputs = [p for p in (args.input, args.items_file) if p is not None]
+    with overwrite_hint():
+        check_output_dir(args.out, overwrite=args.overwrite, inputs=inputs)
     options = ReadOptions(
         on_bad_rows=args.on_bad_rows,
         column_map=ColumnMap.parse(args.map) if args.map else None,
@@ -116,18 +142,21 @@ def run_prepare(args: argparse.Namespace) -> int:
         raise InputError(
             f"{args.input}: no events left after reading and filtering; nothing written"
         )
-    dataset.save(args.out, overwrite=args.overwrite)
+    with overwrite_hint():
+        dataset.save(args.out, overwrite=args.overwrite, inputs=inputs)
     print_stats(dataset.stats, title=f"prepared {args.out}")
     return 0
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    check_output_dir(args.out, overwrite=args.overwrite)
+    with overwrite_hint():
+        check_output_dir(args.out, overwrite=args.overwrite)
     config = SynthConfig(
         n_users=args.users, n_items=args.items, mean_events=args.mean_events, seed=args.seed
     )
     dataset = synthesize_dataset(config)
-    dataset.save(args.out, overwrite=args.overwrite)
+    with overwrite_hint():
+        dataset.save(args.out, overwrite=args.overwrite)
     print_stats(dataset.stats, title=f"synthetic data in {args.out}")
     return 0
 
@@ -142,12 +171,9 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from influrec.data.download import DownloadError, default_cache_dir, fetch_dataset
+    from influrec.data.download import default_cache_dir, fetch_dataset
 
-    try:
-        path = fetch_dataset(args.name, args.cache or default_cache_dir(), sha256=args.sha256)
-    except (DownloadError, ValueError) as exc:
-        raise InputError(str(exc)) from exc
+    path = fetch_dataset(args.name, args.cache or default_cache_dir(), sha256=args.sha256)
     Console().print(str(path))
     return 0
 

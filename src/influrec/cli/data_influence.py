@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from influrec.cli.common import at_least, positive_int, share
+from influrec.cli.data import overwrite_hint
 from influrec.data_influence import DataInfluence, spearman
 from influrec.data_influence.cleaning import SCORES, denoise
 from influrec.errors import InputError
@@ -61,7 +62,11 @@ def register(commands: Any) -> None:
         default=0,
         help="use at most N saved checkpoints (0: all)",
     )
-    n.add_argument("--overwrite", action="store_true")
+    n.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it is a prepared dataset that is not part of RUN",
+    )
     n.add_argument("--json", action="store_true")
     n.set_defaults(handler=run_denoise)
 
@@ -131,14 +136,15 @@ def run_data_influence(args: argparse.Namespace) -> int:
 def run_denoise(args: argparse.Namespace) -> int:
     if not 0 < args.fraction < 1:
         raise InputError(f"--fraction must be in (0, 1), got {args.fraction}")
-    report = denoise(
-        args.run,
-        args.out,
-        fraction=args.fraction,
-        by=args.by,
-        checkpoints=args.checkpoints,
-        overwrite=args.overwrite,
-    )
+    with overwrite_hint():
+        report = denoise(
+            args.run,
+            args.out,
+            fraction=args.fraction,
+            by=args.by,
+            checkpoints=args.checkpoints,
+            overwrite=args.overwrite,
+        )
     if args.json:
         Console().print_json(json.dumps(report))
         return 0

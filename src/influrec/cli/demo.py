@@ -7,7 +7,6 @@ evaluates it against popularity with full ranking, and shows one user's history 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from influrec.config import load_config
+from influrec.data.dataset import DATASET_FOLDER
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.evaluation.runs import evaluate_run
+from influrec.folders import FolderKind, check_output_dir, remove_dir
 from influrec.inference import Recommender
+from influrec.training.checkpoint import RUN_FOLDER
 from influrec.training.loop import train
 
 DEMO_SETTINGS = [
@@ -43,7 +45,10 @@ DEMO_SETTINGS = [
 def register(commands: Any) -> None:
     demo = commands.add_parser("demo", help="synthetic data -> train -> evaluate -> recommend")
     demo.add_argument(
-        "--out", type=Path, default=Path("demo-output"), help="working folder (replaced)"
+        "--out",
+        type=Path,
+        default=Path("demo-output"),
+        help="working folder: created, or replaced if an earlier demo wrote it",
     )
     demo.add_argument("--users", type=int, default=SynthConfig.n_users)
     demo.add_argument("--seed", type=int, default=0)
@@ -53,7 +58,18 @@ def register(commands: Any) -> None:
     demo.set_defaults(handler=run_demo)
 
 
+DEMO_FOLDER = FolderKind(
+    "demo folder",
+    markers=tuple(f"data/{name}" for name in DATASET_FOLDER.markers),
+    contents=frozenset({"data", "run"}),
+)
+"""What ``demo --out`` holds: the synthetic dataset in data/ and the run in run/."""
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    # before any work: --out is new, empty or an earlier demo's (replaced), nothing else
+    check_output_dir(args.out, DEMO_FOLDER, overwrite=True)
+    check_output_dir(args.out / "run", RUN_FOLDER, overwrite=True)
     console = Console(soft_wrap=True)
     dataset = synthesize_dataset(SynthConfig(n_users=args.users, seed=args.seed))
     folder = dataset.save(args.out / "data", overwrite=True)
@@ -65,7 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"were caused by an earlier one (ground truth in {folder})"
     )
     run_dir = args.out / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
+    remove_dir(run_dir, RUN_FOLDER)
     config = load_config(None, [*DEMO_SETTINGS, f"train.seed={args.seed}", *args.set])
     result = train(dataset, config, run_dir, progress=sys.stderr.isatty())
     console.print(

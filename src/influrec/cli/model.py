@@ -16,9 +16,11 @@ from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.errors import InputError
 from influrec.evaluation.runs import evaluate_run
+from influrec.folders import FolderExistsError
 from influrec.inference import History, Recommendation, Recommender
 from influrec.models.baselines import BASELINES
 from influrec.training.loop import train
+from influrec.training.resume import RESUMABLE_KEYS, check_run_dir
 
 
 def register(commands: Any) -> None:
@@ -26,7 +28,9 @@ def register(commands: Any) -> None:
     t.add_argument(
         "dataset", type=Path, help="prepared dataset folder (influrec data prepare/synth)"
     )
-    t.add_argument("--out", type=Path, required=True, help="run folder to create")
+    t.add_argument(
+        "--out", type=Path, required=True, help="run folder to create (missing or empty)"
+    )
     t.add_argument(
         "--config", type=Path, default=None, help="TOML config ([model], [train], [data], [eval])"
     )
@@ -38,7 +42,11 @@ def register(commands: Any) -> None:
         help="override, e.g. model.layers=4",
     )
     t.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint, with its config.toml unless "
+        f"--config is given; --set may change only {', '.join(RESUMABLE_KEYS)} "
+        "(e.g. --set train.epochs=N with a larger N extends a finished run)",
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=run_train)
@@ -78,18 +86,23 @@ def register(commands: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.set)
+    try:  # before any work: --out can take a new run, or has one to resume
+        check_run_dir(args.out, resume=args.resume)
+    except FolderExistsError as exc:
+        hint = "pass --resume to continue it, or " if exc.replaceable else ""
+        raise InputError(f"{exc}; {hint}choose another --out") from None
+    config_file = args.config
+    if args.resume and config_file is None:
+        config_file = args.out / "config.toml"  # the run's own config, changed by --set
+    config = load_config(config_file, args.set)
     dataset = EventDataset.load(args.dataset)
-    try:
-        result = train(
-            dataset,
-            config,
-            args.out,
-            resume=args.resume,
-            progress=not args.no_progress and sys.stderr.isatty(),
-        )
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    result = train(
+        dataset,
+        config,
+        args.out,
+        resume=args.resume,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
     table = Table(title=f"trained {args.out}", show_header=False, title_justify="left")
     table.add_row("epochs", str(result.epochs_run))
     table.add_row("best epoch", str(result.best_epoch))

@@ -10,7 +10,8 @@ On disk it is a folder::
     ground_truth.parquet  (synthetic data only) which earlier event caused which
 
 It is written to a temporary folder and renamed into place, so a failure never leaves half a
-dataset behind.
+dataset behind; an existing folder is replaced only under the rule of :mod:`influrec.folders`
+(with ``overwrite``, and only a prepared dataset that holds no input of the command).
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import os
 import platform
-import shutil
 import time
-import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,11 +32,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from influrec import __version__
+from influrec.data import dataset_files as files
 from influrec.data import schema
 from influrec.data.loaders import LoadedLog, ReadOptions, read_log
 from influrec.data.parsing import EncodedColumns, Vocabulary
 from influrec.data.preprocess import CleanEvents, PrepareConfig, clean, first_appearance_codes
 from influrec.errors import InputError
+from influrec.folders import FolderKind, new_folder
+from influrec.folders import check_output_dir as check_folder
 
 
 @dataclass
@@ -66,65 +68,92 @@ class EventDataset:
             return values.to_numpy().astype(np.float64)
         return values.to_numpy()
 
-    def save(self, out_dir: Path, *, overwrite: bool = False) -> Path:
-        """Write the folder atomically (temporary folder, then rename)."""
+    def save(self, out_dir: Path, *, overwrite: bool = False, inputs: Iterable[Path] = ()) -> Path:
+        """Write the folder atomically (temporary folder, then rename); see
+        :mod:`influrec.folders` for when an existing folder is replaced."""
         out_dir = Path(out_dir)
-        check_output_dir(out_dir, overwrite=overwrite)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()  # unlike mkdtemp, honours the umask
-        try:
-            pq.write_table(self.events, tmp / schema.EVENTS_FILE)
-            pq.write_table(self.users, tmp / schema.USERS_FILE)
-            pq.write_table(self.items, tmp / schema.ITEMS_FILE)
-            if self.ground_truth is not None:
-                pq.write_table(self.ground_truth, tmp / schema.GROUND_TRUTH_FILE)
-            _write_json(tmp / schema.BEHAVIORS_FILE, self.behaviors)
-            _write_json(tmp / schema.STATS_FILE, self.stats)
-            _replace_dir(tmp, out_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        with new_folder(out_dir, DATASET_FOLDER, overwrite=overwrite, inputs=inputs) as tmp:
+            self.write_files(tmp)
         return out_dir
 
+    def write_files(self, folder: Path) -> None:
+        """Write the dataset's files into the existing ``folder`` (use :meth:`save`)."""
+        pq.write_table(self.events, folder / schema.EVENTS_FILE)
+        pq.write_table(self.users, folder / schema.USERS_FILE)
+        pq.write_table(self.items, folder / schema.ITEMS_FILE)
+        if self.ground_truth is not None:
+            pq.write_table(self.ground_truth, folder / schema.GROUND_TRUTH_FILE)
+        _write_json(folder / schema.BEHAVIORS_FILE, self.behaviors)
+        _write_json(folder / schema.STATS_FILE, self.stats)
+
     @classmethod
-    def load(cls, folder: Path) -> EventDataset:
-        """Read a folder written by :meth:`save`."""
+    def load(cls, folder: Path, *, remedy: str = files.DATASET_REMEDY) -> EventDataset:
+        """Read a folder written by :meth:`save`.
+
+        A missing, truncated or inconsistent file raises :class:`DamagedRunError` naming it,
+        with ``remedy`` as the advice.
+        """
         folder = Path(folder)
         if not (folder / schema.EVENTS_FILE).exists():
+            if not folder.is_dir():
+                raise InputError(f"{folder}: no such dataset folder")
             raise InputError(
                 f"{folder}: not a prepared dataset (no {schema.EVENTS_FILE}); "
                 "create one with `influrec data prepare` or `influrec data synth`"
             )
+        events = files.read_table(folder / schema.EVENTS_FILE, schema.EVENTS_SCHEMA.names, remedy)
+        users = files.read_table(folder / schema.USERS_FILE, ["user_idx", "user_id"], remedy)
+        items = files.read_table(folder / schema.ITEMS_FILE, ["item_idx", "item_id"], remedy)
+        behaviors = files.read_behaviors(folder / schema.BEHAVIORS_FILE, remedy)
+        stats = files.read_stats(folder / schema.STATS_FILE, remedy)
+        files.check_consistent(
+            folder,
+            events=events,
+            users=users,
+            items=items,
+            behaviors=behaviors,
+            stats=stats,
+            remedy=remedy,
+        )
         truth = folder / schema.GROUND_TRUTH_FILE
         return cls(
-            events=pq.read_table(folder / schema.EVENTS_FILE),
-            users=pq.read_table(folder / schema.USERS_FILE),
-            items=pq.read_table(folder / schema.ITEMS_FILE),
-            behaviors=json.loads((folder / schema.BEHAVIORS_FILE).read_text()),
-            stats=json.loads((folder / schema.STATS_FILE).read_text()),
-            ground_truth=pq.read_table(truth) if truth.exists() else None,
+            events=events,
+            users=users,
+            items=items,
+            behaviors=behaviors,
+            stats=stats,
+            ground_truth=files.read_table(truth, [], remedy) if truth.exists() else None,
         )
 
 
-def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
-    """Refuse to replace a non-empty folder unless ``overwrite``."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise InputError(
-            f"{out_dir}: already exists and is not empty; pass --overwrite to replace it"
+DATASET_FOLDER = FolderKind(
+    "prepared dataset",
+    markers=(schema.EVENTS_FILE, schema.STATS_FILE, schema.BEHAVIORS_FILE),
+    contents=frozenset(
+        (
+            schema.EVENTS_FILE,
+            schema.USERS_FILE,
+            schema.ITEMS_FILE,
+            schema.BEHAVIORS_FILE,
+            schema.STATS_FILE,
+            schema.GROUND_TRUTH_FILE,
+            "removed.parquet",  # written by denoise
         )
+    ),
+    part_of=("run.json", "run folder"),  # a run's data/: replacing it would break the run
+)
+"""A prepared dataset folder (see :mod:`influrec.folders` for when one is replaced)."""
+
+
+def check_output_dir(out_dir: Path, *, overwrite: bool, inputs: Iterable[Path] = ()) -> None:
+    """Raise :class:`InputError` unless ``out_dir`` may receive a prepared dataset: it is
+    missing or empty, or (with ``overwrite``) a prepared dataset that holds none of ``inputs``
+    (:class:`~influrec.folders.FolderExistsError` when it exists and ``overwrite`` is false)."""
+    check_folder(Path(out_dir), DATASET_FOLDER, overwrite=overwrite, inputs=inputs)
 
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _dictionary(codes: np.ndarray, tokens: list[str], index_type: pa.DataType) -> pa.Array:

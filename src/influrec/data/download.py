@@ -29,11 +29,14 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
+from influrec.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 
-class DownloadError(RuntimeError):
-    """A download, checksum or extraction failed; the message names the URL or file and why."""
+class DownloadError(InputError):
+    """A download, checksum or extraction failed; the message names the URL or file and why
+    (the user can act on it: check the URL or the connection, run again to resume)."""
 
 
 @dataclass(frozen=True)
@@ -362,7 +365,7 @@ def _resolve_source(name_or_url: str) -> DatasetSource:
         suffix = _archive_suffix(file_name)
         name = file_name.removesuffix(suffix) if suffix else PurePosixPath(file_name).stem
         return DatasetSource(name, name_or_url, None, None, "csv", f"downloaded from {name_or_url}")
-    raise ValueError(
+    raise InputError(
         f"unknown dataset {name_or_url!r}; known datasets: {', '.join(sorted(KNOWN_DATASETS))}; "
         "or pass an http(s):// or file:// URL"
     )
@@ -390,7 +393,7 @@ def fetch_dataset(name_or_url: str, cache_dir: Path, *, sha256: str | None = Non
     the extraction folder (the file itself for a plain file or a single ``.gz``). ``sha256``
     overrides the source's checksum. A plain file's ``companions`` are stored beside it.
 
-    Raises ValueError for an unknown name (listing the known ones), DownloadError when the
+    Raises InputError for an unknown name (listing the known ones), DownloadError when the
     download, checksum or extraction fails.
     """
     source = _resolve_source(name_or_url)

@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from influrec.config import ExperimentConfig
-from influrec.data.dataset import EventDataset, check_output_dir
+from influrec.data.dataset import DATASET_FOLDER, EventDataset, check_output_dir
 from influrec.data.sequences import SequenceData
 from influrec.data_influence.tracin import DataInfluence, TracInScores
+from influrec.folders import new_folder
 from influrec.training.loop import make_split
 
 SCORES = ("context", "loss", "self", "harm")
@@ -167,8 +168,10 @@ def denoise(
 ) -> dict[str, Any]:
     """Write the run's dataset without its most harmful ``fraction`` of training interactions
     (TracIn over the run's checkpoints) to ``out_dir``, with ``removed.parquet`` listing them.
-    Returns the report that is also stored in the new dataset's stats."""
-    check_output_dir(Path(out_dir), overwrite=overwrite)
+    Returns the report that is also stored in the new dataset's stats. ``out_dir`` is written
+    atomically, under the rule of :mod:`influrec.folders` (never the run or its dataset)."""
+    inputs = [Path(run_dir), Path(run_dir) / "data"]  # the run's dataset is read
+    check_output_dir(Path(out_dir), overwrite=overwrite, inputs=inputs)
     started = time.perf_counter()
     analysis = DataInfluence(run_dir, checkpoints=checkpoints)
     scores = analysis.tracin(validation=by == "harm")
@@ -190,10 +193,11 @@ def denoise(
     report["removed_by_behavior"] = {str(c["values"]): int(c["counts"]) for c in counts}
     report["removed_events"] = len(removed)
     cleaned.stats["edits"][-1] = {**report}
-    cleaned.save(out_dir, overwrite=overwrite)
     listing = analysis.dataset.events.take(pa.array(removed)).select(
         ["user_id", "item_id", "behavior", "timestamp", "row"]
     )
     listing = listing.append_column("score", pa.array(values[rows], pa.float64()))
-    pq.write_table(listing, Path(out_dir) / REMOVED_FILE)
+    with new_folder(Path(out_dir), DATASET_FOLDER, overwrite=overwrite, inputs=inputs) as tmp:
+        cleaned.write_files(tmp)
+        pq.write_table(listing, tmp / REMOVED_FILE)
     return report

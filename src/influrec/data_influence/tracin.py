@@ -38,7 +38,6 @@ factored form of :mod:`influrec.data_influence.gradients`; the optimiser's preco
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -50,7 +49,6 @@ import numpy as np
 import torch
 
 from influrec.config import ExperimentConfig
-from influrec.data.dataset import EventDataset
 from influrec.data.sequences import SequenceData, history_windows, training_windows
 from influrec.data_influence.gradients import (
     Direction,
@@ -121,7 +119,7 @@ def tracin_checkpoints(
     targets_per_step = n_targets / per_epoch
     out, previous = [], 0
     for folder in folders:
-        state = json.loads((folder / "state.json").read_text())
+        state = ckpt.read_checkpoint_state(folder)
         step = int(state["step"])
         lr_sum = sum(
             train.lr
@@ -172,7 +170,7 @@ class DataInfluence:
                 f"scores by cosine (model.score_temperature="
                 f"{self.config.model.score_temperature})"
             )
-        self.dataset = EventDataset.load(self.run_dir / "data")
+        self.dataset = ckpt.load_run_dataset(self.run_dir, self.info)
         self.data = SequenceData.from_dataset(self.dataset)
         self.split = make_split(self.data, self.config)
         self.windows = training_windows(

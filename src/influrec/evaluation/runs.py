@@ -10,11 +10,10 @@ import numpy as np
 import torch
 
 from influrec.config import ExperimentConfig
-from influrec.data.dataset import EventDataset
 from influrec.data.sequences import SequenceData
 from influrec.evaluation.protocol import ScoreFn, evaluate_targets, history_score_fn, model_score_fn
 from influrec.models.baselines import BASELINES
-from influrec.training.checkpoint import load_model
+from influrec.training.checkpoint import load_run
 from influrec.training.loop import make_split
 
 
@@ -46,9 +45,9 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Full-ranking metrics of the run's best model on ``split`` ("test" or "valid");
     ``ks`` overrides the run's ``eval.ks``."""
-    model, info = load_model(run_dir)
+    model, info, dataset = load_run(run_dir)
     config = ExperimentConfig.from_dict(info["config"])
-    data = SequenceData.from_dataset(EventDataset.load(Path(run_dir) / "data"))
+    data = SequenceData.from_dataset(dataset)
     parts = make_split(data, config)
     targets = parts.test if split == "test" else parts.valid
     torch_device = torch.device(device)

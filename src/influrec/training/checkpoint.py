@@ -10,16 +10,20 @@ A run folder holds everything needed to use the model without the code that trai
     metrics.jsonl       one JSON line per epoch
     checkpoints/epoch-NNNN/
         model.safetensors, trainer.pt (optimizer, schedule, RNG states; loaded weights_only),
-        state.json (epoch, step, best metric so far, history)
+        state.json (epoch, step, best metric so far, history); a checkpoint's epoch is the one
+        in its state.json, never parsed from the folder name
 
 Weights are safetensors and the rest JSON or ``torch.load(weights_only=True)``: loading a run
-never executes pickled code.
+never executes pickled code. A missing, truncated or hand-edited file is reported as a
+:class:`~influrec.errors.DamagedRunError` that names the file and what to do.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +33,45 @@ from safetensors.torch import load_file, save_file
 
 from influrec import __version__
 from influrec.config import ExperimentConfig
-from influrec.errors import InputError
+from influrec.data.dataset import EventDataset
+from influrec.errors import DamagedRunError, InputError
+from influrec.folders import FolderKind
 from influrec.models.transformer import BehaviorTransformer, build_model
 
 RUN_FORMAT_VERSION = 1
 RUN_FILE = "run.json"
 MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.json"
+TRAINER_FILE = "trainer.pt"
+RUN_FOLDER = FolderKind(
+    "run folder",
+    markers=(RUN_FILE,),
+    contents=frozenset(
+        {RUN_FILE, f"{RUN_FILE}.tmp", "config.toml", "data", MODEL_FILE, "metrics.jsonl"}
+        | {"checkpoints", "tensorboard"}
+    ),
+)
+"""A run folder (see :mod:`influrec.folders` for when one may be replaced or deleted)."""
+RUN_REMEDY = "restore the run folder from a copy or train it again"
+CHECKPOINT_REMEDY = (
+    "delete this checkpoint folder to resume from the one before it, or train the run again"
+)
+RUN_KEYS: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "config": dict,
+    "n_items": int,
+    "n_behaviors": int,
+}
+OPTIONAL_RUN_KEYS = {"feature_values": 0, "feature_width": 1}  # ints; absent in older runs
+STATE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "epoch": int,
+    "step": int,
+    "best_metric": (int, float),
+    "best_epoch": int,
+    "stale": int,
+    "seconds": (int, float),
+    "history": list,
+}
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -42,22 +79,38 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file(state, str(path))
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
+def read_weights(path: Path, *, remedy: str = RUN_REMEDY) -> dict[str, torch.Tensor]:
     """The tensors of a weights file (safetensors: no code is run)."""
+    if not path.exists():
+        raise DamagedRunError(path, "missing (no trained weights)", remedy)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the model weights ({exc})") from exc
+        raise DamagedRunError(
+            path, f"cannot read the model weights: truncated or not safetensors ({exc})", remedy
+        ) from None
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
-    state = read_weights(path)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise InputError(
-            f"{path}: weights do not fit this model "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+def load_weights(model: torch.nn.Module, path: Path, *, remedy: str = RUN_REMEDY) -> None:
+    """Load ``path`` into ``model``; weights of other names or shapes are a damaged run."""
+    state = read_weights(path, remedy=remedy)
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    misfit = [
+        f"{name} {tuple(state[name].shape)} in the file, {tuple(tensor.shape)} expected"
+        for name, tensor in expected.items()
+        if name in state and state[name].shape != tensor.shape
+    ]
+    if missing or unexpected or misfit:
+        detail = "; ".join(misfit[:2]) or f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        raise DamagedRunError(
+            path,
+            f"weights do not fit the model described by {RUN_FILE} ({detail}); one of the two "
+            "was edited or comes from another run",
+            remedy,
         )
+    model.load_state_dict(state)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -66,24 +119,60 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def _read_json_object(
+    path: Path, keys: dict[str, type | tuple[type, ...]], remedy: str
+) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedRunError(path, "missing", remedy) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DamagedRunError(path, f"is not valid JSON ({exc})", remedy) from None
+    if not isinstance(data, dict):
+        raise DamagedRunError(path, f"expected a JSON object, got {type(data).__name__}", remedy)
+    wrong = [
+        key
+        for key, kind in keys.items()
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool)
+    ]
+    if wrong:
+        raise DamagedRunError(path, f"missing or wrongly typed keys {wrong}", remedy)
+    return data
+
+
 def read_run_info(run_dir: Path) -> dict[str, Any]:
-    """run.json of a run folder, checked for existence and format version."""
+    """run.json of a run folder, checked for existence, format version, keys and config."""
     path = Path(run_dir) / RUN_FILE
     if not path.exists():
+        if not Path(run_dir).is_dir():
+            raise InputError(f"{run_dir}: no such run folder")
         raise InputError(
             f"{run_dir}: not a run folder (no {RUN_FILE}); create one with `influrec train`"
         )
-    try:
-        info: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: corrupted ({exc})") from exc
-    version = info.get("format_version")
+    info = _read_json_object(path, {"format_version": int}, RUN_REMEDY)
+    version = info["format_version"]
     if version != RUN_FORMAT_VERSION:
         raise InputError(
             f"{run_dir}: run format version {version} (influrec {info.get('influrec_version')}) "
             f"cannot be read by influrec {__version__} (format {RUN_FORMAT_VERSION}); retrain it"
         )
+    info = _read_json_object(path, RUN_KEYS, RUN_REMEDY)
+    for key, default in OPTIONAL_RUN_KEYS.items():
+        value = info.setdefault(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DamagedRunError(
+                path, f"{key} must be a whole number >= 0, got {value!r}", RUN_REMEDY
+            )
+    run_config(info, path)  # raises if the config was edited into an invalid one
     return info
+
+
+def run_config(info: dict[str, Any], path: Path) -> ExperimentConfig:
+    """The experiment config recorded in a run's ``info`` (read from ``path``)."""
+    try:
+        return ExperimentConfig.from_dict(info["config"])
+    except InputError as exc:
+        raise DamagedRunError(path, f"holds an invalid config ({exc})", RUN_REMEDY) from None
 
 
 def load_model(
@@ -91,34 +180,84 @@ def load_model(
 ) -> tuple[BehaviorTransformer, dict[str, Any]]:
     """The trained model of a run folder (best weights unless ``weights``), in eval mode."""
     info = read_run_info(run_dir)
-    config = ExperimentConfig.from_dict(info["config"])
     model = build_model(
-        config.model,
+        run_config(info, Path(run_dir) / RUN_FILE).model,
         n_items=info["n_items"],
         n_behaviors=info["n_behaviors"],
-        feature_values=info.get("feature_values", 0),
-        feature_width=info.get("feature_width", 1),
+        feature_values=info["feature_values"],
+        feature_width=info["feature_width"],
     )
     path = weights or Path(run_dir) / MODEL_FILE
     if not path.exists():
-        raise InputError(
-            f"{path}: missing; the run has no trained weights (did training finish an epoch?)"
-        )
+        if weights is None and not saved_checkpoints(run_dir):
+            raise InputError(
+                f"{run_dir}: the run has no trained weights: its training stopped before the "
+                "first epoch ended; delete the folder and train it again"
+            )
+        raise DamagedRunError(path, "missing", RUN_REMEDY)
     load_weights(model, path)
     model.eval()
     return model, info
 
 
+def load_run_dataset(run_dir: Path, info: dict[str, Any]) -> EventDataset:
+    """The run's copy of its dataset (``data/``), checked against the sizes in run.json."""
+    folder = Path(run_dir) / "data"
+    if not folder.is_dir():
+        raise DamagedRunError(folder, "missing (the run's copy of its dataset)", RUN_REMEDY)
+    dataset = EventDataset.load(folder, remedy=RUN_REMEDY)
+    sizes = {"n_items": dataset.n_items, "n_behaviors": len(dataset.behaviors) - 1}
+    for key, actual in sizes.items():
+        if info[key] != actual:
+            raise DamagedRunError(
+                Path(run_dir) / RUN_FILE,
+                f"says {key}={info[key]} but the run's dataset (data/) has {actual}",
+                RUN_REMEDY,
+            )
+    return dataset
+
+
+def load_run(run_dir: Path) -> tuple[BehaviorTransformer, dict[str, Any], EventDataset]:
+    """A run's model (best weights, eval mode), its run.json and its dataset, all checked
+    (the sizes in run.json against the dataset before the weights against the sizes)."""
+    dataset = load_run_dataset(run_dir, read_run_info(run_dir))
+    model, info = load_model(run_dir)
+    return model, info, dataset
+
+
 def checkpoint_dir(run_dir: Path, epoch: int) -> Path:
+    """Where a new checkpoint of ``epoch`` is written (read epochs from state.json, not names)."""
     return Path(run_dir) / "checkpoints" / f"epoch-{epoch:04d}"
 
 
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints (those with a state.json), oldest first."""
+@dataclass(frozen=True)
+class Checkpoint:
+    folder: Path
+    epoch: int  # from its state.json
+    step: int
+
+
+def read_checkpoint_state(folder: Path) -> dict[str, Any]:
+    """A checkpoint's state.json, checked for its keys."""
+    return _read_json_object(Path(folder) / STATE_FILE, STATE_KEYS, CHECKPOINT_REMEDY)
+
+
+def saved_checkpoints(run_dir: Path) -> list[Checkpoint]:
+    """Complete checkpoints (those with a state.json), oldest epoch first."""
     folder = Path(run_dir) / "checkpoints"
-    if not folder.exists():
+    if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if (p / "state.json").exists())
+    found = []
+    for path in folder.iterdir():
+        if (path / STATE_FILE).exists():
+            state = read_checkpoint_state(path)
+            found.append(Checkpoint(path, state["epoch"], state["step"]))
+    return sorted(found, key=lambda c: (c.epoch, c.step))
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Folders of the complete checkpoints, oldest epoch first."""
+    return [c.folder for c in saved_checkpoints(run_dir)]
 
 
 def save_checkpoint(
@@ -136,21 +275,30 @@ def save_checkpoint(
     folder = checkpoint_dir(run_dir, epoch)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(model, folder / MODEL_FILE)
-    torch.save(trainer_state, folder / "trainer.pt")
-    write_json(folder / "state.json", state)
-    existing = list_checkpoints(run_dir)
+    torch.save(trainer_state, folder / TRAINER_FILE)
+    write_json(folder / STATE_FILE, state)
+    existing = saved_checkpoints(run_dir)
     for old in existing[: max(0, len(existing) - keep)]:
-        if int(old.name.split("-")[1]) not in protect:
-            shutil.rmtree(old, ignore_errors=True)
+        if old.epoch not in protect:
+            shutil.rmtree(old.folder, ignore_errors=True)
     return folder
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Restore weights into ``model``; returns (trainer_state, state)."""
-    load_weights(model, folder / MODEL_FILE)
+    """Restore weights into ``model``; returns (trainer_state, state), both checked."""
+    state = read_checkpoint_state(folder)
+    load_weights(model, folder / MODEL_FILE, remedy=CHECKPOINT_REMEDY)
+    path = folder / TRAINER_FILE
+    if not path.exists():
+        raise DamagedRunError(path, "missing", CHECKPOINT_REMEDY)
     try:
-        trainer_state = torch.load(folder / "trainer.pt", weights_only=True)
-        state = json.loads((folder / "state.json").read_text())
-    except (OSError, RuntimeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{folder}: corrupted checkpoint ({exc})") from exc
+        trainer_state = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        # torch's own message advises weights_only=False, which would run pickled code
+        raise DamagedRunError(
+            path, f"cannot be read as a trainer state ({type(exc).__name__})", CHECKPOINT_REMEDY
+        ) from None
+    keys = ("optimizer", "schedule", "torch_rng")
+    if not isinstance(trainer_state, dict) or any(k not in trainer_state for k in keys):
+        raise DamagedRunError(path, f"lacks some of {list(keys)}", CHECKPOINT_REMEDY)
     return trainer_state, state

@@ -22,16 +22,19 @@ import torch
 import torch.nn.functional as F
 
 from influrec import __version__
-from influrec.config import ExperimentConfig, save_config
+from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset
 from influrec.data.item_features import ItemFeatures
 from influrec.data.sequences import SequenceData, gather_windows, training_windows
 from influrec.data.splits import Split, global_temporal_split, leave_one_out_split, temporal_cuts
+from influrec.errors import InputError
 from influrec.evaluation.protocol import evaluate_targets, headline, model_score_fn
 from influrec.models.transformer import BehaviorTransformer, build_model
 from influrec.training import checkpoint as ckpt
+from influrec.training.averaging import average_best, best_epochs
 from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
 from influrec.training.progress import EpochProgress, MetricsLog
+from influrec.training.resume import check_run_dir, open_run_dir
 
 log = logging.getLogger(__name__)
 LENGTH_SORT_CHUNK = 50  # batches whose windows are sorted by length together
@@ -60,7 +63,7 @@ def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is available")
+        raise InputError("train.device=cuda but no CUDA device is available")
     return torch.device(name)
 
 
@@ -136,7 +139,14 @@ class Trainer:
         self.split = make_split(self.data, config)
         self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
         if len(self.windows[0]) == 0:
-            raise ValueError("no training targets: every user needs at least 2 training events")
+            raise InputError(
+                "the dataset has no training targets: every user needs at least 2 training events"
+            )
+        if len(self.split.valid) == 0:
+            raise InputError(
+                f"the dataset has no validation targets under data.split={config.data.split}: "
+                "leave_one_out needs users with >= 3 events, temporal a larger data.valid_fraction"
+            )
         self.features = (
             ItemFeatures.from_items(dataset.items, config.model.item_features, self.data.n_items)
             if config.model.item_features
@@ -293,7 +303,7 @@ class Trainer:
 
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train until ``train.epochs``, early stopping or ``train.max_minutes``."""
-        self._prepare_run_dir(resume=resume)
+        open_run_dir(self, resume=resume)
         config = self.config.train
         metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
         while self.epoch < config.epochs and self.stale < config.patience:
@@ -310,8 +320,8 @@ class Trainer:
             self.history.append(record)
             self._checkpoint()
         if config.average_best > 1:
-            self._average_best(config.average_best)
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=True))
+            average_best(self, config.average_best)
+        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self.run_info(finished=True))
         return TrainResult(
             self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
         )
@@ -368,92 +378,23 @@ class Trainer:
             keep=self.config.train.keep_checkpoints,
             protect=self._protected_epochs(),
         )
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
+        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self.run_info(finished=False))
 
     def _protected_epochs(self) -> set[int]:
         """Checkpoints never deleted: the best epoch's, every ``train.keep_every``-th and the
         ``train.average_best`` best so far."""
         every = self.config.train.keep_every
         kept = set(range(every, self.epoch + 1, every)) if every else set()
-        return kept | {self.best_epoch} | set(self._best_epochs(self.config.train.average_best))
-
-    def _best_epochs(self, count: int) -> list[int]:
-        """The ``count`` epochs with the highest validation monitor (earliest first on ties)."""
-        monitor = self.config.train.monitor
-        ranked = sorted(self.history, key=lambda r: (-r["valid"][monitor], r["epoch"]))
-        return [r["epoch"] for r in ranked[:count]]
-
-    def _average_best(self, count: int) -> None:
-        """Replace the run's model by the mean weights of its ``count`` best epochs when that
-        scores higher on validation than the best epoch alone (recorded in ``averaged``)."""
-        epochs = self._best_epochs(count)
-        if len(epochs) < 2:
-            return
-        states = [
-            ckpt.read_weights(ckpt.checkpoint_dir(self.run_dir, e) / ckpt.MODEL_FILE)
-            for e in epochs
-        ]
-        mean = {  # weights averaged; integer buffers (item feature ids) are the same in all
-            name: sum(s[name] for s in states) / len(states)
-            if tensor.is_floating_point()
-            else tensor
-            for name, tensor in states[0].items()
-        }
-        self.model.load_state_dict(mean)
-        metric = float(
-            headline(self.evaluate(self.split.valid), mask_seen=self.config.eval.mask_seen)[
-                self.config.train.monitor
-            ]
+        return (
+            kept
+            | {self.best_epoch}
+            | set(
+                best_epochs(self.history, self.config.train.monitor, self.config.train.average_best)
+            )
         )
-        kept = metric > self.best_metric
-        self.averaged = {"epochs": sorted(epochs), "valid": metric, "kept": kept}
-        log.info(
-            "average of epochs %s: valid %.4f (%s)",
-            sorted(epochs),
-            metric,
-            "kept" if kept else "not kept",
-        )
-        if kept:
-            ckpt.save_weights(self.model, self.run_dir / ckpt.MODEL_FILE)
 
-    def _prepare_run_dir(self, *, resume: bool) -> None:
-        existing = ckpt.list_checkpoints(self.run_dir)
-        if resume and existing:
-            self._restore(existing[-1])
-            return
-        occupied = self.run_dir.exists() and any(self.run_dir.iterdir())
-        if resume and occupied:
-            raise ValueError(
-                f"{self.run_dir}: --resume found no complete checkpoint to continue from"
-            )
-        if occupied:
-            raise ValueError(
-                f"{self.run_dir}: already exists; "
-                "pass --resume to continue it or choose a new --out"
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.dataset.save(self.run_dir / "data", overwrite=True)
-        save_config(self.config, self.run_dir / "config.toml")
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self._run_info(finished=False))
-
-    def _restore(self, folder: Path) -> None:
-        info = ckpt.read_run_info(self.run_dir)
-        if ExperimentConfig.from_dict(info["config"]) != self.config:  # new keys get defaults
-            raise ValueError(
-                f"{self.run_dir}: --resume needs the config the run started with (see config.toml)"
-            )
-        trainer_state, state = ckpt.load_checkpoint(folder, self.model)
-        self.optimizer.load_state_dict(trainer_state["optimizer"])
-        self.schedule.load_state_dict(trainer_state["schedule"])
-        torch.set_rng_state(trainer_state["torch_rng"])
-        if "cuda_rng" in trainer_state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(trainer_state["cuda_rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.best_metric, self.best_epoch = state["best_metric"], state["best_epoch"]
-        self.stale, self.seconds, self.history = state["stale"], state["seconds"], state["history"]
-        log.info("resumed %s at epoch %d", self.run_dir, self.epoch)
-
-    def _run_info(self, *, finished: bool) -> dict[str, Any]:
+    def run_info(self, *, finished: bool) -> dict[str, Any]:
+        """What run.json records about this run (see :mod:`influrec.training.checkpoint`)."""
         return {
             "format_version": ckpt.RUN_FORMAT_VERSION,
             "influrec_version": __version__,
@@ -499,5 +440,10 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a model: ``train(EventDataset.load("data/beauty"), load_config(), Path("runs/b"))``."""
+    """Train a model: ``train(EventDataset.load("data/beauty"), load_config(), Path("runs/b"))``.
+
+    ``run_dir`` must be missing or empty, or with ``resume`` a run folder with a checkpoint
+    (see :mod:`influrec.training.resume`); that is checked before any work is done.
+    """
+    check_run_dir(run_dir, resume=resume)
     return Trainer(dataset, config, run_dir, progress=progress).fit(resume=resume)

@@ -1,0 +1,178 @@
+"""Starting a run folder, or resuming one: what resuming checks (that there is a checkpoint to
+continue from, and that the config and the dataset are the ones the run was trained with) and
+how the trainer is put back in the checkpoint's state.
+
+A new run needs a missing or empty folder (:mod:`influrec.folders`); its ``run.json`` is written
+first, marking the folder as a run.
+
+Resuming continues from the run's last checkpoint (the newest epoch in the checkpoints'
+state.json files). The config may differ from the run's only in :data:`RESUMABLE_KEYS`, which
+change neither the model's shape nor its data: raising ``train.epochs`` extends a finished
+run (the learning-rate schedule then spans the new number of epochs), raising
+``train.patience`` lets an early-stopped one go on. Any other difference is an error that lists
+each key with its old and new value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from influrec.config import ExperimentConfig, save_config
+from influrec.data.dataset import EventDataset
+from influrec.errors import DamagedRunError, InputError
+from influrec.folders import check_output_dir
+from influrec.training import checkpoint as ckpt
+
+if TYPE_CHECKING:
+    from influrec.training.loop import Trainer
+
+log = logging.getLogger(__name__)
+
+RESUMABLE_KEYS = (
+    "train.epochs",
+    "train.patience",
+    "train.max_minutes",
+    "train.keep_checkpoints",
+    "train.keep_every",
+    "train.threads",
+    "train.device",
+    "eval.batch_size",
+)
+
+
+class ResumeMismatchError(InputError):
+    """The config or dataset given for resuming differs from the run's.
+
+    ``changes`` holds ``(key, old, new)`` for each difference.
+    """
+
+    def __init__(self, message: str, changes: list[tuple[str, Any, Any]]) -> None:
+        super().__init__(message)
+        self.changes = changes
+
+
+def config_changes(old: ExperimentConfig, new: ExperimentConfig) -> list[tuple[str, Any, Any]]:
+    """``(section.key, old value, new value)`` for every key whose value differs."""
+    before, after = old.to_dict(), new.to_dict()
+    return [
+        (f"{section}.{key}", value, after[section][key])
+        for section, table in before.items()
+        for key, value in table.items()
+        if after[section][key] != value
+    ]
+
+
+def last_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
+    """The checkpoint a resumed run continues from (InputError when there is none)."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: nothing to resume: no such run folder")
+    ckpt.read_run_info(run_dir)
+    saved = ckpt.saved_checkpoints(run_dir)
+    if not saved:
+        raise InputError(
+            f"{run_dir}: nothing to resume: no checkpoint was saved (training stopped before "
+            "its first epoch ended); delete the folder and train again"
+        )
+    return saved[-1]
+
+
+def check_run_dir(run_dir: Path, *, resume: bool) -> None:
+    """``run_dir`` can receive a new run (missing or empty) or, with ``resume``, has a run
+    to continue; InputError otherwise."""
+    if resume:
+        last_checkpoint(run_dir)
+    else:
+        check_output_dir(Path(run_dir), ckpt.RUN_FOLDER, overwrite=False)
+
+
+def open_run_dir(trainer: Trainer, *, resume: bool) -> None:
+    """Put ``trainer`` in its last checkpoint's state (``resume``) or start its new run
+    folder; a folder that exists and is not empty is never trained into afresh."""
+    if resume:
+        restore(trainer, last_checkpoint(trainer.run_dir))
+        return
+    check_run_dir(trainer.run_dir, resume=False)
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.write_json(trainer.run_dir / ckpt.RUN_FILE, trainer.run_info(finished=False))
+    trainer.dataset.save(trainer.run_dir / "data")
+    save_config(trainer.config, trainer.run_dir / "config.toml")
+
+
+def check_config(run_dir: Path, info: dict[str, Any], config: ExperimentConfig) -> None:
+    """``config`` may differ from the run's only in :data:`RESUMABLE_KEYS`."""
+    recorded = ckpt.run_config(info, Path(run_dir) / ckpt.RUN_FILE)
+    changes = [c for c in config_changes(recorded, config) if c[0] not in RESUMABLE_KEYS]
+    if changes:
+        listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
+        raise ResumeMismatchError(
+            f"{run_dir}: cannot resume with a changed config ({listed}); only "
+            f"{', '.join(RESUMABLE_KEYS)} may change when resuming (the run's config is in "
+            f"{Path(run_dir) / 'config.toml'})",
+            changes,
+        )
+
+
+def check_dataset(run_dir: Path, info: dict[str, Any], dataset: EventDataset) -> None:
+    """``dataset`` has the sizes of the one the run was trained on (kept in its ``data/``)."""
+    recorded = info.get("dataset") or {}
+    now = {
+        "n_items": dataset.n_items,
+        "n_behaviors": len(dataset.behaviors) - 1,
+        **{k: dataset.stats.get(k) for k in ("users", "items", "events", "source")},
+    }
+    before = {"n_items": info["n_items"], "n_behaviors": info["n_behaviors"], **recorded}
+    changes = [(k, before[k], v) for k, v in now.items() if k in before and before[k] != v]
+    if changes:
+        listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
+        raise ResumeMismatchError(
+            f"{run_dir}: cannot resume on a different dataset ({listed}); resume with the "
+            f"run's own copy, {Path(run_dir) / 'data'}",
+            changes,
+        )
+
+
+def restore(trainer: Trainer, checkpoint: ckpt.Checkpoint) -> None:
+    """Put ``trainer`` in the state of ``checkpoint`` after checking the config and dataset."""
+    info = ckpt.read_run_info(trainer.run_dir)
+    check_config(trainer.run_dir, info, trainer.config)
+    try:
+        check_dataset(trainer.run_dir, info, trainer.dataset)
+    except ResumeMismatchError:
+        ckpt.load_run_dataset(trainer.run_dir, info)  # blames run.json if it was edited
+        raise
+    trainer_state, state = ckpt.load_checkpoint(checkpoint.folder, trainer.model)
+    try:
+        trainer.optimizer.load_state_dict(trainer_state["optimizer"])
+        trainer.schedule.load_state_dict(trainer_state["schedule"])
+        torch.set_rng_state(trainer_state["torch_rng"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise DamagedRunError(
+            checkpoint.folder / ckpt.TRAINER_FILE,
+            f"does not fit this model's optimizer ({type(exc).__name__})",
+            ckpt.CHECKPOINT_REMEDY,
+        ) from None
+    if "cuda_rng" in trainer_state and trainer.device.type == "cuda":
+        torch.cuda.set_rng_state(trainer_state["cuda_rng"])
+    trainer.epoch, trainer.step = state["epoch"], state["step"]
+    trainer.best_metric, trainer.best_epoch = state["best_metric"], state["best_epoch"]
+    trainer.stale, trainer.seconds = state["stale"], state["seconds"]
+    trainer.history = state["history"]
+    # epochs after the checkpoint (written before a crash) are trained again: forget them
+    lines = "".join(json.dumps(record) + "\n" for record in trainer.history)
+    (trainer.run_dir / "metrics.jsonl").write_text(lines)
+    log.info("resumed %s at epoch %d", trainer.run_dir, trainer.epoch)
+    train = trainer.config.train
+    if trainer.epoch < train.epochs and trainer.stale >= train.patience:
+        log.warning(
+            "%s stopped early (%d epochs without improvement, train.patience=%d): no epoch will "
+            "be trained; raise train.patience to continue it",
+            trainer.run_dir,
+            trainer.stale,
+            train.patience,
+        )
