@@ -11,6 +11,10 @@ inner product::
     TracIn(z, z') = Σ_c  w_c ⟨∇ℓ(z; θ_c), ∇ℓ(z'; θ_c)⟩
     w_c = Σ_{steps since the previous checkpoint} lr / (training targets per step)
 
+where the trainer records the learning rates summed up to each checkpoint in its
+``state.json`` (``lr_sum``), so the weights follow whatever schedule actually ran, an
+extended run included.
+
 Positive values mean training on ``z`` lowered the loss of ``z'`` (a *proponent*), negative values
 that it raised it (an *opponent*). Three questions are answered from one pass per checkpoint:
 
@@ -38,6 +42,7 @@ factored form of :mod:`influrec.data_influence.gradients`; the optimiser's preco
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -66,6 +71,7 @@ from influrec.models.transformer import BehaviorTransformer
 from influrec.training import checkpoint as ckpt
 from influrec.training.loop import lr_factor, make_split
 
+log = logging.getLogger(__name__)
 VALID_CHUNK = 512  # validation targets per forward pass
 
 
@@ -113,26 +119,44 @@ def tracin_checkpoints(
     if limit and len(folders) > limit:
         picks = np.unique(np.linspace(len(folders) - 1, 0, limit).round().astype(int))
         folders = [folders[i] for i in sorted(picks)]
-    train = config.train
     per_epoch = _steps_per_epoch(config, n_windows)
-    total = per_epoch * train.epochs
     targets_per_step = n_targets / per_epoch
-    out, previous = [], 0
-    for folder in folders:
-        state = ckpt.read_checkpoint_state(folder)
-        step = int(state["step"])
-        lr_sum = sum(
-            train.lr
-            * lr_factor(s, warmup=train.warmup_steps, total=total, min_ratio=train.min_lr_ratio)
-            for s in range(previous, step)
-        )
+    states = [ckpt.read_checkpoint_state(folder) for folder in folders]
+    sums = _recorded_lr_sums(states) or _schedule_lr_sums(states, config, per_epoch)
+    out, previous = [], 0.0
+    for folder, state, lr_sum in zip(folders, states, sums, strict=True):
+        weight = (lr_sum - previous) / targets_per_step
         out.append(
             CheckpointWeight(
-                int(state["epoch"]), step, folder / ckpt.MODEL_FILE, lr_sum / targets_per_step
+                int(state["epoch"]), int(state["step"]), folder / ckpt.MODEL_FILE, weight
             )
         )
-        previous = step
+        previous = lr_sum
     return out
+
+
+def _recorded_lr_sums(states: list[dict[str, Any]]) -> list[float] | None:
+    """The learning rate summed over all steps up to each checkpoint, as the trainer recorded
+    it; None when a checkpoint predates that record (or followed a resume of such a run)."""
+    sums = [float(s.get("lr_sum", math.nan)) for s in states]
+    return sums if all(math.isfinite(x) for x in sums) else None
+
+
+def _schedule_lr_sums(
+    states: list[dict[str, Any]], config: ExperimentConfig, per_epoch: int
+) -> list[float]:
+    """For runs without recorded sums: the trainer's schedule summed over the steps, assuming
+    the run was never extended (``train.epochs`` as configured now)."""
+    log.warning("checkpoints without a recorded learning-rate sum: recomputing the schedule")
+    train = config.train
+    total = per_epoch * train.epochs
+    rates = [
+        train.lr
+        * lr_factor(s, warmup=train.warmup_steps, total=total, min_ratio=train.min_lr_ratio)
+        for s in range(max(int(s["step"]) for s in states))
+    ]
+    cumulative = np.concatenate([[0.0], np.cumsum(rates)])
+    return [float(cumulative[int(s["step"])]) for s in states]
 
 
 def _vocabulary_index(ids: Any, wanted: str, what: str) -> int:

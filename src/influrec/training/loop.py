@@ -190,7 +190,7 @@ class Trainer:
         log_q[0] = -np.inf  # padding is never sampled
         self.log_q = torch.from_numpy(log_q).float().to(self.device)
         self.epoch, self.step, self.best_metric, self.best_epoch = 0, 0, -math.inf, 0
-        self.stale, self.seconds = 0, 0.0
+        self.stale, self.seconds, self.lr_sum = 0, 0.0, 0.0  # lr_sum: over every step so far
         self.averaged: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -275,6 +275,7 @@ class Trainer:
                 loss.backward()
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+                self.lr_sum += float(self.schedule.get_last_lr()[0])  # the rate this step uses
                 self.optimizer.step()
                 self.schedule.step()
                 self.step += 1
@@ -367,6 +368,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "stale": self.stale,
             "seconds": self.seconds,
+            "lr_sum": self.lr_sum,
             "history": self.history,
         }
         ckpt.save_checkpoint(
@@ -381,8 +383,7 @@ class Trainer:
         ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self.run_info(finished=False))
 
     def _protected_epochs(self) -> set[int]:
-        """Checkpoints never deleted: the best epoch's, every ``train.keep_every``-th and the
-        ``train.average_best`` best so far."""
+        """Never deleted: the best epoch, every keep_every-th, the average_best best so far."""
         every = self.config.train.keep_every
         kept = set(range(every, self.epoch + 1, every)) if every else set()
         return (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +163,7 @@ def restore(trainer: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     trainer.epoch, trainer.step = state["epoch"], state["step"]
     trainer.best_metric, trainer.best_epoch = state["best_metric"], state["best_epoch"]
     trainer.stale, trainer.seconds = state["stale"], state["seconds"]
+    trainer.lr_sum = float(state.get("lr_sum", math.nan))  # unknown in runs before it was kept
     trainer.history = state["history"]
     # epochs after the checkpoint (written before a crash) are trained again: forget them
     lines = "".join(json.dumps(record) + "\n" for record in trainer.history)
