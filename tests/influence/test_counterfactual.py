@@ -94,11 +94,15 @@ def test_what_if_edits(recommender: Recommender) -> None:
     history = user_history(recommender, 10)
     scorer = Scorer(recommender.model)
     result = what_if(scorer, history, [Edit("remove", position=3)], k=10)
-    expected = torch.topk(
-        recommender.scores([apply_edits(history, [Edit("remove", position=3)])])[0], 10
-    )
-    assert result.after == expected.indices.tolist()
-    assert 0.0 <= result.jaccard <= 1.0 and 0.0 <= result.rbo <= 1.0
+    old, new = recommender.scores([history])[0], rescore_without(recommender, history, [3])
+    before, after = torch.topk(old, 10).indices.tolist(), torch.topk(new, 10).indices.tolist()
+    assert result.before == before and result.after == after
+    union = set(before) | set(after)
+    assert result.jaccard == pytest.approx(len(set(before) & set(after)) / len(union))
+    assert result.rbo == pytest.approx(rank_biased_overlap(before, after))
+    assert result.rank_changes == {
+        i: (int((old > old[i]).sum()) + 1, int((new > new[i]).sum()) + 1) for i in union
+    }
     added = apply_edits(
         history, [Edit("add", item=5, behavior=1), Edit("replace", position=0, item=7, behavior=2)]
     )
