@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from influrec.data.sequences import SequenceData
+from influrec.inference import History, Recommender
 
 
 def make_data(lengths: list[int], seed: int = 0) -> SequenceData:
@@ -71,3 +75,40 @@ def train_tiny_run(
         == 0
     )
     return root / "run"
+
+
+def user_history(rec: Recommender, n: int | None = None) -> History:
+    """The first ``n`` events (all when None) of the user with the longest stored history."""
+    lengths = rec.data.user_end - rec.data.user_start
+    longest = int(np.argmax(lengths))  # user_idx of the longest history
+    h = rec.user_history(rec.dataset.users.column("user_id")[longest - 1].as_py())
+    if n is None:
+        return h
+    return History(h.items[:n], h.behaviors[:n], h.timestamps[:n], h.values[:n])
+
+
+def drop_events(history: History, positions: Sequence[int]) -> History:
+    """The history with the events at ``positions`` really deleted (the later ones move up)."""
+    index = np.asarray(positions, dtype=np.int64)
+    return History(
+        np.delete(history.items, index),
+        np.delete(history.behaviors, index),
+        np.delete(history.timestamps, index),
+        np.delete(history.values, index),
+    )
+
+
+def rescore_without(rec: Recommender, history: History, positions: Sequence[int]) -> torch.Tensor:
+    """(I + 1,) next-item scores after deleting ``positions``: one serving forward pass."""
+    return rec.scores([drop_events(history, positions)])[0]
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run a block on one torch thread (tiny models on a shared machine), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from influrec.cli.main import main
+from influrec.config import TrainConfig
 from influrec.data_influence import DataInfluence
 from influrec.data_influence.gradients import (
     Direction,
@@ -21,14 +23,15 @@ from influrec.data_influence.gradients import (
 )
 from influrec.errors import InputError
 from influrec.training import checkpoint as ckpt
-from influrec.training.loop import lr_factor
 from tests_helpers import train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tracin")
-    return train_tiny_run(root, epochs=3, extra=("train.keep_every=1", "train.keep_checkpoints=1"))
+    schedule = ("train.warmup_steps=3", "train.min_lr_ratio=0.1")  # a short warm-up, a floor
+    kept = ("train.keep_every=1", "train.keep_checkpoints=1")
+    return train_tiny_run(root, epochs=3, extra=(*kept, *schedule))
 
 
 def _loss(params: tuple[torch.Tensor, ...], acts: LastLayer, row: int) -> torch.Tensor:
@@ -101,25 +104,47 @@ def test_gradient_step_changes_query_loss_as_predicted(run: Path) -> None:
     assert after - before == pytest.approx(-lr * dot, rel=0.05, abs=1e-6)
 
 
+def written_out_lr(step: int, train: TrainConfig, total: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based): linear warm-up to ``lr`` over
+    ``warmup_steps`` steps, then half a cosine from ``lr`` down to ``lr * min_lr_ratio`` at
+    step ``total``."""
+    if step < train.warmup_steps:
+        return train.lr * (step + 1) / train.warmup_steps
+    done = (step - train.warmup_steps) / (total - train.warmup_steps)
+    floor = train.lr * train.min_lr_ratio
+    return floor + (train.lr - floor) * (1 + math.cos(math.pi * done)) / 2
+
+
 def test_checkpoint_weights_spread_the_learning_rate(run: Path) -> None:
+    """Each checkpoint weighs the learning rate spent since the previous one, per target of a
+    step: sums of the warm-up + cosine schedule written out here, which must also be the rate
+    the trainer logged after each epoch (metrics.jsonl)."""
     analysis = DataInfluence(run)
     info = ckpt.read_run_info(run)
     train = analysis.config.train
-    assert [c.epoch for c in analysis.checkpoints] == [1, 2, 3]  # keep_every=1 kept them all
-    per_epoch = analysis.checkpoints[0].step
+    per_epoch = math.ceil(info["training_windows"] / train.batch_size)
     total = per_epoch * train.epochs
-    lr_sum = sum(
-        train.lr
-        * lr_factor(s, warmup=train.warmup_steps, total=total, min_ratio=train.min_lr_ratio)
-        for s in range(total)
-    )
-    targets_per_step = len(analysis.events) / per_epoch
-    weights = sum(c.weight for c in analysis.checkpoints)
-    assert weights == pytest.approx(lr_sum / targets_per_step)
+    assert train.warmup_steps < per_epoch < total  # warm-up, cosine and floor all reached
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [per_epoch * e for e in (1, 2, 3)]
+    for record in logged:  # the rate of the next step, the last epoch's at the floor
+        assert record["lr"] == pytest.approx(written_out_lr(record["step"], train, total))
+    assert logged[-1]["lr"] == pytest.approx(train.lr * train.min_lr_ratio)
+
+    def weight(first: int, last: int) -> float:
+        spent = sum(written_out_lr(s, train, total) for s in range(first, last))
+        return spent / (len(analysis.events) / per_epoch)  # per target of a step
+
+    assert [(c.epoch, c.step) for c in analysis.checkpoints] == [
+        (e, per_epoch * e) for e in (1, 2, 3)
+    ]
+    expected = [weight(s - per_epoch, s) for s in (per_epoch, 2 * per_epoch, total)]
+    assert [c.weight for c in analysis.checkpoints] == pytest.approx(expected, rel=1e-9)
     assert info["training_windows"] == len(analysis.windows[0])
     limited = DataInfluence(run, checkpoints=2)
     assert [c.epoch for c in limited.checkpoints] == [1, 3]  # evenly spread, the last kept
-    assert sum(c.weight for c in limited.checkpoints) == pytest.approx(weights)
+    expected = [weight(0, per_epoch), weight(per_epoch, total)]  # the last takes epochs 2-3
+    assert [c.weight for c in limited.checkpoints] == pytest.approx(expected, rel=1e-9)
 
 
 def test_tracin_scores_every_training_target_once(run: Path) -> None:

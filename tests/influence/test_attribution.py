@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from influrec.errors import InputError
-from influrec.inference import History, Recommender
+from influrec.inference import History, Recommender, history_tensors
 from influrec.influence.attribution import (
     attention_rollout,
     gradient_x_input,
@@ -14,24 +16,48 @@ from influrec.influence.attribution import (
     shapley_sampling,
 )
 from influrec.influence.engine import Scorer
-from influrec.influence.measurement import InTopK, ItemScore, LogProbability, Rank, RankMargin
+from influrec.influence.measurement import (
+    InTopK,
+    ItemScore,
+    LogProbability,
+    Measurement,
+    Rank,
+    RankMargin,
+)
+from influrec.models.transformer import BehaviorTransformer
+from tests_helpers import rescore_without, user_history
 
 
-def user_history(rec: Recommender, n: int | None = None) -> History:
-    lengths = rec.data.user_end - rec.data.user_start
-    longest = int(np.argmax(lengths))  # user_idx of the longest history
-    h = rec.user_history(rec.dataset.users.column("user_id")[longest - 1].as_py())
-    if n is None:
-        return h
-    return History(h.items[:n], h.behaviors[:n], h.timestamps[:n], h.values[:n])
+class Float64Reference:
+    """The model in float64 and the event embeddings of a history, built here from the serving
+    inputs (``history_tensors``): ``x`` (1, T, D) the embeddings of the last max_len events,
+    ``content`` (1, T, D) what each event adds to its position's embedding (x minus the same
+    positions with no item, behaviour, gap or value), and ``f``: the measurement after any
+    embeddings (S, T, D) -> (S,)."""
 
+    def __init__(self, model: BehaviorTransformer, history: History) -> None:
+        self.model = copy.deepcopy(model).double().eval()
+        config = model.config
+        items, behaviors, gaps, values = history_tensors(
+            [history], max_len=config.max_len, time_buckets=config.time_buckets
+        )
+        self.items = items
+        nothing = torch.zeros_like(items)
+        with torch.no_grad():
+            self.x = self.model.embed(items, behaviors, gaps, values.double())
+            empty = self.model.embed(
+                nothing,
+                nothing,
+                nothing,
+                torch.zeros_like(values, dtype=torch.float64),
+                positions=self.model.position_ids(items),
+            )
+        self.content = self.x - empty
 
-def brute_force(rec: Recommender, history: History, position: int) -> torch.Tensor:
-    keep = np.arange(len(history)) != position
-    edited = History(
-        history.items[keep], history.behaviors[keep], history.timestamps[keep], history.values[keep]
-    )
-    return rec.scores([edited])[0]
+    def f(self, measurement: Measurement, embeddings: torch.Tensor) -> torch.Tensor:
+        items = self.items.expand(embeddings.shape[0], -1)
+        hidden = self.model.encode_embeddings(embeddings, items)[:, -1]
+        return measurement(self.model.item_scores(hidden))
 
 
 @pytest.mark.parametrize("kind", ["score", "margin", "logp", "rank"])
@@ -50,7 +76,7 @@ def test_leave_one_out_equals_one_at_a_time_rescoring(recommender: Recommender, 
     assert np.isclose(explanation.value, full, rtol=1e-5, atol=1e-6)
     for position, effect in zip(explanation.positions, explanation.effects, strict=True):
         expected = full - float(
-            measurement(brute_force(recommender, history, int(position))[None])[0]
+            measurement(rescore_without(recommender, history, [int(position)])[None])[0]
         )
         assert np.isclose(effect, expected, rtol=1e-4, atol=1e-5), position
 
@@ -100,11 +126,34 @@ def test_integrated_gradients_completeness_and_captum(recommender: Recommender) 
     np.testing.assert_allclose(ours.effects, theirs.detach().double().numpy(), rtol=1e-3, atol=1e-4)
 
 
-def test_gradient_x_input_matches_a_finite_difference_direction(recommender: Recommender) -> None:
-    history = user_history(recommender, 6)
-    item = int(torch.topk(recommender.scores([history])[0], 1).indices[0])
-    explanation = gradient_x_input(Scorer(recommender.model), history, ItemScore(item))
-    assert explanation.effects.shape == (6,) and np.isfinite(explanation.effects).all()
+@pytest.mark.parametrize("kind", ["score", "margin"])
+def test_gradient_x_input_is_the_derivative_along_each_events_content(
+    recommender: Recommender, kind: str
+) -> None:
+    """Gradient x input of event i is the first-order Taylor term d/dt f(x + t c_i) at t = 0,
+    c_i being what event i adds to its position's embedding: checked for every event the model
+    sees against a central finite difference of the float64 forward pass, eps = 1e-4 (its error
+    is O(eps²), far below the tolerance, which is float32's). Leaving out the baseline
+    (x * grad) fails it."""
+    history = user_history(recommender, 20)  # longer than max_len: only the window is explained
+    window = len(history) - recommender.model.config.max_len
+    item = int(torch.topk(recommender.scores([history])[0], 3).indices[-1])
+    measurement = ItemScore(item) if kind == "score" else RankMargin(item, 10)
+    explanation = gradient_x_input(Scorer(recommender.model), history, measurement)
+    assert explanation.positions.tolist() == list(range(window, len(history)))
+    ref = Float64Reference(recommender.model, history)
+    length, eps = ref.x.shape[1], 1e-4
+    steps = torch.zeros(2, length, length, 1, dtype=torch.float64)  # (±, event i, T, 1)
+    steps[0, range(length), range(length)] = eps
+    steps[1, range(length), range(length)] = -eps
+    with torch.no_grad():
+        assert np.isclose(explanation.value, float(ref.f(measurement, ref.x)[0]), rtol=1e-5)
+        moved = ref.f(measurement, (ref.x + steps * ref.content).view(2 * length, length, -1))
+    plus, minus = moved.view(2, length)
+    derivative = ((plus - minus) / (2 * eps)).numpy()
+    scale = np.abs(derivative).max()
+    assert scale > 1e-3  # the events do move the measurement
+    np.testing.assert_allclose(explanation.effects, derivative, rtol=1e-4, atol=1e-4 * scale)
     with pytest.raises(InputError, match="not differentiable"):
         gradient_x_input(Scorer(recommender.model), history, InTopK(item, 10))
 
@@ -164,30 +213,55 @@ def test_attention_rollout_is_a_distribution_and_weights_match_the_forward(
     )
 
 
-def test_batched_integrated_gradients_equal_one_at_a_time(recommender: Recommender) -> None:
+def test_batched_integrated_gradients_equal_a_loop_over_the_path(recommender: Recommender) -> None:
+    """Several measurements share one batched path; each must equal integrated gradients
+    written out here: (x - baseline) times the mean gradient at the midpoints
+    baseline + (s + 0.5) / S (x - baseline), one point and one measurement at a time (float64)."""
     from influrec.influence.attribution import integrated_gradients_many
 
     history = user_history(recommender, 9)
-    scorer = Scorer(recommender.model)
+    steps = 20
     items = torch.topk(recommender.scores([history])[0], 3).indices.tolist()
     measurements = [ItemScore(items[0]), RankMargin(items[1], 10), LogProbability(items[2])]
-    together = integrated_gradients_many(scorer, history, measurements, steps=20)
+    scorer = Scorer(recommender.model)
+    together = integrated_gradients_many(scorer, history, measurements, steps=steps)
+    ref = Float64Reference(recommender.model, history)
+    baseline = ref.x - ref.content
     for m, batched in zip(measurements, together, strict=True):
-        alone = integrated_gradients(scorer, history, m, steps=20)
-        np.testing.assert_allclose(batched.effects, alone.effects, rtol=1e-4, atol=1e-6)
-        assert np.isclose(batched.value, alone.value)
+        total = torch.zeros_like(ref.x)
+        for s in range(steps):
+            point = (baseline + (s + 0.5) / steps * ref.content).requires_grad_(True)
+            total += torch.autograd.grad(ref.f(m, point).sum(), point)[0]
+        expected = (ref.content * total / steps).sum(-1)[0].detach().numpy()
+        scale = np.abs(expected).max()
+        assert scale > 1e-3, m.name
+        np.testing.assert_allclose(batched.effects, expected, rtol=1e-4, atol=1e-4 * scale)
+        with torch.no_grad():
+            assert np.isclose(batched.value, float(ref.f(m, ref.x)[0]), rtol=1e-5, atol=1e-6)
 
 
-def test_leave_one_out_for_many_items_equals_one_at_a_time(recommender: Recommender) -> None:
+def test_leave_one_out_for_many_items_equals_one_at_a_time_rescoring(
+    recommender: Recommender,
+) -> None:
+    """``leave_one_out_many`` (one set of deletions read by every measurement) and
+    ``leave_one_out`` against deleting each event and re-scoring the history, per item."""
     from influrec.influence.attribution import leave_one_out_many
 
-    history = user_history(recommender, 11)
+    history = user_history(recommender)  # longer than max_len: older events slide in
     scorer = Scorer(recommender.model)
-    items = torch.topk(recommender.scores([history])[0], 3).indices.tolist()
-    measurements = [RankMargin(i, 10) for i in items]
-    for m, together in zip(
-        measurements, leave_one_out_many(scorer, history, measurements), strict=True
-    ):
-        np.testing.assert_allclose(
-            together.effects, leave_one_out(scorer, history, m).effects, rtol=1e-6
-        )
+    full = recommender.scores([history])
+    ranked = torch.argsort(full[0], descending=True).tolist()
+    items = [*ranked[:3], ranked[20]]  # three in the top 10, one outside (negative margin)
+    measurements = [RankMargin(i, 10) for i in items] + [LogProbability(items[0])]
+    explanations = leave_one_out_many(scorer, history, measurements)
+    assert len(explanations) == len(measurements)
+    window = np.arange(len(history) - recommender.model.config.max_len, len(history))
+    deleted = torch.stack([rescore_without(recommender, history, [int(p)]) for p in window])
+    for m, together in zip(measurements, explanations, strict=True):
+        value = float(m(full)[0])
+        expected = value - m(deleted).double().numpy()
+        alone = leave_one_out(scorer, history, m)
+        for explanation in (together, alone):
+            assert np.array_equal(explanation.positions, window)
+            assert np.isclose(explanation.value, value, rtol=1e-5, atol=1e-6), m.name
+            np.testing.assert_allclose(explanation.effects, expected, rtol=1e-4, atol=1e-5)

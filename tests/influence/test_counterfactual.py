@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 import torch
-from test_attribution import user_history
 
 from influrec.errors import InputError
 from influrec.inference import History, Recommender
@@ -18,39 +18,69 @@ from influrec.influence.counterfactual import (
     rank_of,
     what_if,
 )
-from influrec.influence.engine import Scorer, without
+from influrec.influence.engine import Scorer
+from tests_helpers import one_torch_thread, rescore_without, user_history
 
 
 def rank_without(rec: Recommender, history: History, removed: list[int], item: int) -> int:
-    keep = without(len(history), removed)
-    edited = History(
-        history.items[keep], history.behaviors[keep], history.timestamps[keep], history.values[keep]
-    )
-    return rank_of(rec.scores([edited])[0], item)
+    return rank_of(rescore_without(rec, history, removed), item)
+
+
+def margin(scores: torch.Tensor, item: int, k: int) -> float:
+    """The item's score minus the k-th best score of the other real items."""
+    others = [float(s) for i, s in enumerate(scores.tolist()) if i not in (0, item)]
+    return float(scores[item]) - sorted(others, reverse=True)[k - 1]
+
+
+def supporting_events(rec: Recommender, history: History, item: int) -> list[int]:
+    """Positions whose deletion lowers the item's top-10 margin, by re-scoring each deletion."""
+    full = margin(rec.scores([history])[0], item, 10)
+    return [
+        p
+        for p in range(len(history))
+        if full - margin(rescore_without(rec, history, [p]), item, 10) > 0
+    ]
 
 
 def test_counterfactual_sets_are_valid_and_minimal_under_single_removals(
     recommender: Recommender,
 ) -> None:
+    """Every answer is checked by re-scoring here: without the set the item leaves the top 10,
+    with any one of its events put back it does not; a failure is checked too: deleting every
+    event that supports the item (positive leave-one-out effect) keeps it in the top 10.
+
+    Minimality holds once pruning has run to the end. By default the search stops pruning after
+    1 s, which a loaded machine can reach before pruning starts; it then returns the valid but
+    unpruned set (what made this test flaky), so here the budget is unbounded. With no budget
+    at all the set is left unpruned: still valid, drawn from the supporting events, and a
+    superset of the pruned one."""
     scorer = Scorer(recommender.model)
-    found = 0
-    for n in (8, 12, 16):
-        history = user_history(recommender, n)
-        top = torch.topk(recommender.scores([history])[0], 10).indices.tolist()
-        for item in top[:5]:
-            result = counterfactual_set(scorer, history, item, k=10)
-            if not result.valid:
-                assert result.removed == [] and result.reason
-                continue
-            found += 1
-            assert result.original_rank <= 10 < result.new_rank
-            assert (
-                rank_without(recommender, history, result.removed, item) == result.new_rank
-            )  # verified
-            for drop in result.removed:  # no event of the set is superfluous
-                smaller = [p for p in result.removed if p != drop]
-                assert rank_without(recommender, history, smaller, item) <= 10
-    assert found > 0
+    valid = failed = shrunk = 0
+    with one_torch_thread():  # a tiny model is fastest on one thread, above all under load
+        for n in (8, 12, 16):
+            history = user_history(recommender, n)
+            full = recommender.scores([history])[0]
+            for item in torch.topk(full, 10).indices.tolist()[:5]:
+                result = counterfactual_set(scorer, history, item, k=10, time_budget_s=math.inf)
+                assert result.original_rank == rank_of(full, item) <= 10
+                support = supporting_events(recommender, history, item)
+                if not result.valid:
+                    failed += 1
+                    assert result.removed == [] and result.new_rank is None and result.reason
+                    assert rank_without(recommender, history, support, item) <= 10
+                    continue
+                valid += 1
+                assert result.new_rank == rank_without(recommender, history, result.removed, item)
+                assert result.new_rank > 10
+                for drop in result.removed:  # no event of the set is superfluous
+                    smaller = [p for p in result.removed if p != drop]
+                    assert rank_without(recommender, history, smaller, item) <= 10
+                unpruned = counterfactual_set(scorer, history, item, k=10, time_budget_s=0.0)
+                assert unpruned.valid and unpruned.new_rank is not None and unpruned.new_rank > 10
+                assert set(result.removed) <= set(unpruned.removed) <= set(support)
+                shrunk += unpruned.size > result.size
+    # 15 questions; with the fixture model 11 have a set and pruning shrinks at least one
+    assert valid + failed == 15 and valid >= 5 and shrunk >= 1, (valid, failed, shrunk)
 
 
 def test_counterfactual_for_an_item_outside_the_top_k(recommender: Recommender) -> None:
@@ -64,11 +94,15 @@ def test_what_if_edits(recommender: Recommender) -> None:
     history = user_history(recommender, 10)
     scorer = Scorer(recommender.model)
     result = what_if(scorer, history, [Edit("remove", position=3)], k=10)
-    expected = torch.topk(
-        recommender.scores([apply_edits(history, [Edit("remove", position=3)])])[0], 10
-    )
-    assert result.after == expected.indices.tolist()
-    assert 0.0 <= result.jaccard <= 1.0 and 0.0 <= result.rbo <= 1.0
+    old, new = recommender.scores([history])[0], rescore_without(recommender, history, [3])
+    before, after = torch.topk(old, 10).indices.tolist(), torch.topk(new, 10).indices.tolist()
+    assert result.before == before and result.after == after
+    union = set(before) | set(after)
+    assert result.jaccard == pytest.approx(len(set(before) & set(after)) / len(union))
+    assert result.rbo == pytest.approx(rank_biased_overlap(before, after))
+    assert result.rank_changes == {
+        i: (int((old > old[i]).sum()) + 1, int((new > new[i]).sum()) + 1) for i in union
+    }
     added = apply_edits(
         history, [Edit("add", item=5, behavior=1), Edit("replace", position=0, item=7, behavior=2)]
     )

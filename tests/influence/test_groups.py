@@ -3,12 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_attribution import user_history
 
-from influrec.inference import Recommender
+from influrec.inference import History, Recommender
 from influrec.influence.engine import Scorer
 from influrec.influence.groups import behavior_groups, group_effects, time_groups
 from influrec.influence.measurement import ItemScore
+from tests_helpers import drop_events, user_history
 
 
 def test_group_shapley_is_exact_and_efficient(recommender: Recommender) -> None:
@@ -39,8 +39,25 @@ def test_time_groups_partition_by_age(recommender: Recommender) -> None:
     history = user_history(recommender, 14)
     groups = time_groups(history)
     assert sorted(np.concatenate(list(groups.values())).tolist()) == list(range(14))
-    age = history.timestamps[-1] - history.timestamps
-    if "last hour" in groups:
-        assert (age[groups["last hour"]] <= 3600).all()
+    hour, day = 3600, 86400
+    ages = [40 * day, 30 * day, 10 * day, 2 * day, 5 * hour, hour, 600, 0]  # seconds before last
+    now = 1_700_000_000
+    n = len(ages)
+    timed = History(
+        np.ones(n, np.int64), np.ones(n, np.int64), now - np.array(ages), np.zeros(n, np.float32)
+    )
+    expected = {  # each upper limit inclusive; a window without events is left out
+        "last hour": [5, 6, 7],
+        "last day": [4],
+        "last week": [3],
+        "last 30 days": [1, 2],
+        "older": [0],
+    }
+    assert {k: v.tolist() for k, v in time_groups(timed).items()} == expected
+    recent = drop_events(timed, range(4))
+    assert {k: v.tolist() for k, v in time_groups(recent).items()} == {
+        "last hour": [1, 2, 3],
+        "last day": [0],
+    }
     with pytest.raises(ValueError, match="groups"):
         group_effects(Scorer(recommender.model), history, ItemScore(1), {})
