@@ -202,6 +202,8 @@ def run_counterfactual(args: argparse.Namespace) -> int:
         f"verified by re-scoring, {result['evaluated']} histories scored "
         f"in {result['seconds']:.2f} s"
     )
+    if result["reason"]:
+        console.print(f"[yellow]note:[/yellow] {result['reason']}")
     return 0
 
 

@@ -83,7 +83,7 @@ def counterfactual_set(
     if len(dropped) == 0:
         return failed(f"removing the {len(helpful)} most supportive events is not enough")
     chosen = list(helpful[: dropped[0] + 1])
-    chosen, pruned = _prune(scorer, history, chosen, margin, started, time_budget_s)
+    chosen, pruned, minimal = _prune(scorer, history, chosen, margin, started, time_budget_s)
     evaluated += pruned
     final = scorer.scores(history, [without(n, chosen)])[0]
     new_rank = rank_of(final, item)
@@ -96,6 +96,7 @@ def counterfactual_set(
         new_rank,
         evaluated + 1,
         time.perf_counter() - started,
+        "" if minimal else f"time budget of {time_budget_s:g} s spent: valid, maybe not minimal",
     )
 
 
@@ -106,8 +107,9 @@ def _prune(
     margin: RankMargin,
     started: float,
     budget: float,
-) -> tuple[list[int], int]:
-    """Drop events the set does not need (one at a time, each removal verified)."""
+) -> tuple[list[int], int, bool]:
+    """Drop events the set does not need (one at a time, each removal verified). Returns the
+    set, the histories scored, and whether pruning finished (False: the budget ran out)."""
     evaluated = 0
     changed = True
     while changed and len(chosen) > 1 and time.perf_counter() - started < budget:
@@ -119,7 +121,7 @@ def _prune(
         if len(still):
             chosen = trials[int(still[np.argmin(margins[still])])]
             changed = True
-    return chosen, evaluated
+    return chosen, evaluated, not changed or len(chosen) <= 1
 
 
 @dataclass(frozen=True)
