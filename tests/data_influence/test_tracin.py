@@ -266,3 +266,25 @@ def test_spearman_gives_tied_scores_their_mean_rank() -> None:
         1.5 / np.sqrt(1.5 * 2.0)
     )
     assert spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
+
+
+def test_an_extended_run_weighs_checkpoints_by_the_rates_it_used(tmp_path: Path) -> None:
+    """Two epochs, then `--resume --set train.epochs=4`: the first two checkpoints spent the
+    two-epoch schedule, the last two the four-epoch one from step 2P on, and TracIn's weights
+    follow what ran (recorded by the trainer), not today's config alone."""
+    schedule = ("train.warmup_steps=3", "train.min_lr_ratio=0.1", "train.keep_every=1")
+    run = train_tiny_run(tmp_path, epochs=2, extra=schedule)
+    extend = ["train", str(tmp_path / "data"), "--out", str(run), "--resume", "--no-progress"]
+    assert main([*extend, "--set", "train.epochs=4"]) == 0
+    analysis = DataInfluence(run)
+    train = analysis.config.train
+    assert train.epochs == 4
+    per_epoch = math.ceil(ckpt.read_run_info(run)["training_windows"] / train.batch_size)
+    rates = [written_out_lr(s, train, 2 * per_epoch) for s in range(2 * per_epoch)]
+    rates += [written_out_lr(s, train, 4 * per_epoch) for s in range(2 * per_epoch, 4 * per_epoch)]
+    per_target = len(analysis.events) / per_epoch
+    expected = [sum(rates[e * per_epoch : (e + 1) * per_epoch]) / per_target for e in range(4)]
+    assert [c.epoch for c in analysis.checkpoints] == [1, 2, 3, 4]
+    assert [c.weight for c in analysis.checkpoints] == pytest.approx(expected, rel=1e-9)
+    stretched = [written_out_lr(s, train, 4 * per_epoch) for s in range(2 * per_epoch)]
+    assert sum(stretched) / per_target > expected[0] + expected[1]  # today's config alone differs

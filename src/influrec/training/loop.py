@@ -275,7 +275,7 @@ class Trainer:
                 loss.backward()
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-                self.lr_sum += float(self.schedule.get_last_lr()[0])  # the rate this step uses
+                self.lr_sum += float(self.optimizer.param_groups[0]["lr"])  # this step's rate
                 self.optimizer.step()
                 self.schedule.step()
                 self.step += 1

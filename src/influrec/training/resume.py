@@ -161,6 +161,13 @@ def restore(trainer: Trainer, checkpoint: ckpt.Checkpoint) -> None:
     if "cuda_rng" in trainer_state and trainer.device.type == "cuda":
         torch.cuda.set_rng_state(trainer_state["cuda_rng"])
     trainer.epoch, trainer.step = state["epoch"], state["step"]
+    # The rate of the next step from the schedule as configured now: unchanged for a plain
+    # resume, and for an extended run (more epochs) the stretched schedule from this step on.
+    schedule = trainer.schedule
+    for group, base, factor in zip(
+        trainer.optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas, strict=True
+    ):
+        group["lr"] = base * factor(trainer.step)
     trainer.best_metric, trainer.best_epoch = state["best_metric"], state["best_epoch"]
     trainer.stale, trainer.seconds = state["stale"], state["seconds"]
     trainer.lr_sum = float(state.get("lr_sum", math.nan))  # unknown in runs before it was kept
