@@ -14,6 +14,7 @@ from influrec.influence.attribution import METHODS
 from influrec.serving import influence_routes
 from influrec.serving.app import create_app
 from influrec.serving.settings import API_KEYS_ENV, Limits, ServiceSettings
+from tests_helpers import metric_samples
 
 EVENT = {"user": "u2", "item": "i3", "behavior": "buy"}
 
@@ -174,25 +175,21 @@ def test_metrics_count_requests_by_route_and_status_and_events(client: TestClien
     client.post("/v1/events", json={"events": events}, headers=auth())  # 3 duplicates
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    text = response.text
-    route = 'route="/v1/users/{user_id}/recommendations"'
-    assert f'influrec_http_requests_total{{method="GET",{route},status="200"}} 2' in text
-    assert f'influrec_http_requests_total{{method="GET",{route},status="401"}} 1' in text
-    assert f'influrec_http_request_duration_seconds_count{{method="GET",{route}}} 3' in text
-    inf = f'influrec_http_request_duration_seconds_bucket{{method="GET",{route},le="+Inf"}} 3'
-    assert inf in text
-    assert "influrec_events_stored_total 3\n" in text
-    assert "influrec_events_duplicate_total 3\n" in text
-    assert "influrec_store_events 3\n" in text
-    # every sample line is NAME{labels} NUMBER, and histogram buckets never decrease
-    sample = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+$')
-    assert all(sample.match(line) for line in text.splitlines() if not line.startswith("#"))
+    samples = metric_samples(response.text)
+    route = {("method", "GET"), ("route", "/v1/users/{user_id}/recommendations")}
+    requests = "influrec_http_requests_total"
+    assert samples[(requests, frozenset({*route, ("status", "200")}))] == 2
+    assert samples[(requests, frozenset({*route, ("status", "401")}))] == 1
+    assert samples[("influrec_http_request_duration_seconds_count", frozenset(route))] == 3
     buckets = [
-        int(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("influrec_http_request_duration_seconds_bucket") and route in line
+        value
+        for (name, labels), value in samples.items()
+        if name == "influrec_http_request_duration_seconds_bucket" and route <= labels
     ]
-    assert buckets == sorted(buckets) and len(buckets) == 13
+    assert len(buckets) == 13 and max(buckets) == 3  # 12 bounds and +Inf
+    assert samples[("influrec_events_stored_total", frozenset())] == 3
+    assert samples[("influrec_events_duplicate_total", frozenset())] == 3
+    assert samples[("influrec_store_events", frozenset())] == 3
 
 
 def test_openapi_documents_the_routes_and_the_bearer_scheme(client: TestClient) -> None:

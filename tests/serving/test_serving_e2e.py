@@ -45,7 +45,7 @@ def test_serve_survives_sigkill_with_every_acknowledged_event(
         assert len(explained["recommendations"]) == 2
         erased = client.delete("/v1/users/u5", headers=ADMIN).json()
         assert erased == {"user": "u5", "events_deleted": 5, "erased": True}
-        assert "influrec_events_stored_total 20" in client.get("/metrics").text
+        assert "influrec_events_stored_total 20.0" in client.get("/metrics").text
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     kept = [e for e in acknowledged if not e.startswith("u5-")]

@@ -16,6 +16,7 @@ from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware, nesting_depth
 from influrec.serving.settings import ServiceSettings, parse_api_keys
 from influrec.serving.store import EventStore, StoredEvent
+from tests_helpers import metric_samples
 
 
 def test_api_keys_parse_and_admin_implies_read_and_write() -> None:
@@ -115,12 +116,21 @@ def test_metrics_render_escapes_labels_and_accumulates_buckets() -> None:
         metrics.observe(method="GET", route='/a"b', status=200, seconds=seconds)
     metrics.count_events(stored=5, duplicates=1)
     text = metrics.render(events_in_store=7)
-    assert 'influrec_http_requests_total{method="GET",route="/a\\"b",status="200"} 4' in text
-    assert 'route="/a\\"b",le="0.005"} 1' in text
-    assert 'route="/a\\"b",le="0.025"} 3' in text
-    assert 'route="/a\\"b",le="30"} 3' in text
-    assert 'route="/a\\"b",le="+Inf"} 4' in text
-    assert "influrec_events_stored_total 5\n" in text and "influrec_store_events 7\n" in text
+    assert 'route="/a\\"b"' in text  # the quote is escaped in the exposition text
+    samples = metric_samples(text)
+    route = {("method", "GET"), ("route", '/a"b')}
+
+    def bucket(le: str) -> float:
+        return samples[
+            ("influrec_http_request_duration_seconds_bucket", frozenset({*route, ("le", le)}))
+        ]
+
+    assert samples[("influrec_http_requests_total", frozenset({*route, ("status", "200")}))] == 4
+    assert [bucket("0.005"), bucket("0.025"), bucket("30.0"), bucket("+Inf")] == [1, 3, 3, 4]
+    assert samples[("influrec_http_request_duration_seconds_sum", frozenset(route))] == 100.041
+    assert samples[("influrec_events_stored_total", frozenset())] == 5
+    assert samples[("influrec_events_duplicate_total", frozenset())] == 1
+    assert samples[("influrec_store_events", frozenset())] == 7
 
 
 def run_middleware(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes]:
