@@ -235,8 +235,9 @@ class EventBuilder:
             behavior_codes = self.behaviors.encode(pc.filter(behavior, mask)).astype(np.int16)
         if len(self.behaviors.tokens) > MAX_BEHAVIORS:
             raise InputError(
-                f"{self.bad.path}: more than {MAX_BEHAVIORS} distinct behaviour values (the "
-                f"limit); is the behavior column (--map behavior=...) really a behaviour type?"
+                f"{self.bad.path}: {len(self.behaviors.tokens)} distinct behaviour values by "
+                f"line {int(batch.lines[-1])}; at most {MAX_BEHAVIORS} are supported. Is the "
+                "behavior column (--map behavior=...) really a behaviour type?"
             )
         for name, values in batch.item_attrs.items():
             self._add_attrs(name, item_codes, clean_text(pc.filter(values, mask)))
