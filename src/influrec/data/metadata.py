@@ -118,18 +118,17 @@ def read_items_file(path: Path) -> pa.Table:
         raise InputError(f"{path}: the item metadata file is empty; it needs an item_id column")
     try:
         table = pq.read_table(path) if path.suffix == ".parquet" else pa_csv.read_csv(path)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as exc:
+        names = table.column_names  # pyarrow decodes the names here
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
         kind = "Parquet" if path.suffix == ".parquet" else "CSV with a header row (UTF-8)"
         raise InputError(
             f"{path}: cannot read the item metadata file ({str(exc)[:150]}); expected {kind} "
             "with an item_id column"
         ) from exc
-    if "item_id" not in table.column_names:
-        raise InputError(
-            f"{path}: item metadata needs an item_id column; it has {table.column_names}"
-        )
+    if "item_id" not in names:
+        raise InputError(f"{path}: item metadata needs an item_id column; it has {names}")
     return table.set_column(
-        table.column_names.index("item_id"), "item_id", table.column("item_id").cast(pa.string())
+        names.index("item_id"), "item_id", table.column("item_id").cast(pa.string())
     )
 
 

@@ -150,9 +150,9 @@ def _check_one_magnitude(numbers: np.ndarray, unit: str) -> None:
     present = np.unique(classes[classes >= 0]).tolist()
     if any(NUMERIC_UNITS[c] != unit for c in present):
         chosen = NUMERIC_UNITS.index(unit)
-        examples = {NUMERIC_UNITS[c]: int(np.flatnonzero(classes == c)[0]) for c in present}
-        if chosen not in present:
-            examples[unit] = -1
+        first = {c: int(np.flatnonzero(classes == c)[0]) for c in present}
+        examples = {unit: first.get(chosen, -1)}  # -1: seen in an earlier block
+        examples |= {NUMERIC_UNITS[c]: i for c, i in first.items() if c != chosen}
         raise MixedTimeUnits(examples)
 
 
