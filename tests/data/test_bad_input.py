@@ -280,8 +280,16 @@ def test_bad_row_text_is_the_line_as_in_the_file(tmp_path: Path) -> None:
 
 def test_lines_stay_right_after_quoted_multiline_fields(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
-    rows = 'uid,sku,note,ts\nu1,s1,"two\nlines",5\nu2,s2,x,bad\n\nu3,s3,"a\r\nb\nc",7\nu4,s4\nu5,s5,y,9\n'
-    path.write_text(rows)
+    rows = [
+        "uid,sku,note,ts",  # 1
+        'u1,s1,"two\nlines",5',  # 2-3
+        "u2,s2,x,bad",  # 4
+        "",  # 5
+        'u3,s3,"a\r\nb\nc",7',  # 6-8
+        "u4,s4",  # 9
+        "u5,s5,y,9",  # 10
+    ]
+    path.write_bytes(("\n".join(rows) + "\n").encode())
     log = read(path, "csv")
     assert log.columns.row.tolist() == [2, 6, 10]
     assert [(e["line"], e["reason"]) for e in log.bad.examples] == [
