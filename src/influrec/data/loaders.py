@@ -6,6 +6,8 @@ decompressed on the fly, and every row keeps its line number for errors and stab
 
 from __future__ import annotations
 
+import io
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +16,11 @@ from typing import Any
 import pyarrow as pa
 
 from influrec.data.badrows import BadRowPolicy, BadRows
-from influrec.data.delimited import TextBlock, first_line, stream_delimited
+from influrec.data.delimited import TextBlock, stream_delimited
 from influrec.data.metadata import read_item_metadata
 from influrec.data.parsing import EncodedColumns, EventBuilder, FieldBatch
 from influrec.data.rowreaders import jsonl_blocks, parquet_blocks, s3rec_blocks
+from influrec.data.textio import open_binary
 from influrec.errors import InputError
 
 BLOCK_SIZE = 1 << 22  # bytes of text parsed per batch
@@ -127,9 +130,9 @@ def read_movielens(path: Path, bad: BadRows, options: ReadOptions) -> EventBuild
     if name.endswith(".csv"):
         names, delimiter = None, ","
         mapping = {"user": "userId", "item": "movieId", "value": "rating", "time": "timestamp"}
-    elif "::" in (head := first_line(path)):
+    elif n_fields := _double_colon_fields(path):
         delimiter = "::"
-        names = ["user", "item", "value", "time"][: head.count("::") + 1]
+        names = ["user", "item", "value", "time"][:n_fields]
         mapping = {k: k for k in names}
     else:
         names, delimiter = ["user", "item", "value", "time"], "\t"
@@ -137,6 +140,20 @@ def read_movielens(path: Path, bad: BadRows, options: ReadOptions) -> EventBuild
     builder = EventBuilder(bad, behavior="rate", time_unit="s")
     blocks = _delimited(path, delimiter=delimiter, names=names, wanted=list(mapping.values()))
     return _feed(builder, blocks, mapping)
+
+
+def _double_colon_fields(path: Path, sample: int = 100) -> int:
+    """Fields per line of a ``::`` file (the most common count among its first non-blank
+    lines), 0 when those lines have no ``::``."""
+    counts: Counter[int] = Counter()
+    with open_binary(path) as raw, io.BufferedReader(raw) as lines:
+        for line in lines:
+            if line.strip():
+                counts[line.count(b"::") + 1 if b"::" in line else 0] += 1
+            if counts.total() >= sample:
+                break
+    n_fields = counts.most_common(1)[0][0] if counts else 0
+    return min(n_fields, 4) if n_fields >= 3 else 0
 
 
 def read_taobao(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder:
