@@ -50,12 +50,21 @@ class _DoubleColonAsTab(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int | None = -1) -> bytes:
+        want = size if size is not None and size > 0 else 1 << 20
+        while True:
+            data = self.raw.read(want) or b""
+            chunk, self.carry = self.carry + data, b""
+            colons = 0
+            while colons < len(chunk) and chunk[-1 - colons] == ord(":"):
+                colons += 1
+            if data and colons % 2:  # an odd run of ':' at the end: keep half a '::' back
+                chunk, self.carry = chunk[:-1], b":"
+            if chunk or not data:
+                return chunk.replace(b"::", b"\t")
+
     def readinto(self, buffer: Any) -> int:
-        chunk = self.carry + (self.raw.read(len(buffer) - 1) or b"")
-        self.carry = b""
-        if chunk.endswith(b":") and not chunk.endswith(b"::"):
-            chunk, self.carry = chunk[:-1], b":"
-        data = chunk.replace(b"::", b"\t")
+        data = self.read(len(buffer) - 1)
         buffer[: len(data)] = data
         return len(data)
 
@@ -116,6 +125,12 @@ class _Lines:
         return records + before[np.searchsorted(self.extra_records, records, "left")]
 
 
+def _may_hold_newline(column: pa.Array) -> bool:
+    """Whether a string column's bytes hold a newline (one fast scan of its data buffer)."""
+    data = column.buffers()[2]
+    return data is not None and bool((np.frombuffer(data, np.uint8) == ord("\n")).any())
+
+
 def _touches(bad_lines: np.ndarray, start: np.ndarray, newlines: np.ndarray) -> np.ndarray:
     """(N,) bool: whether lines start..start+newlines hold one of the sorted ``bad_lines``."""
     if not len(bad_lines):
@@ -152,10 +167,10 @@ def stream_delimited(
         return "skip"
 
     quoted = delimiter == ","
-    with raw, io.BufferedReader(guard) as stream:
+    with raw:
         try:
             reader = pa_csv.open_csv(
-                stream,
+                guard,  # read() hands over the file's own chunks: no buffering layer
                 read_options=pa_csv.ReadOptions(
                     use_threads=False, block_size=block_size, column_names=names
                 ),
@@ -176,7 +191,8 @@ def stream_delimited(
         blocks = _Blocks(path, delimiter, len(columns), _Lines(1 if names is not None else 2))
         for batch in reader:
             raw.check()
-            yield blocks.block(batch, arrived, guard.bad_lines, quoted=quoted, wanted=wanted)
+            quotes = quoted and guard.quoted  # no '"' read yet: no field holds a newline
+            yield blocks.block(batch, arrived, guard.bad_lines, quoted=quotes, wanted=wanted)
         raw.check()
         if arrived or blocks.pending:
             yield blocks.rest(arrived, guard.bad_lines, wanted)
@@ -209,7 +225,8 @@ class _Blocks:
         newlines = np.zeros(batch.num_rows, np.int64)
         if quoted:
             for column in batch.columns:
-                newlines += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
+                if _may_hold_newline(column):
+                    newlines += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
             self.lines.add_extras(records, newlines)
         lines = self.lines.physical(records)
         bad = np.array(sorted(bad_lines), np.int64)

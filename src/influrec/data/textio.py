@@ -49,16 +49,20 @@ class CheckedStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes as the underlying file gives them (no extra copy)."""
         if self.error is not None:
-            return 0
+            return b""
         try:
-            data = self.raw.read(len(buffer))
+            return self.raw.read(-1 if size is None else size)
         except _READ_ERRORS as exc:
             self.error = _read_error(self.path, exc)
             if not self.quiet:
                 raise self.error from exc
-            return 0
+            return b""
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -94,7 +98,10 @@ def open_binary(path: Path, *, quiet: bool = False) -> CheckedStream:
 
 
 class Utf8Guard(io.RawIOBase):
-    """Byte stream that is always valid UTF-8; ``bad_lines`` holds the lines that were not."""
+    """Byte stream that is always valid UTF-8; ``bad_lines`` holds the lines that were not.
+
+    ``quoted`` turns True once a ``"`` has passed (before that no field can hold a newline).
+    """
 
     def __init__(self, raw: io.RawIOBase) -> None:
         self.raw = raw
@@ -102,23 +109,34 @@ class Utf8Guard(io.RawIOBase):
         self.newlines = 0  # newlines passed on so far
         self.carry = b""  # an incomplete multi-byte character at the end of the last chunk
         self.pending = memoryview(b"")
+        self.quoted = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        while not self.pending:
-            data = self.raw.read(_CHUNK) or b""
+    def read(self, size: int | None = -1) -> bytes:
+        """Checked bytes, at most about ``size`` of them; b"" at the end."""
+        want = size if size is not None and size > 0 else _CHUNK
+        while True:
+            data = self.raw.read(want) or b""
             if not data and not self.carry:
-                return 0
-            self.pending = memoryview(self._checked(data, final=not data))
+                return b""
+            out = self._checked(data, final=not data)
+            if out or not data:
+                return out
+
+    def readinto(self, buffer: Any) -> int:
+        if not self.pending:
+            self.pending = memoryview(self.read(len(buffer)))
         n = min(len(buffer), len(self.pending))
         buffer[:n] = self.pending[:n]
         self.pending = self.pending[n:]
         return n
 
     def _checked(self, data: bytes, *, final: bool) -> bytes:
-        data, self.carry = self.carry + data, b""
+        if self.carry:
+            data, self.carry = self.carry + data, b""
+        self.quoted = self.quoted or b'"' in data
         if data.isascii():
             self.newlines += data.count(b"\n")
             return data
