@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from influrec.data.delimited import Invalid, TextBlock, check_columns
@@ -128,10 +129,10 @@ def s3rec_blocks(path: Path, rows_per_batch: int) -> Iterator[TextBlock]:
         elif len(fields) == 1:
             expected = "a user id followed by item ids"
             invalid.append((number, "no_items", text.rstrip("\r\n"), expected))
-        for item in fields[1:]:
-            users.append(fields[0])
-            items.append(item)
-            lines.append(number)
+        else:
+            users.extend([fields[0]] * (len(fields) - 1))
+            items.extend(fields[1:])
+            lines.extend([number] * (len(fields) - 1))
         if len(users) >= rows_per_batch:
             yield _s3rec_block(users, items, lines, invalid)
             users, items, lines, invalid = [], [], [], []
@@ -145,7 +146,7 @@ def _s3rec_block(
     return TextBlock(
         lines=np.array(lines, np.int64),
         columns={"user": user, "item": pa.array(items, pa.string())},
-        blank=np.array([u == "" for u in users], bool),
+        blank=pc.equal(user, "").to_numpy(zero_copy_only=False),
         invalid=invalid,
     )
 
