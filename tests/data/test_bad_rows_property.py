@@ -173,7 +173,11 @@ def rows_strategy(spec: Format) -> st.SearchStrategy[list[Row]]:
     )
     rows = st.lists(row, min_size=1, max_size=25)
     if spec.name == "ratings.dat":  # the layout (3 or 4 fields) is the most common one
-        rows = rows.filter(lambda rs: sum(r.kind == "wrong_fields" for r in rs) * 2 < len(rs))
+        rows = rows.filter(
+            lambda rs: (
+                sum(r.kind == "wrong_fields" for r in rs) * 2 <= sum(r.kind != "blank" for r in rs)
+            )
+        )
     return rows
 
 

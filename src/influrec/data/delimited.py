@@ -169,33 +169,44 @@ def stream_delimited(
     quoted = delimiter == ","
     with raw:
         try:
-            reader = pa_csv.open_csv(
-                guard,  # read() hands over the file's own chunks: no buffering layer
-                read_options=pa_csv.ReadOptions(
-                    use_threads=False, block_size=block_size, column_names=names
-                ),
-                parse_options=pa_csv.ParseOptions(
-                    delimiter="\t" if delimiter == "::" else delimiter,
-                    invalid_row_handler=on_invalid,
-                    ignore_empty_lines=False,
-                    quote_char='"' if quoted else False,
-                    newlines_in_values=quoted,
-                ),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types={c: pa.string() for c in columns}
-                ),
-            )
+            reader = _open_reader(guard, names, columns, delimiter, block_size, on_invalid)
+            blocks = _Blocks(path, delimiter, len(columns), _Lines(1 if names is not None else 2))
+            for batch in reader:
+                raw.check()
+                quotes = quoted and guard.quoted  # no '"' read yet: no field holds a newline
+                yield blocks.block(batch, arrived, guard.bad_lines, quoted=quotes, wanted=wanted)
         except pa.ArrowInvalid as exc:
-            raw.check()
+            raw.check()  # a truncated .gz is the better explanation
             raise InputError(f"{path}: cannot read as delimited text ({exc})") from exc
-        blocks = _Blocks(path, delimiter, len(columns), _Lines(1 if names is not None else 2))
-        for batch in reader:
-            raw.check()
-            quotes = quoted and guard.quoted  # no '"' read yet: no field holds a newline
-            yield blocks.block(batch, arrived, guard.bad_lines, quoted=quotes, wanted=wanted)
         raw.check()
         if arrived or blocks.pending:
             yield blocks.rest(arrived, guard.bad_lines, wanted)
+
+
+def _open_reader(
+    stream: Utf8Guard,
+    names: list[str] | None,
+    columns: list[str],
+    delimiter: str,
+    block_size: int,
+    on_invalid: Callable[[Any], str],
+) -> pa_csv.CSVStreamingReader:
+    """pyarrow's streaming CSV reader, every column as strings, blank lines kept as rows."""
+    quoted = delimiter == ","
+    return pa_csv.open_csv(
+        stream,  # read() hands over the file's own chunks: no buffering layer
+        read_options=pa_csv.ReadOptions(
+            use_threads=False, block_size=block_size, column_names=names
+        ),
+        parse_options=pa_csv.ParseOptions(
+            delimiter="\t" if delimiter == "::" else delimiter,
+            invalid_row_handler=on_invalid,
+            ignore_empty_lines=False,
+            quote_char='"' if quoted else False,
+            newlines_in_values=quoted,
+        ),
+        convert_options=pa_csv.ConvertOptions(column_types={c: pa.string() for c in columns}),
+    )
 
 
 class _Blocks:

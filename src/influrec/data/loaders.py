@@ -144,7 +144,7 @@ def read_movielens(path: Path, bad: BadRows, options: ReadOptions) -> EventBuild
 
 def _double_colon_fields(path: Path, sample: int = 100) -> int:
     """Fields per line of a ``::`` file (the most common count among its first non-blank
-    lines), 0 when those lines have no ``::``."""
+    lines, the larger on a tie), 0 when those lines have no ``::``."""
     counts: Counter[int] = Counter()
     with open_binary(path) as raw, io.BufferedReader(raw) as lines:
         for line in lines:
@@ -152,7 +152,7 @@ def _double_colon_fields(path: Path, sample: int = 100) -> int:
                 counts[line.count(b"::") + 1 if b"::" in line else 0] += 1
             if counts.total() >= sample:
                 break
-    n_fields = counts.most_common(1)[0][0] if counts else 0
+    n_fields = max(counts, key=lambda n: (counts[n], n)) if counts else 0  # a tie: more fields
     return min(n_fields, 4) if n_fields >= 3 else 0
 
 
