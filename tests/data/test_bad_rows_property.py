@@ -49,6 +49,7 @@ class Row:
     time: int
     value: float | None
     far: str  # the out-of-range time of a "far_time" row
+    note: str = "x"  # a quoted field of the quoted-CSV format (may hold newlines)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def _join(sep: str, order: Callable[[list[str]], list[str]]) -> Callable[[Row], 
         fields = order(_fields(row))
         if row.kind == "wrong_fields":
             fields = fields[:-1]
-        return sep.join(fields).encode().replace(BAD.encode(), b"\xe9")
+        text = sep.join(fields).replace("NOTE", '"' + row.note + '"')
+        return text.encode().replace(BAD.encode(), b"\xe9")
 
     return line
 
@@ -101,6 +103,14 @@ FORMATS = {
         (*TEXT_KINDS, "bad_value", "blank"),
         b"uid,sku,ts,price",
         _join(",", lambda f: f),
+        map="user=uid,item=sku,time=ts,value=price",
+    ),
+    "csv-quoted": Format(
+        "notes.csv",
+        "csv",
+        (*TEXT_KINDS, "bad_value", "blank"),
+        b"uid,note,sku,ts,price",
+        _join(",", lambda f: [f[0], "NOTE", *f[1:]]),
         map="user=uid,item=sku,time=ts,value=price",
     ),
     "jsonl": Format(
@@ -170,6 +180,7 @@ def rows_strategy(spec: Format) -> st.SearchStrategy[list[Row]]:
         time=st.integers(1_400_000_000, 1_700_000_000),
         value=st.sampled_from([None, 1.0, 3.5]) if spec.has_value else st.none(),
         far=st.sampled_from(FAR_TIMES),
+        note=st.sampled_from(["x", "two\nlines", "a\r\nb\nc", "with, comma"]),
     )
     rows = st.lists(row, min_size=1, max_size=25)
     if spec.name == "ratings.dat":  # the layout (3 or 4 fields) is the most common one
@@ -192,10 +203,13 @@ def write(spec: Format, rows: list[Row], folder: Path) -> tuple[Path, list[int]]
         )
         pq.write_table(table, path)
         return path, list(range(1, len(rows) + 1))
-    first = 2 if spec.header is not None else 1
-    lines = [b"" if r.kind == "blank" else spec.line(r) for r in rows]
-    path.write_bytes(b"\n".join(([spec.header] if spec.header else []) + lines) + b"\n")
-    return path, list(range(first, first + len(rows)))
+    texts = [b"" if r.kind == "blank" else spec.line(r) for r in rows]
+    path.write_bytes(b"\n".join(([spec.header] if spec.header else []) + texts) + b"\n")
+    line, lines = (2 if spec.header is not None else 1), []
+    for text in texts:  # a quoted field with newlines spans several lines
+        lines.append(line)
+        line += 1 + text.count(b"\n")
+    return path, lines
 
 
 @contextmanager
