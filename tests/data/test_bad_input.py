@@ -7,6 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -266,6 +267,13 @@ def test_jsonl_map_key_that_no_row_has(tmp_path: Path) -> None:
             InputError, match=r"no row has key 'user'.*keys seen: 'uid', 'sku', 'ts'"
         ):
             read(path, "jsonl", policy, column_map=ColumnMap.parse("user=user,item=sku,time=ts"))
+
+
+def test_jsonl_optional_value_key_may_be_absent_from_every_row(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "log.jsonl", ["5", "6"], "jsonl")
+    mapping = ColumnMap.parse("user=uid,item=sku,time=ts,value=price")
+    log = read(path, "jsonl", "error", column_map=mapping)
+    assert len(log.columns.row) == 2 and np.isnan(log.columns.value).all()
 
 
 def test_bad_row_text_is_the_line_as_in_the_file(tmp_path: Path) -> None:

@@ -209,7 +209,9 @@ def read_parquet(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder
 def read_jsonl(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder:
     """JSON lines (one object per line); ``--map`` says which key is which."""
     mapping = _require_map(options, "jsonl").columns()
-    blocks = jsonl_blocks(path, list(dict.fromkeys(mapping.values())), ROWS_PER_BATCH)
+    keys = list(dict.fromkeys(mapping.values()))
+    required = [key for field, key in mapping.items() if field != "value"]
+    blocks = jsonl_blocks(path, keys, required, ROWS_PER_BATCH)
     return _feed(EventBuilder(bad, time_unit=options.time_unit), blocks, mapping)
 
 

@@ -41,13 +41,13 @@ def _scalar(value: Any) -> str | None:
 class _JsonRows:
     """Rows of one block of a JSON-lines file."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], required: list[str]) -> None:
         self.keys = keys
         self.values: dict[str, list[str | None]] = {k: [] for k in keys}
         self.lines: list[int] = []
         self.blank: list[bool] = []
         self.invalid: list[Invalid] = []
-        self.present = dict.fromkeys(keys, 0)
+        self.present = dict.fromkeys(required, 0)
         self.seen: dict[str, None] = {}
         self.objects = 0
 
@@ -97,16 +97,19 @@ class _JsonRows:
         )
 
 
-def jsonl_blocks(path: Path, keys: list[str], rows_per_batch: int) -> Iterator[TextBlock]:
-    """Blocks of a JSON-lines file; the first block checks that every key occurs."""
-    rows, first = _JsonRows(keys), True
+def jsonl_blocks(
+    path: Path, keys: list[str], required: list[str], rows_per_batch: int
+) -> Iterator[TextBlock]:
+    """Blocks of a JSON-lines file; the first block checks that each ``required`` key occurs
+    (an optional one, like a value only purchases have, may be absent from many rows)."""
+    rows, first = _JsonRows(keys, required), True
     for number, _, text in _lines(path):
         rows.add(number, text)
         if len(rows.lines) >= rows_per_batch:
             if first:
                 rows.check_keys(path)
             yield rows.block()
-            rows, first = _JsonRows(keys), False
+            rows, first = _JsonRows(keys, required), False
     if first:
         rows.check_keys(path)
     yield rows.block()
