@@ -89,6 +89,15 @@ def test_a_column_mixing_seconds_and_milliseconds_is_refused(tmp_path: Path, fmt
     assert dict(log.bad.counts) == {"bad_time": 1}
 
 
+def test_guess_waits_while_no_time_is_in_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("influrec.data.loaders.BLOCK_SIZE", 64)
+    times = ["-5"] * 6 + ["1600000000123"] * 20  # first blocks: numbers, none of them a time
+    log = read(write_log(tmp_path / "log.csv", times, "csv"), "csv")
+    assert log.source["time_unit"] == "ms" and dict(log.bad.counts) == {"bad_time": 6}
+
+
 def test_mixing_found_in_a_later_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("influrec.data.loaders.BLOCK_SIZE", 64)
     times = ["1600000000"] * 20 + ["1600000000000"] * 3

@@ -165,7 +165,7 @@ class EventBuilder:
 
     def _times(self, batch: FieldBatch, blank: np.ndarray) -> tuple[np.ndarray, ...]:
         assert batch.time is not None
-        if self.time_unit is None:  # guessing, and no batch so far had a time that parses
+        if self.guess_unit and self.unit_example is None:  # no time has parsed so far
             self.time_unit = guess_time_unit(pc.filter(batch.time, pa.array(~blank)))
         try:
             seconds, missing, bad = parse_times(
@@ -184,11 +184,11 @@ class EventBuilder:
         assert batch.time is not None
         shown = []
         for unit, i in mixed.examples.items():
-            line, text = (
-                self.unit_example or (0, "?")
-                if i < 0
-                else (int(batch.lines[i]), str(batch.time[i].as_py()).strip())
-            )
+            if i < 0:  # seen in an earlier batch
+                assert self.unit_example is not None
+                line, text = self.unit_example
+            else:
+                line, text = int(batch.lines[i]), str(batch.time[i].as_py()).strip()
             shown.append(f"{UNIT_NAMES[unit]} (e.g. {text!r} on line {line})")
         return InputError(
             f"{self.bad.path}: the time column mixes epoch {' and '.join(shown)}; "
