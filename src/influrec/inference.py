@@ -15,6 +15,7 @@ import torch
 
 from influrec.data.dataset import EventDataset
 from influrec.data.sequences import GAP_PAD, SequenceData, gap_buckets
+from influrec.data.times import MAX_SECONDS, TIME_RANGE
 from influrec.errors import InputError
 from influrec.models.transformer import BehaviorTransformer
 from influrec.training.checkpoint import load_run
@@ -70,8 +71,8 @@ def history_tensors(
     return tuple(torch.from_numpy(a) for a in out)
 
 
-# Event times: epoch seconds from 1970-01-01 to 9999-12-31T23:59:59Z (readable dates).
-MIN_TIME, MAX_TIME = 0, 253_402_300_799
+# Event times: epoch seconds, the range every reader accepts (1970-01-01 to 2262-04-11).
+MIN_TIME, MAX_TIME = 0, MAX_SECONDS
 # |value| bound. The model reads values as float32 and its layer norms square them, so a value
 # near 1e19 already turns every score into NaN (float32's max is 3.4e38); 1e15 leaves headroom
 # for the learned weights and still holds any price, rating or dwell time in milliseconds.
@@ -97,7 +98,7 @@ def event_time(raw: Any, *, default: int, where: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_TIME <= raw <= MAX_TIME:
         raise InputError(
             f"{where}: timestamp must be whole epoch seconds between {MIN_TIME} and "
-            f"{MAX_TIME} (1970-9999), got {raw!r}"
+            f"{MAX_TIME} ({TIME_RANGE}), got {raw!r}"
         )
     return raw
 

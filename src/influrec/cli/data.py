@@ -139,13 +139,27 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     dataset = prepare(args.input, args.fmt, read_options=options, config=config)
     if dataset.stats["events"] == 0:
-        raise InputError(
-            f"{args.input}: no events left after reading and filtering; nothing written"
-        )
+        raise InputError(_nothing_left(args.input, dataset.stats))
     with overwrite_hint():
         dataset.save(args.out, overwrite=args.overwrite, inputs=inputs)
     print_stats(dataset.stats, title=f"prepared {args.out}")
     return 0
+
+
+def _nothing_left(path: Path, stats: dict[str, Any]) -> str:
+    """Why no event is left: how many rows were read and dropped, per reason."""
+    dropped = ", ".join(f"{n:,} {reason}" for reason, n in (stats.get("dropped") or {}).items())
+    example = next(iter(stats.get("bad_row_examples") or []), None)
+    first = (
+        f"; first bad row: line {example['line']} {example['reason']} ({example['text']!r})"
+        if example
+        else ""
+    )
+    return (
+        f"{path}: no events left after reading and filtering; {stats.get('rows_read', 0):,} "
+        f"rows read, dropped {dropped or 'none (the file has no data rows)'}{first}; "
+        "nothing written"
+    )
 
 
 def run_synth(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ from influrec import __version__
 from influrec.data import dataset_files as files
 from influrec.data import schema
 from influrec.data.loaders import LoadedLog, ReadOptions, read_log
-from influrec.data.parsing import EncodedColumns, Vocabulary
+from influrec.data.parsing import MAX_BEHAVIORS, EncodedColumns, Vocabulary
 from influrec.data.preprocess import CleanEvents, PrepareConfig, clean, first_appearance_codes
 from influrec.errors import InputError
 from influrec.folders import FolderKind, new_folder
@@ -180,6 +180,11 @@ def build_dataset(
 ) -> EventDataset:
     """Clean ``cols`` and assemble the canonical table, vocabularies and statistics."""
     started = time.perf_counter()
+    if len(cols.behaviors) > MAX_BEHAVIORS:
+        raise InputError(
+            f"{len(cols.behaviors)} distinct behaviour values; at most {MAX_BEHAVIORS} are "
+            "supported. Is the behavior column really a behaviour type?"
+        )
     cleaned = clean(cols, config)
     release_freed_memory()
     order = cleaned.order
@@ -195,13 +200,13 @@ def build_dataset(
         [
             _dictionary(user_idx, users, pa.int32()),
             _dictionary(item_idx, items, pa.int32()),
-            _dictionary(behavior_idx.astype(np.int8), behaviors, pa.int8()),
+            _dictionary(behavior_idx.astype(np.int16), behaviors, pa.int16()),
             pa.array(cols.timestamp[order], pa.int64()),
             value,
             pa.array(row, pa.int64()),
             pa.array(user_idx, pa.int32()),
             pa.array(item_idx, pa.int32()),
-            pa.array(behavior_idx.astype(np.int8), pa.int8()),
+            pa.array(behavior_idx.astype(np.int16), pa.int16()),
         ],
         schema=schema.EVENTS_SCHEMA,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,7 +43,10 @@ ML100K_GENRES = [
 
 
 def _read_text(path: Path) -> str:
-    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(f"{path}: cannot read ({exc}); the file is truncated or corrupt") from exc
     return data.decode("latin-1")  # the MovieLens item files are ISO-8859-1
 
 
@@ -108,15 +112,23 @@ def _s3rec_items(path: Path) -> pa.Table | None:
 
 def read_items_file(path: Path) -> pa.Table:
     """A user-given item file (CSV with a header, or Parquet) with an ``item_id`` column."""
-    if not path.exists():
+    if not path.is_file():
         raise InputError(f"{path}: no such item metadata file")
-    table = pq.read_table(path) if path.suffix == ".parquet" else pa_csv.read_csv(path)
-    if "item_id" not in table.column_names:
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the item metadata file is empty; it needs an item_id column")
+    try:
+        table = pq.read_table(path) if path.suffix == ".parquet" else pa_csv.read_csv(path)
+        names = table.column_names  # pyarrow decodes the names here
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
+        kind = "Parquet" if path.suffix == ".parquet" else "CSV with a header row (UTF-8)"
         raise InputError(
-            f"{path}: item metadata needs an item_id column; it has {table.column_names}"
-        )
+            f"{path}: cannot read the item metadata file ({str(exc)[:150]}); expected {kind} "
+            "with an item_id column"
+        ) from exc
+    if "item_id" not in names:
+        raise InputError(f"{path}: item metadata needs an item_id column; it has {names}")
     return table.set_column(
-        table.column_names.index("item_id"), "item_id", table.column("item_id").cast(pa.string())
+        names.index("item_id"), "item_id", table.column("item_id").cast(pa.string())
     )
 
 

@@ -8,38 +8,66 @@ column into Python objects: only the distinct ids of a batch are looked up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from influrec.data.badrows import BadRows
+from influrec.data.badrows import BadRows, RowText
+from influrec.data.times import (
+    TIME_UNITS,
+    UNIT_NAMES,
+    MixedTimeUnits,
+    TimeUnit,
+    clean_text,
+    expected_time,
+    guess_time_unit,
+    parse_numbers,
+    parse_times,
+)
+from influrec.errors import InputError
 
-TimeUnit = Literal["auto", "s", "ms", "us", "iso"]
-TIME_UNITS: tuple[str, ...] = ("auto", "s", "ms", "us", "iso")
-_NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^(?i:[-+]?(nan|inf|infinity))$"
-_ZONED = r"(Z|[+-]\d\d(:?\d\d)?)$"
-_UNIT_DIVISOR = {"s": 1, "ms": 1_000, "us": 1_000_000}
+__all__ = [
+    "TIME_UNITS",
+    "EncodedColumns",
+    "EventBuilder",
+    "FieldBatch",
+    "TimeUnit",
+    "Vocabulary",
+    "guess_time_unit",
+    "parse_numbers",
+    "parse_times",
+]
+
+MAX_BEHAVIORS = np.iinfo(np.int16).max  # codes are int16; index 0 is padding
 
 
 @dataclass
 class FieldBatch:
-    """String fields of consecutive rows. ``behavior``/``time``/``value`` may be absent (None)."""
+    """String fields of consecutive rows. ``behavior``/``time``/``value`` may be absent (None).
 
-    lines: np.ndarray  # (N,) int64, 1-based line (or row) number of each row
+    ``lines`` are 1-based physical line numbers (row numbers for Parquet). ``blank`` marks empty
+    lines and ``bad_encoding`` rows that were not UTF-8 (both None: no such rows). ``invalid``
+    holds rows the reader could not split into fields: (line, reason, text, expected), reported
+    in line order together with this batch's other bad rows. ``text`` builds a row's text for
+    a message from its index; None quotes the source line from the file.
+    """
+
+    lines: np.ndarray  # (N,) int64
     user: pa.Array
     item: pa.Array
     behavior: pa.Array | None = None
     time: pa.Array | None = None
     value: pa.Array | None = None
     item_attrs: dict[str, pa.Array] = field(default_factory=dict)
-    delimiter: str = ","
-
-    def row_text(self, i: int) -> str:
-        parts = [self.user, self.item, self.behavior, self.time, self.value]
-        return self.delimiter.join(str(a[i].as_py() or "") for a in parts if a is not None)
+    blank: np.ndarray | None = None  # (N,) bool
+    bad_encoding: np.ndarray | None = None  # (N,) bool
+    invalid: list[tuple[int, str, RowText, str]] = field(default_factory=list)
+    text: Callable[[int], str] | None = None
 
 
 class Vocabulary:
@@ -66,76 +94,6 @@ class Vocabulary:
             code = self.index[token] = len(self.tokens)
             self.tokens.append(token)
         return code
-
-
-def _clean(values: pa.Array) -> pa.Array:
-    """Strip surrounding whitespace; nulls become empty strings."""
-    return pc.fill_null(pc.utf8_trim_whitespace(values.cast(pa.string())), "")
-
-
-def parse_numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Parse strings as float64. Returns (numbers (N,) with NaN where empty/bad, ok mask (N,)).
-
-    Empty strings are ``ok`` and NaN (a missing optional value); unparsable text is not ``ok``.
-    """
-    text = _clean(values)
-    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
-    numeric = pc.match_substring_regex(text, _NUMBER).to_numpy(zero_copy_only=False)
-    out = np.full(len(text), np.nan)
-    if numeric.any():
-        good = pc.filter(text, pa.array(numeric))
-        out[numeric] = pc.cast(good, pa.float64()).to_numpy(zero_copy_only=False)
-    return out, numeric | empty
-
-
-def _parse_iso(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """ISO-8601 strings -> epoch seconds (floor). Zone-less times are taken as UTC."""
-    zoned = pc.match_substring_regex(text, _ZONED).to_numpy(zero_copy_only=False)
-    seconds = np.zeros(len(text), np.int64)
-    ok = np.zeros(len(text), bool)
-    for mask, unit in ((zoned, pa.timestamp("us", tz="UTC")), (~zoned, pa.timestamp("us"))):
-        idx = np.flatnonzero(mask)
-        if len(idx) == 0:
-            continue
-        part = pc.take(text, pa.array(idx))
-        try:
-            micros = pc.cast(part, unit).cast(pa.int64()).to_numpy(zero_copy_only=False)
-            seconds[idx], ok[idx] = np.floor_divide(micros, 1_000_000), True
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            for j, s in zip(idx, part.to_pylist(), strict=True):  # slow path: find the bad ones
-                try:
-                    micro = pc.cast(pa.array([s]), unit).cast(pa.int64())[0].as_py()
-                    seconds[j], ok[j] = micro // 1_000_000, True
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    pass
-    return seconds, ok
-
-
-def guess_time_unit(values: pa.Array) -> str:
-    """'s', 'ms' or 'us' for epoch numbers by their magnitude, 'iso' for anything else."""
-    text = _clean(values)
-    text = pc.filter(text, pc.not_equal(text, ""))
-    if len(text) == 0:
-        return "s"
-    numbers, ok = parse_numbers(text[:1000])
-    if not ok.all():
-        return "iso"
-    magnitude = float(np.nanmedian(np.abs(numbers))) if len(numbers) else 0.0
-    return "us" if magnitude > 1e14 else "ms" if magnitude > 1e11 else "s"
-
-
-def parse_times(values: pa.Array, unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parse times to epoch seconds. Returns (seconds int64, missing mask, unparsable mask)."""
-    text = _clean(values)
-    missing = pc.equal(text, "").to_numpy(zero_copy_only=False)
-    if unit == "iso":
-        seconds, ok = _parse_iso(text)
-    else:
-        numbers, ok = parse_numbers(text)
-        ok &= np.isfinite(numbers) | missing
-        scaled = np.floor(np.where(ok & ~missing, numbers, 0) / _UNIT_DIVISOR[unit])
-        seconds = scaled.astype(np.int64)
-    return seconds, missing, ~ok & ~missing
 
 
 @dataclass
@@ -167,7 +125,10 @@ class EventBuilder:
     def __init__(self, bad: BadRows, *, behavior: str = "event", time_unit: str = "auto") -> None:
         if time_unit not in TIME_UNITS:
             raise ValueError(f"time unit must be one of {TIME_UNITS}, got {time_unit!r}")
-        self.bad, self.default_behavior, self.time_unit = bad, behavior, time_unit
+        self.bad, self.default_behavior = bad, behavior
+        self.guess_unit = time_unit == "auto"
+        self.time_unit: str | None = None if self.guess_unit else time_unit
+        self.unit_example: tuple[int, str] | None = None  # (line, text) of a time in time_unit
         self.users, self.items, self.behaviors = Vocabulary(), Vocabulary(), Vocabulary()
         self.item_attrs: dict[str, dict[int, str]] = {}
         self.parts: list[tuple[np.ndarray, ...]] = []
@@ -175,42 +136,84 @@ class EventBuilder:
         self.blank_lines = 0
 
     def add(self, batch: FieldBatch) -> None:
+        """Check, parse and code one batch; its bad rows go to ``self.bad`` in line order."""
         n = len(batch.lines)
-        if n == 0:
-            return
-        user, item = _clean(batch.user), _clean(batch.item)
-        behavior = _clean(batch.behavior) if batch.behavior is not None else None
+        user, item = clean_text(batch.user), clean_text(batch.item)
+        behavior = clean_text(batch.behavior) if batch.behavior is not None else None
+        blank = batch.blank if batch.blank is not None else np.zeros(n, bool)
         problems: list[tuple[np.ndarray, str, str]] = []
-        blank = _is_empty(user) & _is_empty(item)
-        problems.append((_is_empty(user) & ~blank, "missing_user", "a non-empty user id"))
-        problems.append((_is_empty(item) & ~blank, "missing_item", "a non-empty item id"))
+        if batch.bad_encoding is not None:
+            problems.append((batch.bad_encoding, "bad_encoding", "UTF-8 text"))
+        problems.append((_is_empty(user), "missing_user", "a non-empty user id"))
+        problems.append((_is_empty(item), "missing_item", "a non-empty item id"))
         if behavior is not None:
-            problems.append((_is_empty(behavior) & ~blank, "missing_behavior", "a behaviour type"))
+            problems.append((_is_empty(behavior), "missing_behavior", "a behaviour type"))
         seconds = np.zeros(n, np.int64)
         if self.has_time is None:
             self.has_time = batch.time is not None
-        if batch.time is not None:
-            if self.time_unit == "auto":
-                self.time_unit = guess_time_unit(batch.time)
-            seconds, missing, unparsable = parse_times(batch.time, self.time_unit)
-            expected = "an ISO-8601 time" if self.time_unit == "iso" else "epoch time as a number"
-            problems.append((missing & ~blank, "missing_time", "a timestamp"))
-            problems.append((unparsable & ~blank, "bad_time", expected))
+        if batch.time is not None and n:
+            seconds, missing, unparsable = self._times(batch, blank)
+            problems.append((missing, "missing_time", "a timestamp"))
+            problems.append((unparsable, "bad_time", expected_time(self.time_unit)))
         value = np.full(n, np.nan)
         if batch.value is not None:
             value, ok = parse_numbers(batch.value)
-            problems.append((~ok & ~blank, "bad_value", "a number or an empty field"))
-        keep = ~blank & ~np.logical_or.reduce([mask for mask, _, _ in problems])
-        self._report(batch, problems)
+            problems.append((~ok, "bad_value", "a number or an empty field"))
+        keep = self._report(batch, blank, problems)
         self.blank_lines += int(blank.sum())
         self._append(batch, keep, user, item, behavior, seconds, value)
 
-    def _report(self, batch: FieldBatch, problems: list[tuple[np.ndarray, str, str]]) -> None:
-        found = [
-            (int(i), reason, exp) for mask, reason, exp in problems for i in np.flatnonzero(mask)
-        ]
-        for i, reason, expected in sorted(found, key=lambda f: batch.lines[f[0]]):
-            self.bad.report(reason, int(batch.lines[i]), batch.row_text(i), expected)
+    def _times(self, batch: FieldBatch, blank: np.ndarray) -> tuple[np.ndarray, ...]:
+        assert batch.time is not None
+        if self.guess_unit and self.unit_example is None:  # no time has parsed so far
+            self.time_unit = guess_time_unit(pc.filter(batch.time, pa.array(~blank)))
+        try:
+            seconds, missing, bad = parse_times(
+                batch.time, self.time_unit, check_mixed=self.guess_unit
+            )
+        except MixedTimeUnits as mixed:
+            raise self._mixed_error(batch, mixed) from None
+        if self.unit_example is None and self.time_unit is not None:
+            good = np.flatnonzero(~bad & ~missing & ~blank)
+            if len(good):
+                i = int(good[0])
+                self.unit_example = (int(batch.lines[i]), str(batch.time[i].as_py()).strip())
+        return seconds, missing, bad
+
+    def _mixed_error(self, batch: FieldBatch, mixed: MixedTimeUnits) -> InputError:
+        assert batch.time is not None
+        shown = []
+        for unit, i in mixed.examples.items():
+            if i < 0:  # seen in an earlier batch
+                assert self.unit_example is not None
+                line, text = self.unit_example
+            else:
+                line, text = int(batch.lines[i]), str(batch.time[i].as_py()).strip()
+            shown.append(f"{UNIT_NAMES[unit]} (e.g. {text!r} on line {line})")
+        return InputError(
+            f"{self.bad.path}: the time column mixes epoch {' and '.join(shown)}; "
+            "pass --time-unit s, ms or us to say which one it is (times of another magnitude "
+            "then become bad_time rows)"
+        )
+
+    def _report(
+        self, batch: FieldBatch, blank: np.ndarray, problems: list[tuple[np.ndarray, str, str]]
+    ) -> np.ndarray:
+        """Report each bad row once (its first problem), merged with ``batch.invalid`` in line
+        order. Returns the rows to keep (N,) bool."""
+        n = len(batch.lines)
+        stacked = np.array([mask for mask, _, _ in problems], bool).reshape(len(problems), n)
+        stacked &= ~blank
+        is_bad = stacked.any(axis=0)
+        first = stacked.argmax(axis=0)
+        found: list[tuple[int, str, RowText, str]] = list(batch.invalid)
+        for i in np.flatnonzero(is_bad).tolist():
+            _, reason, expected = problems[first[i]]
+            text: RowText = partial(batch.text, i) if batch.text is not None else None
+            found.append((int(batch.lines[i]), reason, text, expected))
+        for line, reason, text, expected in sorted(found, key=lambda f: f[0]):
+            self.bad.report(reason, line, text, expected)
+        return ~is_bad & ~blank
 
     def _append(
         self,
@@ -230,8 +233,14 @@ class EventBuilder:
             behavior_codes = np.full(int(keep.sum()), code, np.int16)
         else:
             behavior_codes = self.behaviors.encode(pc.filter(behavior, mask)).astype(np.int16)
+        if len(self.behaviors.tokens) > MAX_BEHAVIORS:
+            raise InputError(
+                f"{self.bad.path}: {len(self.behaviors.tokens)} distinct behaviour values by "
+                f"line {int(batch.lines[-1])}; at most {MAX_BEHAVIORS} are supported. Is the "
+                "behavior column (--map behavior=...) really a behaviour type?"
+            )
         for name, values in batch.item_attrs.items():
-            self._add_attrs(name, item_codes, _clean(pc.filter(values, mask)))
+            self._add_attrs(name, item_codes, clean_text(pc.filter(values, mask)))
         self.parts.append(
             (user_codes, item_codes, behavior_codes, seconds[keep], value[keep], batch.lines[keep])
         )

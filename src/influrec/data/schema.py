@@ -39,16 +39,19 @@ EVENTS_SCHEMA = pa.schema(
     [
         pa.field("user_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
         pa.field("item_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-        pa.field("behavior", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+        pa.field("behavior", pa.dictionary(pa.int16(), pa.string()), nullable=False),
         pa.field("timestamp", pa.int64(), nullable=False),
         pa.field("value", pa.float64(), nullable=True),
         pa.field("row", pa.int64(), nullable=False),
         pa.field("user_idx", pa.int32(), nullable=False),
         pa.field("item_idx", pa.int32(), nullable=False),
-        pa.field("behavior_idx", pa.int8(), nullable=False),
+        pa.field("behavior_idx", pa.int16(), nullable=False),
     ]
 )
-"""Columns of ``events.parquet`` in a prepared dataset folder, sorted by user then time."""
+"""Columns of ``events.parquet`` in a prepared dataset folder, sorted by user then time.
+
+Behaviour codes are int16 (up to 32767 behaviour types); folders written before that used int8
+and still load: readers widen ``behavior_idx`` with ``astype``."""
 
 EVENTS_FILE = "events.parquet"
 USERS_FILE = "users.parquet"

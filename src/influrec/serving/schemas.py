@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from influrec.data.times import TIME_RANGE
 from influrec.inference import MAX_TIME, MAX_VALUE
 from influrec.serving.openapi import limited, limited_items
 
 MAX_ID = 256  # characters of a user, item or event id
-MAX_TIMESTAMP = MAX_TIME  # the library's bounds: what the model and readable dates can take
+MAX_TIMESTAMP = MAX_TIME  # the library's bounds: what the readers and the model take
 MAX_ABS_VALUE = MAX_VALUE
 
 EventValue = Annotated[
@@ -24,7 +25,7 @@ EventValue = Annotated[
 ]
 EventTimestamp = Annotated[
     int,
-    Field(ge=0, le=MAX_TIMESTAMP, description="epoch seconds, 0 .. 9999-12-31T23:59:59Z"),
+    Field(ge=0, le=MAX_TIMESTAMP, description=f"epoch seconds, {TIME_RANGE}"),
 ]
 
 
