@@ -222,7 +222,7 @@ def block_size(size: int) -> Iterator[None]:
         loaders.BLOCK_SIZE = saved
 
 
-def check(spec: Format, rows: list[Row], folder: Path, block: int) -> None:
+def check_rows(spec: Format, rows: list[Row], folder: Path, block: int) -> None:
     path, lines = write(spec, rows, folder)
     reasons = REASON
     good = [(r, line) for r, line in zip(rows, lines, strict=True) if r.kind == "good"]
@@ -273,6 +273,6 @@ def test_skip_keeps_exactly_the_good_rows_and_error_stops_at_the_first_bad_one(
     @settings(max_examples=50, deadline=None)
     @given(rows=rows_strategy(spec), block=st.sampled_from([64, 1 << 22]))
     def run(rows: list[Row], block: int) -> None:
-        check(spec, rows, tmp_path_factory.mktemp(name), block)
+        check_rows(spec, rows, tmp_path_factory.mktemp(name), block)
 
     run()

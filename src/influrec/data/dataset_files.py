@@ -5,6 +5,7 @@ surfacing later as an ``IndexError`` or ``KeyError``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +61,26 @@ def read_behaviors(path: Path, remedy: str) -> list[str]:
     return behaviors
 
 
-def read_stats(path: Path, remedy: str) -> dict[str, Any]:
-    """stats.json: an object with at least the counts and ranges listed in STATS_KEYS."""
-    stats = read_json(path, remedy)
-    if not isinstance(stats, dict):
-        raise DamagedRunError(path, f"expected a JSON object, got {type(stats).__name__}", remedy)
+def read_json_object(
+    path: Path, keys: Mapping[str, type | tuple[type, ...]], remedy: str
+) -> dict[str, Any]:
+    """A JSON object holding at least ``keys``, each of its type (a bool is no number)."""
+    data = read_json(path, remedy)
+    if not isinstance(data, dict):
+        raise DamagedRunError(path, f"expected a JSON object, got {type(data).__name__}", remedy)
     wrong = [
         key
-        for key, kind in STATS_KEYS.items()
-        if not isinstance(stats.get(key), kind) or isinstance(stats.get(key), bool)
+        for key, kind in keys.items()
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool)
     ]
     if wrong:
         raise DamagedRunError(path, f"missing or wrongly typed keys {wrong}", remedy)
-    return stats
+    return data
+
+
+def read_stats(path: Path, remedy: str) -> dict[str, Any]:
+    """stats.json: an object with at least the counts and ranges listed in STATS_KEYS."""
+    return read_json_object(path, STATS_KEYS, remedy)
 
 
 def check_consistent(

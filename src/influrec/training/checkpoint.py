@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from influrec import __version__
 from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset
+from influrec.data.dataset_files import read_json_object
 from influrec.errors import DamagedRunError, InputError
 from influrec.folders import FolderKind
 from influrec.models.transformer import BehaviorTransformer, build_model
@@ -119,27 +120,6 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def _read_json_object(
-    path: Path, keys: dict[str, type | tuple[type, ...]], remedy: str
-) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DamagedRunError(path, "missing", remedy) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DamagedRunError(path, f"is not valid JSON ({exc})", remedy) from None
-    if not isinstance(data, dict):
-        raise DamagedRunError(path, f"expected a JSON object, got {type(data).__name__}", remedy)
-    wrong = [
-        key
-        for key, kind in keys.items()
-        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool)
-    ]
-    if wrong:
-        raise DamagedRunError(path, f"missing or wrongly typed keys {wrong}", remedy)
-    return data
-
-
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     """run.json of a run folder, checked for existence, format version, keys and config."""
     path = Path(run_dir) / RUN_FILE
@@ -149,14 +129,14 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
         raise InputError(
             f"{run_dir}: not a run folder (no {RUN_FILE}); create one with `influrec train`"
         )
-    info = _read_json_object(path, {"format_version": int}, RUN_REMEDY)
+    info = read_json_object(path, {"format_version": int}, RUN_REMEDY)
     version = info["format_version"]
     if version != RUN_FORMAT_VERSION:
         raise InputError(
             f"{run_dir}: run format version {version} (influrec {info.get('influrec_version')}) "
             f"cannot be read by influrec {__version__} (format {RUN_FORMAT_VERSION}); retrain it"
         )
-    info = _read_json_object(path, RUN_KEYS, RUN_REMEDY)
+    info = read_json_object(path, RUN_KEYS, RUN_REMEDY)
     for key, default in OPTIONAL_RUN_KEYS.items():
         value = info.setdefault(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -239,7 +219,7 @@ class Checkpoint:
 
 def read_checkpoint_state(folder: Path) -> dict[str, Any]:
     """A checkpoint's state.json, checked for its keys."""
-    return _read_json_object(Path(folder) / STATE_FILE, STATE_KEYS, CHECKPOINT_REMEDY)
+    return read_json_object(Path(folder) / STATE_FILE, STATE_KEYS, CHECKPOINT_REMEDY)
 
 
 def saved_checkpoints(run_dir: Path) -> list[Checkpoint]:
