@@ -193,3 +193,18 @@ def reference_depth(value: Any) -> int:
 def test_nesting_depth_matches_parsing(value: Any) -> None:
     text = json.dumps(value)
     assert nesting_depth(text) == reference_depth(json.loads(text)), text
+
+
+@pytest.mark.parametrize("backslashes", range(6))
+def test_nesting_depth_counts_escaping_backslashes(backslashes: int) -> None:
+    """A quote after an odd run of backslashes is escaped (the string goes on), after an even
+    run it closes the string: the bracket after it counts only then."""
+    value = [{"s": "\\" * backslashes + '"[' * 2}, [[]]]
+    text = json.dumps(value)
+    assert nesting_depth(text) == reference_depth(value) == 3, text
+
+
+def test_nesting_depth_of_an_unclosed_string_full_of_escaped_quotes() -> None:
+    """The shape that made a regex scan quadratic: never closed, so nothing after counts."""
+    text = '[[{"x": "' + '\\"' * 200_000 + "[[[["
+    assert nesting_depth(text) == 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from typing import Any
 
@@ -25,16 +24,24 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 
 log = logging.getLogger("influrec.serving.access")
 
-JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a string literal, escapes included
 STEPS = np.zeros(256, np.int64)
 STEPS[[ord("["), ord("{")]], STEPS[[ord("]"), ord("}")]] = 1, -1
+QUOTE, BACKSLASH = ord('"'), ord("\\")
 
 
 def nesting_depth(text: str) -> int:
     """How deep JSON ``text`` nests arrays and objects (brackets inside strings do not count);
-    computed without parsing, so a hostile body cannot exhaust the parser's recursion."""
-    outside = JSON_STRING.sub("", text).encode("utf-8", "replace")
-    steps = STEPS[np.frombuffer(outside, np.uint8)]
+    computed in one vectorised pass without parsing, so no body can exhaust the parser's
+    recursion or take more than linear time."""
+    raw = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)  # no multi-byte char
+    index = np.arange(len(raw))  # holds a quote, backslash or bracket byte
+    backslash = raw == BACKSLASH
+    last_other = np.maximum.accumulate(np.where(backslash, -1, index)) if len(raw) else index
+    run = np.where(backslash, index - last_other, 0)  # backslashes ending at each byte
+    escaped = np.r_[0, run[:-1]] % 2 == 1 if len(raw) else backslash
+    quotes = (raw == QUOTE) & ~escaped
+    inside = np.cumsum(quotes) % 2 == 1  # within a string literal (its opening quote too)
+    steps = np.where(inside, 0, STEPS[raw])
     return int(np.cumsum(steps).max(initial=0))
 
 
