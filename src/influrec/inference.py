@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from influrec.data.dataset import EventDataset
+from influrec.data.schema import MAX_ABS_VALUE
 from influrec.data.sequences import GAP_PAD, SequenceData, gap_buckets
 from influrec.data.times import MAX_SECONDS, TIME_RANGE
 from influrec.errors import InputError
@@ -73,10 +74,7 @@ def history_tensors(
 
 # Event times: epoch seconds, the range every reader accepts (1970-01-01 to 2262-04-11).
 MIN_TIME, MAX_TIME = 0, MAX_SECONDS
-# |value| bound. The model reads values as float32 and its layer norms square them, so a value
-# near 1e19 already turns every score into NaN (float32's max is 3.4e38); 1e15 leaves headroom
-# for the learned weights and still holds any price, rating or dwell time in milliseconds.
-MAX_VALUE = 1e15
+MAX_VALUE = MAX_ABS_VALUE  # |value| bound, the same as the readers' (see data.schema)
 
 
 def clamp_k(k: int, n_items: int, *, name: str = "k") -> int:

@@ -375,3 +375,19 @@ def test_crlf_inside_a_quoted_field_at_every_block_boundary(
         monkeypatch.setattr("influrec.data.loaders.BLOCK_SIZE", size)
         log = read(path, "csv", "error")
         assert log.columns.row.tolist() == [2, 4, 7], size
+
+
+def test_values_beyond_the_model_bound_are_bad_rows(tmp_path: Path) -> None:
+    """A value the model cannot read (its layer norms would square 1e20 to inf) is a bad row;
+    inf and nan stay what they were (null after preparation)."""
+    path = tmp_path / "log.csv"
+    rows = ["u1,s1,1600000000,3.5", "u1,s2,1600000001,1e20", "u1,s3,1600000002,-2e15"]
+    rows += ["u1,s4,1600000003,inf", "u1,s5,1600000004,1e15"]
+    path.write_text("uid,sku,ts,price\n" + "\n".join(rows) + "\n")
+    mapping = ColumnMap.parse("user=uid,item=sku,time=ts,value=price")
+    log = read(path, "csv", column_map=mapping)
+    assert dict(log.bad.counts) == {"bad_value": 2}
+    assert log.columns.row.tolist() == [2, 5, 6]
+    with pytest.raises(BadRowError, match=r"magnitude at most 1e\+15") as error:
+        read(path, "csv", "error", column_map=mapping)
+    assert error.value.line == 3

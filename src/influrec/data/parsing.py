@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from influrec.data import schema
 from influrec.data.badrows import BadRows, RowText
 from influrec.data.times import (
     TIME_UNITS,
@@ -158,7 +159,9 @@ class EventBuilder:
         value = np.full(n, np.nan)
         if batch.value is not None:
             value, ok = parse_numbers(batch.value)
-            problems.append((~ok, "bad_value", "a number or an empty field"))
+            ok &= ~(np.abs(value) > schema.MAX_ABS_VALUE) | np.isinf(value)  # inf: null later
+            expected = f"a number of magnitude at most {schema.MAX_ABS_VALUE:.0e}, or empty"
+            problems.append((~ok, "bad_value", expected))
         keep = self._report(batch, blank, problems)
         self.blank_lines += int(blank.sum())
         self._append(batch, keep, user, item, behavior, seconds, value)

@@ -22,6 +22,10 @@ import pyarrow as pa
 
 PAD_INDEX = 0
 PAD_TOKEN = "[PAD]"
+# |value| bound of an event (rating, price, dwell time...). The model reads values as float32
+# and its layer norms square them, so a value near 1e19 already turns every score into NaN
+# (float32's max is 3.4e38); 1e15 leaves headroom and still holds any price or duration in ms.
+MAX_ABS_VALUE = 1e15
 
 RAW_SCHEMA = pa.schema(
     [
