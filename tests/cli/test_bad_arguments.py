@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,8 @@ CASES = [
         "--top",
     ),
     Case("missing run", ("recommend", "{tmp}/no-run", "--user", "u3"), "no-run"),
+    Case("serve port", ("serve", "{run}", "--port", "70000"), "--port"),
+    Case("serve damaged run", ("serve", "{tmp}/damaged", "--port", "0"), "model.safetensors"),
     Case("history missing", ("recommend", "{run}", "--history", "{tmp}/none.json"), "none.json"),
     *(
         Case(f"history {name}", ("recommend", "{run}", "--history", "{tmp}/" + name), says)
@@ -116,8 +119,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Co
     for name, content in HISTORIES.items():
         text = content if isinstance(content, str) else json.dumps(content)
         (tmp / name).write_text(text)
+    damaged = shutil.copytree(run, tmp / "damaged")
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
     fill = {"run": str(run), "data": str(root / "data"), "tmp": str(tmp)}
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", "INFLUREC_API_KEYS": "k:read"}
 
     def call(case: Case) -> subprocess.CompletedProcess:
         argv = [a.format(**fill) for a in case.argv]

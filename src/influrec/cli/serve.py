@@ -18,14 +18,26 @@ def register(commands: Any) -> None:
     )
     s.add_argument("run", type=Path, help="trained run folder")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=port_number, default=8000, help="TCP port (0: any free one)")
     s.add_argument(
         "--store", type=Path, default=None, help="event store (default: RUN/events.sqlite3)"
     )
     s.set_defaults(handler=run_serve)
 
 
+def port_number(text: str) -> int:
+    """argparse type for --port: a whole number in 0..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {port}")
+    return port
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    from influrec.inference import Recommender
     from influrec.serving.settings import API_KEYS_ENV, ServiceSettings
     from influrec.serving.store import EventStore
 
@@ -41,12 +53,13 @@ def run_serve(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise InputError(f"--store: {exc}") from exc
 
+    recommender = Recommender.load(args.run)  # a damaged run is one clear line, here
     import uvicorn
 
     from influrec.serving.app import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, recommender=recommender),
         host=args.host,
         port=args.port,
         log_config=log_config(uvicorn.config.LOGGING_CONFIG),

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from influrec import __version__
+from influrec.inference import Recommender
 from influrec.runtime import keep_freed_memory
 from influrec.serving import influence_routes, routes
 from influrec.serving.errors import install_error_handlers
@@ -36,10 +37,11 @@ cold start: every route ranks the items most frequent in the training data for t
 DOCS_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
+def create_app(settings: ServiceSettings, *, recommender: Recommender | None = None) -> FastAPI:
     """The app for one run. API keys are resolved now (from the settings or the environment);
-    the model and the event store are opened when the app starts, not here. The process keeps
-    freed memory for reuse (:func:`influrec.runtime.keep_freed_memory`)."""
+    the model (unless ``recommender`` is the run, loaded already) and the event store are
+    opened when the app starts, not here. The process keeps freed memory for reuse
+    (:func:`influrec.runtime.keep_freed_memory`)."""
     keep_freed_memory()
     metrics = Metrics()
     api_keys = settings.resolved_keys()
@@ -48,7 +50,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service.open(settings, metrics)
+        service = Service.open(settings, metrics, recommender)
         log.info("loaded %s; events in %s", settings.run_dir, settings.store_path)
         app.state.service = service
         try:

@@ -58,8 +58,11 @@ class Service:
         self.limits = settings.limits
 
     @classmethod
-    def open(cls, settings: ServiceSettings, metrics: Metrics) -> Service:
-        rec = Recommender.load(Path(settings.run_dir))
+    def open(
+        cls, settings: ServiceSettings, metrics: Metrics, rec: Recommender | None = None
+    ) -> Service:
+        """The service over ``rec``, or over the run of ``settings`` loaded now."""
+        rec = rec or Recommender.load(Path(settings.run_dir))
         rec.model.eval()
         return cls(settings, rec, EventStore(settings.store_path), metrics)
 
