@@ -72,8 +72,11 @@ CASES = [
     Case("whatif remove outside", ("whatif", "{run}", "--user", "u3", "--remove", "999"), "999"),
     Case("whatif unknown item", ("whatif", "{run}", "--user", "u3", "--add", "nope:buy"), "nope"),
     Case("unknown user", ("explain", "{run}", "--user", "nobody"), "nobody"),
-    Case("synth users 0", ("data", "synth", "--out", "{tmp}/s", "--users", "0"), "n_users"),
-    Case("synth items -1", ("data", "synth", "--out", "{tmp}/s", "--items", "-1"), "n_items"),
+    Case("synth users 0", ("data", "synth", "--out", "{tmp}/s", "--users", "0"), "--users"),
+    Case("synth items 3", ("data", "synth", "--out", "{tmp}/s", "--items", "3"), "--items"),
+    Case(
+        "synth mean events", ("data", "synth", "--out", "{tmp}/s", "--mean-events", "2"), "--mean"
+    ),
     Case(
         "denoise fraction", ("denoise", "{run}", "--fraction", "5", "--out", "{tmp}/d"), "between"
     ),

@@ -34,6 +34,22 @@ positive_int = at_least(1)
 """argparse type for counts such as --k, --top, --candidates, --users."""
 
 
+def number_at_least(low: float) -> Any:
+    """argparse type: a number >= ``low`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not number >= low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
+        return number
+
+    parse.__name__ = f"number >= {low:g}"
+    return parse
+
+
 def share(text: str) -> float:
     """argparse type for --fraction: a number strictly between 0 and 1, e.g. 0.02."""
     try:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from influrec.cli.common import at_least, number_at_least, positive_int
 from influrec.data.dataset import EventDataset, check_output_dir, prepare
 from influrec.data.loaders import READERS, ColumnMap, ReadOptions
 from influrec.data.parsing import TIME_UNITS
@@ -30,10 +31,17 @@ def register(commands: Any) -> None:
         "synth", help="generate synthetic e-commerce logs with planted influence"
     )
     synth.add_argument("--out", type=Path, required=True, help="output dataset folder")
-    synth.add_argument("--users", type=int, default=SynthConfig.n_users)
-    synth.add_argument("--items", type=int, default=SynthConfig.n_items)
-    synth.add_argument("--mean-events", type=float, default=SynthConfig.mean_events)
-    synth.add_argument("--seed", type=int, default=SynthConfig.seed)
+    # the smallest shop the generator can plant its links and taste clusters in
+    fewest_items = max(SynthConfig.n_successors + 1, SynthConfig.n_clusters)
+    synth.add_argument("--users", type=positive_int, default=SynthConfig.n_users)
+    synth.add_argument("--items", type=at_least(fewest_items), default=SynthConfig.n_items)
+    synth.add_argument(
+        "--mean-events",
+        type=number_at_least(SynthConfig.min_events),
+        default=SynthConfig.mean_events,
+        help=f"mean events per user (at least {SynthConfig.min_events}, the minimum)",
+    )
+    synth.add_argument("--seed", type=at_least(0), default=SynthConfig.seed)
     synth.add_argument(
         "--overwrite", action="store_true", help="replace --out if it is a prepared dataset"
     )

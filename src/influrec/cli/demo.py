@@ -15,6 +15,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from influrec.cli.common import positive_int
 from influrec.config import load_config
 from influrec.data.dataset import DATASET_FOLDER
 from influrec.data.synthesize import synthesize_dataset
@@ -50,7 +51,7 @@ def register(commands: Any) -> None:
         default=Path("demo-output"),
         help="working folder: created, or replaced if an earlier demo wrote it",
     )
-    demo.add_argument("--users", type=int, default=SynthConfig.n_users)
+    demo.add_argument("--users", type=positive_int, default=SynthConfig.n_users)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
