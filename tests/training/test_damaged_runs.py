@@ -71,6 +71,19 @@ def state_without_keys(run: Path) -> Path:
     return path
 
 
+def state_with_impossible_values(run: Path) -> Path:
+    path = last_checkpoint(run) / "state.json"
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({**state, "epoch": 1_000_000, "step": -5}))  # types still right
+    return path
+
+
+def config_deleted(run: Path) -> Path:
+    path = run / "config.toml"
+    path.unlink()
+    return path
+
+
 def grow(key: str, by: int) -> Callable[[object], object]:
     def change(data: object) -> object:
         assert isinstance(data, dict)
@@ -100,6 +113,8 @@ CASES = [
     ("trainer.pt corrupted", garbage_trainer_state, ("resume",)),
     ("trainer.pt truncated", truncate(lambda r: last_checkpoint(r) / "trainer.pt"), ("resume",)),
     ("state.json without keys", state_without_keys, ("resume",)),
+    ("state.json impossible values", state_with_impossible_values, ("resume",)),
+    ("config.toml deleted", config_deleted, ("resume",)),
     (
         "checkpoint weights truncated",
         truncate(lambda r: last_checkpoint(r) / "model.safetensors"),

@@ -14,11 +14,12 @@ from rich.table import Table
 from influrec.cli.common import add_k, cutoffs, read_history_file
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
-from influrec.errors import InputError
+from influrec.errors import DamagedRunError, InputError
 from influrec.evaluation.runs import evaluate_run
 from influrec.folders import FolderExistsError
 from influrec.inference import History, Recommendation, Recommender
 from influrec.models.baselines import BASELINES
+from influrec.training.checkpoint import RUN_REMEDY
 from influrec.training.loop import train
 from influrec.training.resume import RESUMABLE_KEYS, check_run_dir
 
@@ -94,6 +95,8 @@ def run_train(args: argparse.Namespace) -> int:
     config_file = args.config
     if args.resume and config_file is None:
         config_file = args.out / "config.toml"  # the run's own config, changed by --set
+        if not config_file.is_file():
+            raise DamagedRunError(config_file, "missing (the run's configuration)", RUN_REMEDY)
     config = load_config(config_file, args.set)
     dataset = EventDataset.load(args.dataset)
     result = train(

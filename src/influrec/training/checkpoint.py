@@ -218,8 +218,17 @@ class Checkpoint:
 
 
 def read_checkpoint_state(folder: Path) -> dict[str, Any]:
-    """A checkpoint's state.json, checked for its keys."""
-    return read_json_object(Path(folder) / STATE_FILE, STATE_KEYS, CHECKPOINT_REMEDY)
+    """A checkpoint's state.json, checked for its keys and for values a trainer can write."""
+    path = Path(folder) / STATE_FILE
+    state = read_json_object(path, STATE_KEYS, CHECKPOINT_REMEDY)
+    epoch, step, stale = state["epoch"], state["step"], state["stale"]
+    if not (epoch >= 1 and step >= 0 and 0 <= stale <= epoch and len(state["history"]) == epoch):
+        problem = (
+            f"holds epoch {epoch}, step {step}, stale {stale} and {len(state['history'])} "
+            "epochs of history, which no training writes"
+        )
+        raise DamagedRunError(path, problem, CHECKPOINT_REMEDY)
+    return state
 
 
 def saved_checkpoints(run_dir: Path) -> list[Checkpoint]:
