@@ -91,14 +91,14 @@ def event_time(raw: Any, *, default: int, where: str) -> int:
     """An event's ``timestamp`` field as epoch seconds (``None`` -> ``default``)."""
     if raw is None:
         return default
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_TIME <= raw <= MAX_TIME:
+    whole = int(raw) if isinstance(raw, float) and raw.is_integer() else raw
+    if isinstance(whole, bool) or not isinstance(whole, int) or not MIN_TIME <= whole <= MAX_TIME:
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:40] + "..."
         raise InputError(
             f"{where}: timestamp must be whole epoch seconds between {MIN_TIME} and "
-            f"{MAX_TIME} ({TIME_RANGE}), got {raw!r}"
+            f"{MAX_TIME} ({TIME_RANGE}), got {shown}"
         )
-    return raw
+    return whole
 
 
 def event_value(raw: Any, *, where: str) -> float:
@@ -170,17 +170,22 @@ class Recommender:
         kept: list[tuple[int, int, int, float]] = []
         unknown: list[str] = []
         default_behavior = next(iter(self.behavior_index.values()))
+        given = False  # has any event so far given its time?
         for i, record in enumerate(records):
             if not isinstance(record, Mapping) or "item" not in record:
                 raise InputError(
                     f"history event {i}: expected an object with an 'item' field, got {record!r}"
                 )
-            timestamp = event_time(record.get("timestamp"), default=i, where=f"history event {i}")
-            value = event_value(record.get("value"), where=f"history event {i}")
+            # no time: the previous event's once some event had one, else the position
+            given = given or record.get("timestamp") is not None
+            default = kept[-1][2] if kept and given else i
+            where = f"history event {i}"
+            timestamp = event_time(record.get("timestamp"), default=default, where=where)
+            value = event_value(record.get("value"), where=where)
             item = self.item_index.get(str(record["item"]))
             behavior = (
                 self.behavior_index.get(str(record["behavior"]))
-                if "behavior" in record
+                if record.get("behavior") is not None
                 else default_behavior
             )
             if item is None or behavior is None:

@@ -73,13 +73,22 @@ def test_good_event_fields_are_kept(recommender: Recommender) -> None:
     history, unknown = recommender.history_from_records(
         [
             {"item": "i1", "timestamp": 1_700_000_000, "value": 3.5},
-            {"item": "i2", "timestamp": 1_700_000_060.0, "value": None},
-            {"item": "i3", "timestamp": None},
+            {"item": "i2", "timestamp": 1_700_000_060.0, "value": None, "behavior": None},
+            {"item": "i3", "timestamp": None},  # the previous event's time, not 1970
         ]
     )
     assert unknown == []
-    assert history.timestamps.tolist() == [1_700_000_000, 1_700_000_060, 2]
+    assert history.timestamps.tolist() == [1_700_000_000, 1_700_000_060, 1_700_000_060]
     assert history.values.tolist() == [3.5, 0.0, 0.0]
+    default = next(iter(recommender.behavior_index.values()))  # a null behaviour: the default
+    assert history.behaviors.tolist()[1] == default
+    untimed, _ = recommender.history_from_records([{"item": "i1"}, {"item": "i2"}])
+    assert untimed.timestamps.tolist() == [0, 1]  # no times at all: positions, as before
+
+
+def test_a_huge_time_is_shown_short(recommender: Recommender) -> None:
+    with pytest.raises(InputError, match=r"got 1e\+300$"):
+        recommender.history_from_records([{"item": "i1", "timestamp": 1e300}])
 
 
 def test_scoring_refuses_values_beyond_the_bound(recommender: Recommender) -> None:

@@ -19,6 +19,7 @@ from influrec.runtime import keep_freed_memory
 
 EXIT_INPUT_ERROR = 2
 EXIT_BUG = 70  # EX_SOFTWARE: an internal error
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
 
 
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[red]error:[/red] {escape(str(exc))}"
         )
         return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: the user's choice, not a bug
+        Console(stderr=True, highlight=False).print("interrupted")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`influrec ... | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
