@@ -14,40 +14,35 @@ from influrec.inference import History, Recommender
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps")
 
 
-def at_least(low: int) -> Any:
-    """argparse type: a whole number >= ``low`` (argparse reports anything else, exit 2)."""
+def _bounded(convert: Any, low: float, kind: str) -> Any:
+    """argparse type: ``convert(text)`` (``kind`` names it in errors) that is >= ``low``;
+    argparse reports anything else as a bad argument (exit 2)."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            number = int(text)
+            number = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if number < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not number >= low:  # NaN included
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
         return number
 
-    parse.__name__ = f"integer >= {low}"
+    parse.__name__ = f"{kind} >= {low:g}"
     return parse
+
+
+def at_least(low: int) -> Any:
+    """argparse type: a whole number >= ``low``."""
+    return _bounded(int, low, "a whole number")
+
+
+def number_at_least(low: float) -> Any:
+    """argparse type: a number >= ``low``."""
+    return _bounded(float, low, "a number")
 
 
 positive_int = at_least(1)
 """argparse type for counts such as --k, --top, --candidates, --users."""
-
-
-def number_at_least(low: float) -> Any:
-    """argparse type: a number >= ``low`` (argparse reports anything else, exit 2)."""
-
-    def parse(text: str) -> float:
-        try:
-            number = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not number >= low:
-            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
-        return number
-
-    parse.__name__ = f"number >= {low:g}"
-    return parse
 
 
 def share(text: str) -> float:

@@ -27,12 +27,7 @@ def register(commands: Any) -> None:
     d.add_argument("--user", required=True, help="a user id of the training data")
     d.add_argument("--item", required=True, help="the recommended item id to explain")
     d.add_argument("--top", type=positive_int, default=20, help="interactions listed on each side")
-    d.add_argument(
-        "--checkpoints",
-        type=at_least(0),
-        default=0,
-        help="use at most N saved checkpoints (0: all)",
-    )
+    _add_checkpoints(d)
     d.add_argument(
         "--influence-function",
         action="store_true",
@@ -56,12 +51,7 @@ def register(commands: Any) -> None:
         "self: highest TracIn self-influence; "
         "harm: most negative TracIn influence on the validation loss",
     )
-    n.add_argument(
-        "--checkpoints",
-        type=at_least(0),
-        default=0,
-        help="use at most N saved checkpoints (0: all)",
-    )
+    _add_checkpoints(n)
     n.add_argument(
         "--overwrite",
         action="store_true",
@@ -69,6 +59,15 @@ def register(commands: Any) -> None:
     )
     n.add_argument("--json", action="store_true")
     n.set_defaults(handler=run_denoise)
+
+
+def _add_checkpoints(parser: Any) -> None:
+    parser.add_argument(
+        "--checkpoints",
+        type=at_least(0),
+        default=0,
+        help="use at most N saved checkpoints (0: all)",
+    )
 
 
 def run_data_influence(args: argparse.Namespace) -> int:
