@@ -34,8 +34,7 @@ def function_lengths(path: Path) -> dict[str, int]:
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 name = f"{prefix}{child.name}"
                 if not isinstance(child, ast.ClassDef):
-                    assert child.end_lineno is not None
-                    lengths[name] = child.end_lineno - child.lineno + 1
+                    lengths[name] = (child.end_lineno or child.lineno) - child.lineno + 1
                 visit(child, f"{name}.")
             else:
                 visit(child, prefix)

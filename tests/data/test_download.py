@@ -404,8 +404,13 @@ def test_known_datasets_are_well_formed() -> None:
         assert source.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", source.sha256)
         assert source.format in {"movielens", "taobao", "retailrocket", "sasrec", "s3rec", "csv"}
         assert source.description
-        if dl._archive_suffix(dl._url_file_name(source.url)) == ".zip":
-            assert source.archive_member is not None
+    zipped = [
+        source
+        for source in KNOWN_DATASETS.values()
+        if dl._archive_suffix(dl._url_file_name(source.url)) == ".zip"
+    ]
+    assert len(zipped) >= 5  # the MovieLens archives at least
+    assert all(source.archive_member is not None for source in zipped), zipped
 
 
 def test_default_cache_dir_follows_env_then_home(

@@ -135,25 +135,24 @@ def test_batch_and_body_limits(make_client: Callable[..., TestClient]) -> None:
 
 
 def test_k_and_candidates_are_bounded(client: TestClient) -> None:
-    for path, status in [
-        ("/v1/users/u2/recommendations?k=101", 422),
-        ("/v1/users/u2/recommendations?k=0", 422),
-        ("/v1/users/u2/recommendations?k=ten", 422),
-        ("/v1/users/u2/explanations?k=21", 422),
-        ("/v1/users/u2/explanations?method=magic", 422),
-        ("/v1/users/u2/influential-actions?candidates=1001", 422),
-        ("/v1/users/u2/influential-actions?k=101", 422),
-        ("/v1/users/u2/recommendations?k=100", 200),
+    for path in [
+        "/v1/users/u2/recommendations?k=101",
+        "/v1/users/u2/recommendations?k=0",
+        "/v1/users/u2/recommendations?k=ten",
+        "/v1/users/u2/explanations?k=21",
+        "/v1/users/u2/explanations?method=magic",
+        "/v1/users/u2/influential-actions?candidates=1001",
+        "/v1/users/u2/influential-actions?k=101",
     ]:
         response = client.get(path, headers=auth())
-        assert response.status_code == status, (path, response.text)
-        if status == 422:
-            assert response.json()["error"]["details"][0]["field"] in (
-                "k",
-                "query.k",
-                "query.method",
-                "candidates",
-            )
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["details"][0]["field"] in (
+            "k",
+            "query.k",
+            "query.method",
+            "candidates",
+        ), (path, response.text)
+    assert client.get("/v1/users/u2/recommendations?k=100", headers=auth()).status_code == 200
     whatif = {"user": "u2", "k": 101}
     assert_error(client.post("/v1/whatif", json=whatif, headers=auth()), 422, "validation_error")
     long_id = "u" * 300
