@@ -35,8 +35,6 @@ from influrec.data.synthetic import SynthConfig
 from influrec.data_influence import DataInfluence, TracInScores, spearman
 from influrec.data_influence.cleaning import (
     SCORES,
-    flag_quality,
-    inject_noise,
     remove_events,
     signal,
     training_targets,
@@ -45,6 +43,7 @@ from influrec.data_influence.cleaning import (
 from influrec.evaluation.runs import evaluate_run
 from influrec.training import checkpoint as ckpt
 from influrec.training.loop import train
+from noise import flag_quality, inject_noise
 from train import OUT, ROOT, machine_line, prepared
 
 DI = OUT / "di"

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from influrec.data.dataset import EventDataset
 from influrec.data.sequences import SequenceData
+from influrec.data.splits import leave_one_out_split
 from influrec.inference import History, Recommender
 
 
@@ -75,6 +77,21 @@ def train_tiny_run(
         == 0
     )
     return root / "run"
+
+
+def held_out_events(ds: EventDataset) -> list[tuple[str, str, int]]:
+    """(user, item, time) of every validation and test target under the leave-one-out split."""
+    data = SequenceData.from_dataset(ds)
+    split = leave_one_out_split(data.user)
+    table = ds.events.take(np.sort(np.concatenate([split.valid, split.test])))
+    return list(
+        zip(
+            table.column("user_id").to_pylist(),
+            table.column("item_id").to_pylist(),
+            table.column("timestamp").to_pylist(),
+            strict=True,
+        )
+    )
 
 
 def user_history(rec: Recommender, n: int | None = None) -> History:

@@ -1,4 +1,4 @@
-"""Noise injection, removal of interactions, and the denoise command end to end."""
+"""Removal of interactions, the harm signals, and the denoise command end to end."""
 
 from __future__ import annotations
 
@@ -10,23 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from influrec.cli.main import main
-from influrec.config import load_config
 from influrec.data.dataset import EventDataset
-from influrec.data.sequences import SequenceData
-from influrec.data.splits import leave_one_out_split
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.data_influence import DataInfluence
-from influrec.data_influence.cleaning import (
-    flag_quality,
-    inject_noise,
-    remove_events,
-    signal,
-    training_targets,
-    worst,
-)
+from influrec.data_influence.cleaning import remove_events, signal, worst
 from influrec.data_influence.tracin import TracInScores
-from tests_helpers import train_tiny_run
+from tests_helpers import held_out_events, train_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -34,54 +24,7 @@ def dataset() -> EventDataset:
     return synthesize_dataset(SynthConfig(n_users=60, n_items=40, mean_events=20, seed=3))
 
 
-def _last_two(ds: EventDataset) -> list[tuple[str, str, int]]:
-    data = SequenceData.from_dataset(ds)
-    split = leave_one_out_split(data.user)
-    events = np.sort(np.concatenate([split.valid, split.test]))
-    table = ds.events.take(events)
-    return list(
-        zip(
-            table.column("user_id").to_pylist(),
-            table.column("item_id").to_pylist(),
-            table.column("timestamp").to_pylist(),
-            strict=True,
-        )
-    )
-
-
-def test_inject_noise_touches_only_training_sequences(
-    dataset: EventDataset, tmp_path: Path
-) -> None:
-    config = load_config()
-    targets = training_targets(dataset, config)
-    noisy = inject_noise(dataset, config, fraction=0.1, seed=7)
-    events = noisy.dataset.events
-    assert int(noisy.injected.sum()) == round(0.1 * len(targets))
-    assert events.num_rows == dataset.events.num_rows + int(noisy.injected.sum())
-    assert _last_two(noisy.dataset) == _last_two(dataset)  # validation and test unchanged
-    user = events.column("user_idx").to_numpy()
-    times = events.column("timestamp").to_numpy()
-    same_user = user[1:] == user[:-1]
-    assert np.all(np.diff(times)[same_user] >= 0)  # still in time order
-    injected = np.flatnonzero(noisy.injected)
-    assert np.all(user[injected] == user[injected - 1])  # never a user's first event
-    assert np.all(np.isin(injected, training_targets(noisy.dataset, config)))
-    ids = events.column("item_id").to_pylist()
-    vocabulary = dataset.items.column("item_id").to_pylist()
-    assert [ids[i] for i in injected] == [
-        vocabulary[k - 1] for k in events.column("item_idx").to_numpy()[injected]
-    ]
-    original = np.flatnonzero(~noisy.injected)
-    assert (
-        events.take(original).column("row").to_pylist() == dataset.events.column("row").to_pylist()
-    )
-    again = inject_noise(dataset, config, fraction=0.1, seed=7)
-    assert again.dataset.events.equals(events)  # seeded
-    noisy.dataset.save(tmp_path / "noisy")
-    assert EventDataset.load(tmp_path / "noisy").events.num_rows == events.num_rows
-
-
-def test_remove_events_and_flag_quality(dataset: EventDataset) -> None:
+def test_remove_events_keeps_the_other_rows_and_notes_the_edit(dataset: EventDataset) -> None:
     removed = np.array([3, 10, 11])
     smaller = remove_events(dataset, removed, note={"edit": "test"})
     assert smaller.events.num_rows == dataset.events.num_rows - 3
@@ -91,14 +34,6 @@ def test_remove_events_and_flag_quality(dataset: EventDataset) -> None:
         smaller.events.column("row").to_pylist()
         == dataset.events.take(kept).column("row").to_pylist()
     )
-    injected = np.zeros(20, bool)
-    injected[[1, 2, 3, 4]] = True
-    assert flag_quality(np.array([1, 2, 9]), injected) == {
-        "flagged": 3,
-        "injected": 4,
-        "precision": 2 / 3,
-        "recall": 0.5,
-    }
 
 
 def test_worst_picks_the_right_end() -> None:
@@ -156,7 +91,7 @@ def test_denoise_writes_a_trainable_dataset(
         np.sort(listing.column("score").to_numpy()), np.sort(values[removed])
     )
     assert values[removed].min() >= values[~removed].max()
-    assert _last_two(cleaned) == _last_two(original)
+    assert held_out_events(cleaned) == held_out_events(original)
     assert main(["denoise", str(run), "--fraction", "0.05", "--out", str(out)]) == 2  # exists
     assert main(["denoise", str(run), "--fraction", "1.5", "--out", str(tmp_path / "x")]) == 2
     settings = ["--set", "model.d_model=16", "--set", "train.epochs=1", "--no-progress"]
