@@ -22,13 +22,13 @@ import pytest
 from influrec.data import download as dl
 from influrec.data.dataset import prepare
 from influrec.data.download import (
-    KNOWN_DATASETS,
-    DatasetSource,
     DownloadError,
     default_cache_dir,
     download,
     fetch_dataset,
+    recorded_sha256,
 )
+from influrec.data.sources import KNOWN_DATASETS, DatasetSource
 from influrec.errors import InputError
 
 PAYLOAD = random.Random(7).randbytes(100_003)  # odd length, several chunks of 4 KiB
@@ -401,7 +401,9 @@ def test_known_datasets_are_well_formed() -> None:
     for key, source in KNOWN_DATASETS.items():
         assert source.name == key
         assert source.url.startswith("https://")
-        assert source.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", source.sha256)
+        checksums = [source.sha256, *(sha for _, sha in source.companions)]
+        assert all(s is None or re.fullmatch(r"[0-9a-f]{64}", s) for s in checksums), key
+        assert all(url.startswith("https://") for url, _ in source.companions), key
         assert source.format in {"movielens", "taobao", "retailrocket", "sasrec", "s3rec", "csv"}
         assert source.description
     zipped = [
@@ -411,6 +413,85 @@ def test_known_datasets_are_well_formed() -> None:
     ]
     assert len(zipped) >= 5  # the MovieLens archives at least
     assert all(source.archive_member is not None for source in zipped), zipped
+
+
+# known dataset -> its byte-identical copy under ../shared/datasets (see PROVENANCE.md there)
+SHARED_COPIES = {
+    "sasrec-video": "amazon-games-sasrec/Video.txt",
+    "s3rec-lastfm": "s3rec-sequences/LastFM.txt",
+    "s3rec-beauty": "s3rec-sequences/Beauty.txt",
+    "s3rec-sports": "s3rec-sequences/Sports_and_Outdoors.txt",
+    "s3rec-yelp": "s3rec-sequences/Yelp.txt",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_COPIES))
+def test_known_checksums_are_those_of_the_upstream_files(name: str, shared_file) -> None:
+    """The recorded sha256 of each verified dataset (and of its companions) is the sha256 of the
+    byte-identical copy in ../shared/datasets."""
+    source = KNOWN_DATASETS[name]
+    folder = Path(SHARED_COPIES[name]).parent
+    assert source.sha256 == _sha(shared_file(SHARED_COPIES[name]).read_bytes())
+    for url, sha in source.companions:
+        companion = shared_file(str(folder / dl._url_file_name(url)))
+        assert sha == _sha(companion.read_bytes()), url
+
+
+def test_trust_on_first_use_records_the_first_download_and_checks_every_later_one(
+    source: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "cache" / "payload.bin"
+    record = tmp_path / "cache" / "payload.bin.sha256"
+    download(source.as_uri(), dest, chunk_size=CHUNK)  # no known checksum: recorded
+    assert record.read_text() == f"{_sha(PAYLOAD)}  payload.bin\n"  # sha256sum's format
+    assert recorded_sha256(dest) == _sha(PAYLOAD)
+
+    dest.write_bytes(b"corrupted")  # a damaged cached file is downloaded again, and checked
+    assert download(source.as_uri(), dest, chunk_size=CHUNK).read_bytes() == PAYLOAD
+
+    source.write_bytes(PAYLOAD[:-1] + b"!")  # the file changed upstream
+    dest.unlink()
+    with pytest.raises(DownloadError, match=r"recorded in .*payload\.bin\.sha256") as error:
+        download(source.as_uri(), dest, chunk_size=CHUNK)
+    assert _sha(PAYLOAD) in str(error.value) and _sha(source.read_bytes()) in str(error.value)
+    assert not dest.exists() and not _part(dest).exists()
+
+    record.unlink()  # deleting the record trusts the new file
+    assert download(source.as_uri(), dest, chunk_size=CHUNK).read_bytes() == source.read_bytes()
+    assert recorded_sha256(dest) == _sha(source.read_bytes())
+
+
+def test_a_cached_file_without_a_record_is_recorded_on_reuse(tmp_path: Path) -> None:
+    dest = tmp_path / "payload.bin"
+    dest.write_bytes(b"cached bytes")  # e.g. downloaded by a version that kept no record
+    missing = (tmp_path / "no-such-file.bin").as_uri()
+    assert download(missing, dest) == dest
+    assert recorded_sha256(dest) == _sha(b"cached bytes")
+    dest.write_bytes(b"other bytes")  # now checked: not the recorded file, fetched again
+    with pytest.raises(DownloadError, match=r"no-such-file\.bin"):
+        download(missing, dest)
+
+
+def test_a_record_without_a_checksum_is_refused(source: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "payload.bin"
+    (tmp_path / "payload.bin.sha256").write_text("not a checksum\n")
+    with pytest.raises(DownloadError, match=r"payload\.bin\.sha256 does not start with a sha256"):
+        download(source.as_uri(), dest)
+    assert not dest.exists()
+
+
+def test_companions_are_checked_against_their_checksums(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sequences = tmp_path / "Beauty.txt"
+    sequences.write_bytes(b"1 1 2\n")
+    attributes = tmp_path / "Beauty_item2attributes.json"
+    attributes.write_bytes(b'{"1": [3]}')
+    wrong = ((attributes.as_uri(), _sha(b"something else")),)
+    source = DatasetSource("toy", sequences.as_uri(), None, None, "s3rec", "test", wrong)
+    monkeypatch.setitem(KNOWN_DATASETS, "toy", source)
+    with pytest.raises(DownloadError, match=r"checksum mismatch.*Beauty_item2attributes\.json"):
+        fetch_dataset("toy", tmp_path / "cache")
 
 
 def test_default_cache_dir_follows_env_then_home(
@@ -431,7 +512,7 @@ def test_companion_files_are_stored_beside_the_main_file(
     attributes = tmp_path / "Beauty_item2attributes.json"
     attributes.write_bytes(b'{"1": [3], "2": [4]}')
     source = DatasetSource(
-        "toy-s3rec", sequences.as_uri(), None, None, "s3rec", "test", (attributes.as_uri(),)
+        "toy-s3rec", sequences.as_uri(), None, None, "s3rec", "test", ((attributes.as_uri(), None),)
     )
     monkeypatch.setitem(KNOWN_DATASETS, "toy-s3rec", source)
     main = fetch_dataset("toy-s3rec", tmp_path / "cache")

@@ -6,8 +6,11 @@ Two entry points::
     fetch_dataset("ml-1m", cache_dir)        a known dataset (or a URL), downloaded once and
                                              extracted into ``cache_dir/<name>/``
 
-Only ``urllib`` is used; ``http``, ``https`` and ``file`` URLs are supported. A ``sha256`` that is
-``None`` means no published checksum is known: the computed one is logged so it can be recorded.
+Only ``urllib`` is used; ``http``, ``https`` and ``file`` URLs are supported. Every downloaded file
+is checked: against its known ``sha256`` when there is one (``KNOWN_DATASETS`` records those that
+were verified against the upstream file), otherwise trust on first use: the sha256 of the first
+download is recorded beside the file (``<file>.sha256``, in ``sha256sum`` format) and every later
+reuse or download of that file must match it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import shutil
 import tarfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
+from influrec.data.sources import KNOWN_DATASETS, DatasetSource
 from influrec.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -37,87 +40,6 @@ logger = logging.getLogger(__name__)
 class DownloadError(InputError):
     """A download, checksum or extraction failed; the message names the URL or file and why
     (the user can act on it: check the URL or the connection, run again to resume)."""
-
-
-@dataclass(frozen=True)
-class DatasetSource:
-    """Where a public dataset lives and which file inside it the reader wants."""
-
-    name: str
-    url: str
-    sha256: str | None
-    archive_member: str | None
-    format: str
-    description: str
-    companions: tuple[str, ...] = ()  # URLs of plain files stored beside the main one
-
-
-_GROUPLENS = "https://files.grouplens.org/datasets/movielens"
-_SASREC = "https://raw.githubusercontent.com/kang205/SASRec/master/data"
-_S3REC = "https://raw.githubusercontent.com/aHuiWang/CIKM2020-S3Rec/master/data"
-
-KNOWN_DATASETS: dict[str, DatasetSource] = {
-    source.name: source
-    for source in (
-        # name, url, sha256, archive_member (main file inside the archive), format, description
-        DatasetSource(
-            "ml-100k", f"{_GROUPLENS}/ml-100k.zip", None, "ml-100k/u.data", "movielens",
-            "MovieLens 100K (1998): 100,000 ratings 1-5 from 943 users on 1,682 movies.",
-        ),
-        DatasetSource(
-            "ml-1m", f"{_GROUPLENS}/ml-1m.zip", None, "ml-1m/ratings.dat", "movielens",
-            "MovieLens 1M (2003): 1,000,209 ratings 1-5 from 6,040 users on about 3,900 movies.",
-        ),
-        DatasetSource(
-            "ml-20m", f"{_GROUPLENS}/ml-20m.zip", None, "ml-20m/ratings.csv", "movielens",
-            "MovieLens 20M (2015): 20,000,263 ratings 0.5-5 from 138,493 users on 27,278 movies.",
-        ),
-        DatasetSource(
-            "ml-25m", f"{_GROUPLENS}/ml-25m.zip", None, "ml-25m/ratings.csv", "movielens",
-            "MovieLens 25M (2019): 25,000,095 ratings 0.5-5 from 162,541 users on 62,423 movies.",
-        ),
-        DatasetSource(
-            "ml-latest-small", f"{_GROUPLENS}/ml-latest-small.zip", None,
-            "ml-latest-small/ratings.csv", "movielens",
-            "MovieLens latest small: about 100,000 ratings from about 600 users; GroupLens "
-            "refreshes it, so its contents (and checksum) change between releases.",
-        ),
-        DatasetSource(
-            "sasrec-ml-1m", f"{_SASREC}/ml-1m.txt", None, None, "sasrec",
-            "MovieLens 1M as preprocessed by SASRec (Kang & McAuley, ICDM 2018): one "
-            "'user item' pair per line, ids from 1, in time order within each user.",
-        ),
-        DatasetSource(
-            "sasrec-video", f"{_SASREC}/Video.txt", None, None, "sasrec",
-            "Amazon 'Video' reviews as preprocessed by SASRec: one 'user item' pair per line.",
-        ),
-        DatasetSource(
-            "s3rec-lastfm", f"{_S3REC}/LastFM.txt", None, None, "s3rec",
-            "LastFM as preprocessed by S3-Rec (Zhou et al., CIKM 2020): one user per line, "
-            "'user item item ...' in time order; with the artists' tags as attributes.",
-            (f"{_S3REC}/LastFM_item2attributes.json",),
-        ),
-        DatasetSource(
-            "s3rec-beauty", f"{_S3REC}/Beauty.txt", None, None, "s3rec",
-            "Amazon Beauty as preprocessed by S3-Rec: 22,363 users, 12,101 items, one user per "
-            "line in time order; with the items' categories and brand as attributes.",
-            (f"{_S3REC}/Beauty_item2attributes.json",),
-        ),
-        DatasetSource(
-            "s3rec-sports", f"{_S3REC}/Sports_and_Outdoors.txt", None, None, "s3rec",
-            "Amazon Sports and Outdoors as preprocessed by S3-Rec: 35,598 users, 18,357 items; "
-            "with the items' categories and brand as attributes.",
-            (f"{_S3REC}/Sports_and_Outdoors_item2attributes.json",),
-        ),
-        DatasetSource(
-            "s3rec-yelp", f"{_S3REC}/Yelp.txt", None, None, "s3rec",
-            "Yelp as preprocessed by S3-Rec: 30,431 users, 20,033 businesses; with the "
-            "businesses' categories as attributes.",
-            (f"{_S3REC}/Yelp_item2attributes.json",),
-        ),
-    )
-}  # fmt: skip
-"""Datasets ``fetch_dataset`` knows by name. Checksums are ``None`` until someone records them."""
 
 
 def default_cache_dir() -> Path:
@@ -138,19 +60,26 @@ def download(
 
     Bytes go to ``dest.part``, renamed to ``dest`` once complete and verified. An existing
     ``.part`` is resumed: ``file://`` by seeking, ``http(s)://`` with a ``Range`` header (a server
-    that ignores it and answers 200 makes the download restart). A ``dest`` that already exists
-    and matches ``sha256`` (or any ``dest`` when ``sha256`` is None) is returned untouched.
-    ``timeout`` is in seconds, per network operation.
+    that ignores it and answers 200 makes the download restart). ``timeout`` is in seconds, per
+    network operation.
+
+    The file is checked against ``sha256`` or, when that is None, against the sha256 recorded
+    beside ``dest`` at its first download (trust on first use; see :func:`recorded_sha256`);
+    with neither, the file's sha256 is recorded now. A ``dest`` that already exists and matches
+    is returned untouched; one that does not is downloaded again.
 
     Raises DownloadError when the URL cannot be reached or read (the ``.part`` is kept, so calling
     again resumes) or when the checksum differs (the ``.part`` is deleted).
     """
     dest = Path(dest)
+    expected = sha256.lower() if sha256 is not None else recorded_sha256(dest)
     if dest.exists():
-        if sha256 is None or _sha256_of(dest, chunk_size) == sha256.lower():
+        actual = _sha256_of(dest, chunk_size)
+        if expected is None or actual == expected:
+            _record_sha256(dest, actual)
             logger.info("using cached %s", dest)
             return dest
-        logger.warning("cached %s does not match sha256 %s; downloading it again", dest, sha256)
+        logger.warning("cached %s does not match sha256 %s; downloading it again", dest, expected)
         dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -161,10 +90,41 @@ def download(
         _fetch_http(url, part, chunk_size, timeout)
     else:
         raise DownloadError(f"cannot download {url}: scheme {scheme!r} is not http, https or file")
-    _verify(part, url, sha256, chunk_size)
+    record = _record_path(dest) if sha256 is None and expected is not None else None
+    actual = _verify(part, url, expected, chunk_size, recorded_in=record)
+    _record_sha256(dest, actual)
     os.replace(part, dest)
     logger.info("downloaded %s to %s", url, dest)
     return dest
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The sha256 recorded for ``path`` at its first download (the file ``<path>.sha256``, in
+    ``sha256sum`` format, so ``sha256sum -c`` can check it too), or None when none is recorded.
+
+    Raises DownloadError when the record holds no sha256 (delete it to trust the file again).
+    """
+    record = _record_path(path)
+    if not record.exists():
+        return None
+    words = record.read_text(encoding="utf-8", errors="replace").split()
+    if not words or re.fullmatch(r"[0-9a-f]{64}", words[0]) is None:
+        raise DownloadError(
+            f"{record} does not start with a sha256 (64 lowercase hex digits); "
+            f"delete it to record the sha256 of {path.name} afresh"
+        )
+    return words[0]
+
+
+def _record_sha256(path: Path, digest: str) -> None:
+    record = _record_path(path)
+    line = f"{digest}  {path.name}\n"
+    if not record.exists() or record.read_text(encoding="utf-8", errors="replace") != line:
+        record.write_text(line, encoding="utf-8")
 
 
 def _sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -175,17 +135,30 @@ def _sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _verify(part: Path, url: str, sha256: str | None, chunk_size: int) -> None:
+def _verify(
+    part: Path, url: str, sha256: str | None, chunk_size: int, *, recorded_in: Path | None
+) -> str:
+    """The sha256 of ``part``, checked against ``sha256`` (recorded in ``recorded_in`` at the
+    first download, when not None); on a mismatch ``part`` is deleted and DownloadError raised."""
     actual = _sha256_of(part, chunk_size)
     if sha256 is None:
-        logger.info("%s has sha256 %s (no published checksum to compare with)", url, actual)
-        return
-    if actual != sha256.lower():
+        logger.info("%s has sha256 %s (recorded: later downloads must match it)", url, actual)
+        return actual
+    if actual != sha256:
         part.unlink()
+        where = (
+            ""
+            if recorded_in is None
+            else (
+                f" (recorded in {recorded_in} at the first download: the file changed upstream or "
+                "was corrupted; delete that record to trust the new file)"
+            )
+        )
         raise DownloadError(
-            f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {actual}; "
+            f"checksum mismatch for {url}: expected sha256 {sha256}{where}, got {actual}; "
             f"the partial file {part} was deleted, so the next attempt starts afresh"
         )
+    return actual
 
 
 def _copy_stream(source: BinaryIO | http.client.HTTPResponse, out: BinaryIO, chunk: int) -> int:
@@ -403,8 +376,8 @@ def fetch_dataset(name_or_url: str, cache_dir: Path, *, sha256: str | None = Non
     expected = sha256 or source.sha256
     suffix = _archive_suffix(file_name)
     if suffix is None:
-        for url in source.companions:  # e.g. S3-Rec's item attributes, read from beside the log
-            download(url, folder / _url_file_name(url))
+        for url, checksum in source.companions:  # e.g. S3-Rec's item attributes, beside the log
+            download(url, folder / _url_file_name(url), sha256=checksum)
         return download(source.url, folder / file_name, sha256=expected)
     if folder.exists():
         logger.info("using extracted %s", folder)
