@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +165,7 @@ def noise(args: argparse.Namespace) -> dict[str, Any]:
     }
     per_seed: dict[str, dict[int, dict[str, float]]] = {name: {} for name in conditions}
     for seed in seeds:
-        config_seed = replace(config, train=replace(config.train, seed=seed))
+        config_seed = config.replace(train=config.train.replace(seed=seed))
         for name, (data, folder) in conditions.items():
             run_dir = Path(folder if seed == 0 else f"{folder}-trainseed{seed}")
             per_seed[name][seed] = test_metrics(trained(data, config_seed, run_dir))

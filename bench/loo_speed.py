@@ -59,7 +59,7 @@ def models(n_items: int, seed: int) -> dict[str, BehaviorTransformer]:
     out = {}
     for positions in ("end", "start"):
         torch.manual_seed(seed)  # the same weights for both
-        config = dataclasses.replace(base, positions=positions)
+        config = base.replace(positions=positions)
         out[positions] = build_model(config, n_items=n_items, n_behaviors=1).eval()
     return out
 

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import dataclasses
 import json
 import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from influrec.config import (
     ConfigError,
@@ -32,7 +32,6 @@ def test_defaults() -> None:
     assert config == ExperimentConfig()
     assert config.model == ModelConfig()
     assert (config.model.kind, config.model.d_model, config.model.heads) == ("transformer", 64, 2)
-    assert config.model.value_head == "none"
     assert (config.train.lr, config.train.loss, config.train.monitor) == (1e-3, "ce", "NDCG@10")
     assert config.train.bf16 is True
     assert config.data.split == "leave_one_out"
@@ -72,8 +71,8 @@ def test_override_wins_over_file_and_later_override_wins(tmp_path: Path) -> None
         ("model.use_value=true", "model", "use_value", True),
         ("eval.ks=[1,10,50]", "eval", "ks", (1, 10, 50)),
         ("eval.ks = [ 10 ]", "eval", "ks", (10,)),
-        ("model.value_head=huber", "model", "value_head", "huber"),
-        ('model.value_head="mse"', "model", "value_head", "mse"),
+        ("train.loss=sampled", "train", "loss", "sampled"),
+        ('train.loss="bce"', "train", "loss", "bce"),
         ("model.kind=my-model", "model", "kind", "my-model"),
         ("model.kind=true", "model", "kind", "true"),
         ("train.monitor=HR@10", "train", "monitor", "HR@10"),
@@ -143,7 +142,8 @@ def test_unknown_key_lists_valid_keys_and_suggests_the_close_one(tmp_path: Path)
     message = str(info.value)
     assert message.startswith(f"{path}: unknown key 'model.layer'")
     assert "did you mean 'model.layers'?" in message
-    valid = ", ".join(field.name for field in dataclasses.fields(ModelConfig))
+    valid = ", ".join(ModelConfig.model_fields)
+    assert valid.startswith("kind, max_len, d_model, layers, heads,")
     assert message.endswith(f"valid keys in [model]: {valid}")
 
 
@@ -203,7 +203,9 @@ def test_file_problems(tmp_path: Path) -> None:
         ("model.dropout=1.0", r"model.dropout must be in \[0, 1\), got 1.0"),
         ("model.attn_dropout=-0.1", "model.attn_dropout must be in"),
         ("model.time_buckets=-1", "model.time_buckets must be >= 0"),
-        ("model.value_head=l1", "model.value_head must be one of none, mse, huber, got 'l1'"),
+        ("model.positions=begin", "model.positions must be one of end, start, got 'begin'"),
+        ("model.score_temperature=-1", "model.score_temperature must be >= 0, got -1"),
+        ("model.item_features=['a','a']", "model.item_features must list distinct, non-empty"),
         ("model.kind=''", "model.kind must be a non-empty"),
         ("train.lr=0", "train.lr must be positive"),
         ("train.lr=nan", "train.lr must be positive"),
@@ -300,8 +302,109 @@ def test_saved_toml_reads_as_expected() -> None:
 
 def test_configs_are_frozen() -> None:
     config = ExperimentConfig()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         config.model.layers = 4  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         config.train = TrainConfig()  # type: ignore[misc]
     assert hash(config) == hash(ExperimentConfig())
+
+
+def test_replace_gives_a_validated_copy() -> None:
+    config = ExperimentConfig()
+    changed = config.replace(train=config.train.replace(seed=3))
+    assert changed.train.seed == 3 and config.train.seed == 0
+    assert changed.model == config.model
+    with pytest.raises(ConfigError, match=r"model\.heads must divide model\.d_model=64, got 5"):
+        config.model.replace(heads=5)
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.sed' \(did you mean 'train\.seed'"):
+        config.train.replace(sed=3)
+
+
+def test_sections_given_as_tables_in_direct_construction() -> None:
+    config = ExperimentConfig(model={"layers": 3}, eval={"ks": [5, 10]})  # type: ignore[arg-type]
+    assert config.model == ModelConfig(layers=3) and config.eval.ks == (5, 10)
+    with pytest.raises(ConfigError, match=r"^model\.layers: expected int, got '3' \(str\)"):
+        ExperimentConfig(model={"layers": "3"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^\[model\] must be a table of key = value pairs"):
+        ExperimentConfig(model=3)  # type: ignore[arg-type]
+
+
+# config.toml as saved by runs made before the value head was removed (all keys written out)
+OLD_RUN_CONFIG = """[model]
+kind = "transformer"
+max_len = 50
+d_model = 64
+layers = 2
+heads = 2
+ff_mult = 4
+dropout = 0.2
+attn_dropout = 0.2
+time_buckets = 0
+use_value = false
+behavior_head = true
+value_head = "none"
+positions = "end"
+score_temperature = 0.0
+item_features = []
+
+[train]
+epochs = 50
+batch_size = 128
+lr = 0.001
+weight_decay = 0.0
+warmup_steps = 100
+min_lr_ratio = 0.0
+grad_clip = 1.0
+loss = "ce"
+negatives = 256
+sampler = "popularity"
+negatives_per = "batch"
+label_smoothing = 0.0
+behavior_weight = 0.1
+value_weight = 0.0
+patience = 10
+monitor = "NDCG@10"
+seed = 0
+threads = 0
+device = "auto"
+bf16 = true
+max_minutes = 0.0
+keep_checkpoints = 3
+keep_every = 0
+average_best = 0
+mask_seen = false
+
+[data]
+split = "leave_one_out"
+valid_fraction = 0.1
+test_fraction = 0.1
+
+[eval]
+ks = [1, 5, 10, 20, 50]
+batch_size = 512
+mask_seen = false
+"""
+
+
+def test_configs_saved_before_the_value_head_was_removed_still_load(tmp_path: Path) -> None:
+    path = write(tmp_path, OLD_RUN_CONFIG)
+    assert load_config(path) == ExperimentConfig()
+    old = tomllib.loads(OLD_RUN_CONFIG)
+    assert ExperimentConfig.from_dict(old) == ExperimentConfig()  # run.json's config
+    assert "value_head" not in config_to_toml(ExperimentConfig())
+
+
+def test_a_config_that_used_the_removed_value_head_is_refused_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, OLD_RUN_CONFIG.replace('value_head = "none"', 'value_head = "huber"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: model.value_head: the value head was removed")
+    assert message.endswith(""""none" loads, got 'huber'""")
+    assert info.value.key == "model.value_head"
+    with pytest.raises(ConfigError, match=r"^override 'train\.value_weight=0\.5': .* removed"):
+        load_config(overrides=["train.value_weight=0.5"])
+    with pytest.raises(ConfigError, match=r"^override 'model\.value_head=none': .* removed"):
+        load_config(overrides=["model.value_head=none"])

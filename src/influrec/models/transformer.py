@@ -333,7 +333,6 @@ class BehaviorTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.ln_final = nn.LayerNorm(d)
         self.behavior_head = nn.Linear(d, n_behaviors + 1) if config.behavior_head else None
-        self.value_head = nn.Linear(d, 1) if config.value_head != "none" else None
         self.apply(_init_weights)
 
     def num_parameters(self) -> int:

@@ -138,15 +138,7 @@ class Trainer:
         self.data = SequenceData.from_dataset(dataset)
         self.split = make_split(self.data, config)
         self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
-        if len(self.windows[0]) == 0:
-            raise InputError(
-                "the dataset has no training targets: every user needs at least 2 training events"
-            )
-        if len(self.split.valid) == 0:
-            raise InputError(
-                f"the dataset has no validation targets under data.split={config.data.split}: "
-                "leave_one_out needs users with >= 3 events, temporal a larger data.valid_fraction"
-            )
+        _require_targets(self.windows, self.split, config)
         self.features = (
             ItemFeatures.from_items(dataset.items, config.model.item_features, self.data.n_items)
             if config.model.item_features
@@ -179,16 +171,7 @@ class Trainer:
                 min_ratio=config.train.min_lr_ratio,
             ),
         )
-        # Proposal of the sampled softmax. A uniform one makes the logQ correction a constant,
-        # so it cancels: the loss is plain sampled softmax over uniform negatives.
-        if config.train.sampler == "uniform":
-            q = np.ones(self.data.n_items + 1)
-        else:
-            counts = np.bincount(self.data.item[self.split.train], minlength=self.data.n_items + 1)
-            q = counts.astype(np.float64) + 1.0
-        log_q = np.log(q / q[1:].sum())
-        log_q[0] = -np.inf  # padding is never sampled
-        self.log_q = torch.from_numpy(log_q).float().to(self.device)
+        self.log_q = _proposal_log_q(self.data, self.split, config.train.sampler).to(self.device)
         self.epoch, self.step, self.best_metric, self.best_epoch = 0, 0, -math.inf, 0
         self.stale, self.seconds, self.lr_sum = 0, 0.0, 0.0  # lr_sum: over every step so far
         self.averaged: dict[str, Any] | None = None
@@ -220,8 +203,6 @@ class Trainer:
                 behaviors = torch.from_numpy(self.data.behavior[targets]).to(self.device)
                 logits = self.model.behavior_logits(hidden).float()
                 loss = loss + config.train.behavior_weight * F.cross_entropy(logits, behaviors)
-            if self.model.value_head is not None and config.train.value_weight > 0:
-                loss = loss + config.train.value_weight * self._value_loss(hidden, targets)
         return loss, len(targets)
 
     def _item_loss(
@@ -249,17 +230,6 @@ class Trainer:
                 sequences=sequences,
             )
         return bce_loss(hidden, targets, items, negatives=train.negatives)
-
-    def _value_loss(self, hidden: torch.Tensor, targets: np.ndarray) -> torch.Tensor:
-        assert self.model.value_head is not None
-        present = torch.from_numpy(self.data.has_value[targets]).to(self.device)
-        if not present.any():
-            return hidden.sum() * 0.0
-        predicted = self.model.value_head(hidden[present]).squeeze(-1).float()
-        actual = torch.from_numpy(self.data.value[targets]).to(self.device)[present]
-        if self.config.model.value_head == "huber":
-            return F.huber_loss(predicted, actual)
-        return F.mse_loss(predicted, actual)
 
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
@@ -431,6 +401,37 @@ def _param_groups(model: BehaviorTransformer, weight_decay: float) -> list[dict[
         {"params": decay, "weight_decay": weight_decay},
         {"params": others, "weight_decay": 0.0},
     ]
+
+
+def _require_targets(
+    windows: tuple[np.ndarray, np.ndarray], split: Split, config: ExperimentConfig
+) -> None:
+    """InputError when the split leaves no training windows or no validation targets."""
+    if len(windows[0]) == 0:
+        raise InputError(
+            "the dataset has no training targets: every user needs at least 2 training events"
+        )
+    if len(split.valid) == 0:
+        raise InputError(
+            f"the dataset has no validation targets under data.split={config.data.split}: "
+            "leave_one_out needs users with >= 3 events, temporal a larger data.valid_fraction"
+        )
+
+
+def _proposal_log_q(data: SequenceData, split: Split, sampler: str) -> torch.Tensor:
+    """log q of each item (n_items + 1,), the proposal of the sampled softmax; padding -inf.
+
+    A uniform proposal makes the logQ correction a constant, so it cancels: the loss is plain
+    sampled softmax over uniform negatives. Popularity counts training events, plus one.
+    """
+    if sampler == "uniform":
+        q = np.ones(data.n_items + 1)
+    else:
+        counts = np.bincount(data.item[split.train], minlength=data.n_items + 1)
+        q = counts.astype(np.float64) + 1.0
+    log_q = np.log(q / q[1:].sum())
+    log_q[0] = -np.inf  # padding is never sampled
+    return torch.from_numpy(log_q).float()
 
 
 def train(

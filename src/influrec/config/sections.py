@@ -1,0 +1,297 @@
+"""The configuration's sections as frozen pydantic models: their keys, types, defaults, ranges
+and meanings, and the checks that span several keys."""
+
+from __future__ import annotations
+
+import itertools
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+
+from influrec.config.errors import (
+    ConfigError,
+    from_validation_error,
+    require,
+    unknown_key,
+    unknown_section,
+)
+
+_VALUE_HEAD_GONE = "the value head was removed: it was trained, but nothing read its predictions"
+# Keys of older configs (saved run folders, run.json) that are read and dropped: key -> (accepts
+# the value?, why it is gone). A value that would change what the old run did is an error.
+REMOVED_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "model.value_head": (lambda value: value == "none", f'{_VALUE_HEAD_GONE}; only "none" loads'),
+    "train.value_weight": (lambda value: isinstance(value, int | float), _VALUE_HEAD_GONE),
+}
+
+
+class _Config(BaseModel):
+    """Frozen, no unknown keys, no silent conversions (``"4"`` is not an int); errors become
+    :class:`ConfigError` naming ``section.key``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    section: ClassVar[str] = ""  # the TOML table name; "" for the whole experiment
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise from_validation_error(exc, type(self), self.section, data) from None
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied, validated like a new config."""
+        return type(self)(**{**dict(self), **changes})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_removed_keys(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        kept = dict(data)
+        for key, (accepts, why) in REMOVED_KEYS.items():
+            section, _, name = key.partition(".")
+            if section == cls.section and name in kept and not accepts(value := kept.pop(name)):
+                raise ConfigError(f"{key}: {why}, got {value!r}", key=key)
+        return kept
+
+
+class ModelConfig(_Config):
+    """The network: its size, its inputs and how it scores items."""
+
+    section: ClassVar[str] = "model"
+    kind: str = Field(
+        default="transformer", min_length=1, description="Registry name of the model."
+    )
+    max_len: int = Field(default=50, gt=0, description="Events of history the model sees.")
+    d_model: int = Field(default=64, gt=0, description="Width of embeddings and hidden states.")
+    layers: int = Field(default=2, gt=0, description="Transformer blocks.")
+    heads: int = Field(default=2, gt=0, description="Attention heads; must divide `model.d_model`.")
+    ff_mult: int = Field(default=4, gt=0, description="Feed-forward width = `ff_mult * d_model`.")
+    dropout: float = Field(default=0.2, ge=0, lt=1, description="Embedding and residual dropout.")
+    attn_dropout: float = Field(
+        default=0.2, ge=0, lt=1, description="Dropout on attention weights."
+    )
+    time_buckets: int = Field(
+        default=0,
+        ge=0,
+        description="0: no time-gap embedding; else the number of log-scale gap buckets.",
+    )
+    use_value: bool = Field(
+        default=False, description="Add a value embedding (rating, price) to each event's token."
+    )
+    behavior_head: bool = Field(
+        default=True, description="Also predict the next event's behaviour type."
+    )
+    positions: Literal["end", "start"] = Field(
+        default="end",
+        description="`end`: the latest event sits at position `max_len - 1`; "
+        "`start`: the oldest one at 0.",
+    )
+    score_temperature: float = Field(
+        default=0.0,
+        ge=0,
+        description="0: scores are dot products with the item embeddings; "
+        "> 0: cosine similarity divided by this temperature.",
+    )
+    item_features: tuple[str, ...] = Field(
+        default=(),
+        strict=False,
+        description="Item metadata columns (`|`-separated values, e.g. genres or attributes) "
+        "whose learned embeddings, averaged, are added to each item's own embedding, "
+        "for inputs and scores alike. Distinct, non-empty names.",
+    )
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Self:
+        rule = f"must divide model.d_model={self.d_model}"
+        require(self.d_model % self.heads == 0, "model.heads", rule, self.heads)
+        names = self.item_features
+        distinct = all(names) and len(set(names)) == len(names)
+        rule = "must list distinct, non-empty column names"
+        require(distinct, "model.item_features", rule, list(names))
+        return self
+
+
+class TrainConfig(_Config):
+    """The optimisation: loss, schedule, early stopping, checkpoints and hardware."""
+
+    section: ClassVar[str] = "train"
+    epochs: int = Field(default=50, gt=0, description="Maximum number of epochs.")
+    batch_size: int = Field(default=128, gt=0, description="Training windows per step.")
+    lr: float = Field(default=1e-3, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(
+        default=100, ge=0, description="Linear warm-up steps before cosine decay."
+    )
+    min_lr_ratio: float = Field(
+        default=0.0, ge=0, le=1, description="The cosine schedule decays to `lr * min_lr_ratio`."
+    )
+    grad_clip: float = Field(default=1.0, ge=0, description="Gradient-norm clipping; 0: off.")
+    loss: Literal["ce", "sampled", "bce"] = Field(
+        default="ce",
+        description="`ce`: full softmax; `sampled`: sampled softmax with logQ correction; "
+        "`bce`: binary cross-entropy against sampled negatives.",
+    )
+    negatives: int = Field(
+        default=256, gt=0, description="Negatives per target for `sampled` and `bce`."
+    )
+    sampler: Literal["popularity", "uniform"] = Field(
+        default="popularity",
+        description="Sampled-softmax negatives: by popularity (with logQ) or uniform.",
+    )
+    negatives_per: Literal["batch", "sequence"] = Field(
+        default="batch",
+        description="Sampled softmax: one draw shared by the batch, or one per sequence.",
+    )
+    label_smoothing: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Full softmax: share of the target spread over all items.",
+    )
+    behavior_weight: float = Field(
+        default=0.1, ge=0, description="Weight of the behaviour-type loss."
+    )
+    patience: int = Field(
+        default=10,
+        gt=0,
+        description="Early stopping: evaluations without improvement of the monitor.",
+    )
+    monitor: str = Field(
+        default="NDCG@10",
+        description="Validation metric for early stopping: `METRIC@K`, K in `eval.ks`.",
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of initialisation, batching and sampling.")
+    threads: int = Field(default=0, ge=0, description="Torch CPU threads; 0: torch's default.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="`auto`: CUDA when present, else CPU."
+    )
+    bf16: bool = Field(default=True, description="bf16 autocast on CUDA.")
+    max_minutes: float = Field(
+        default=0.0, ge=0, description="Stop training after this wall time; 0: no limit."
+    )
+    keep_checkpoints: int = Field(
+        default=3, ge=0, description="Per-epoch checkpoints kept (the best is always kept)."
+    )
+    keep_every: int = Field(
+        default=0,
+        ge=0,
+        description="Also keep every Nth epoch's checkpoint (TracIn reads them); 0: off.",
+    )
+    average_best: int = Field(
+        default=0,
+        ge=0,
+        description="At the end, average the weights of the N best epochs; kept only when "
+        "that beats the best single epoch on validation. 0: off.",
+    )
+    mask_seen: bool = Field(
+        default=False,
+        description="Full softmax: items seen earlier in the window are left out of each "
+        "target's softmax (consistent with evaluating with seen items masked).",
+    )
+
+
+class DataConfig(_Config):
+    """How events are split into training, validation and test targets."""
+
+    section: ClassVar[str] = "data"
+    split: Literal["leave_one_out", "temporal"] = Field(
+        default="leave_one_out",
+        description="`leave_one_out`: each user's last event is the test target, the one "
+        "before it the validation target; `temporal`: global time cuts.",
+    )
+    valid_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="Temporal split: fraction of events after the validation cut.",
+    )
+    test_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="Temporal split: fraction of events after the test cut.",
+    )
+
+    @model_validator(mode="after")
+    def _check_sum(self) -> Self:
+        total = self.valid_fraction + self.test_fraction
+        rule = f"plus data.test_fraction={self.test_fraction} must be < 1 (sum {total:g})"
+        require(total < 1, "data.valid_fraction", rule, self.valid_fraction)
+        return self
+
+
+class EvalConfig(_Config):
+    """Evaluation during training and of the finished run."""
+
+    section: ClassVar[str] = "eval"
+    ks: tuple[Annotated[int, Field(gt=0)], ...] = Field(
+        default=(1, 5, 10, 20, 50),
+        strict=False,
+        min_length=1,
+        description="Cutoffs K of the ranking metrics (HR@K, NDCG@K...), increasing.",
+    )
+    batch_size: int = Field(default=512, gt=0, description="Users scored per evaluation batch.")
+    mask_seen: bool = Field(
+        default=False,
+        description="Masking for early stopping and headline numbers (both are reported).",
+    )
+
+    @model_validator(mode="after")
+    def _check_order(self) -> Self:
+        increasing = all(a < b for a, b in itertools.pairwise(self.ks))
+        require(increasing, "eval.ks", "must be sorted and without repeats", list(self.ks))
+        return self
+
+
+class ExperimentConfig(_Config):
+    """One experiment: the four sections, each defaulting to its defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")  # sections may be given as tables
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
+    data: DataConfig = Field(default_factory=lambda: DataConfig())
+    eval: EvalConfig = Field(default_factory=lambda: EvalConfig())
+
+    @model_validator(mode="after")
+    def _check_monitor(self) -> Self:
+        metric, at, k = self.train.monitor.partition("@")
+        known_k = k.isascii() and k.isdigit() and int(k) in self.eval.ks
+        rule = f"must be METRIC@K with K in eval.ks={list(self.eval.ks)}"
+        require(bool(metric and at and known_k), "train.monitor", rule, self.train.monitor)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable ``{section: {key: value}}`` dict (tuples become lists)."""
+        return {name: {key: _plain(value) for key, value in table} for name, table in self}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        """Build from ``{section: {key: value}}``; missing sections and keys keep their defaults.
+
+        Raises :class:`ConfigError` for an unknown section or key, a wrong type or a bad value.
+        """
+        return cls(**data)
+
+
+SECTIONS: dict[str, type[_Config]] = {
+    name: typing.cast(type[_Config], info.annotation)
+    for name, info in ExperimentConfig.model_fields.items()
+}
+
+
+def field_info(section: str, key: str) -> FieldInfo:
+    """The pydantic field of ``section.key``; ConfigError for an unknown section or key."""
+    if section not in SECTIONS:
+        raise unknown_section(section, list(SECTIONS))
+    fields = SECTIONS[section].model_fields
+    if key not in fields:
+        raise unknown_key(section, key, list(fields))
+    return fields[key]
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
