@@ -207,13 +207,15 @@ class DataConfig(_Config):
         default=0.1,
         gt=0,
         lt=1,
-        description="Temporal split: fraction of events after the validation cut.",
+        description="Temporal split: about this fraction of events lies between the "
+        "validation cut and the test cut (validation targets).",
     )
     test_fraction: float = Field(
         default=0.1,
         gt=0,
         lt=1,
-        description="Temporal split: fraction of events after the test cut.",
+        description="Temporal split: about this fraction of events lies at or after the "
+        "test cut (test targets).",
     )
 
     @model_validator(mode="after")
@@ -234,7 +236,7 @@ class EvalConfig(_Config):
         min_length=1,
         description="Cutoffs K of the ranking metrics (HR@K, NDCG@K...), increasing.",
     )
-    batch_size: int = Field(default=512, gt=0, description="Users scored per evaluation batch.")
+    batch_size: int = Field(default=512, gt=0, description="Targets ranked per evaluation batch.")
     mask_seen: bool = Field(
         default=False,
         description="Masking for early stopping and headline numbers (both are reported).",
