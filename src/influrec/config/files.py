@@ -84,7 +84,8 @@ def _parse_override(text: str) -> tuple[str, str, object]:
         raise ConfigError(f"malformed override {text!r}: expected {OVERRIDE_FORM}")
     if f"{section}.{key}" in REMOVED_KEYS:
         why = REMOVED_KEYS[f"{section}.{key}"][1]
-        raise ConfigError(f"override {text!r}: {section}.{key}: {why}", key=f"{section}.{key}")
+        message = f"override {text!r}: {section}.{key}: {why}; leave the override out"
+        raise ConfigError(message, key=f"{section}.{key}")
     try:
         annotation = field_info(section, key).annotation
     except ConfigError as exc:
@@ -109,10 +110,6 @@ def _toml_scalar(raw: str) -> object:
     except tomllib.TOMLDecodeError:
         return None
     return parsed["value"] if list(parsed) == ["value"] else None
-
-
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def toml_value(value: object) -> str:

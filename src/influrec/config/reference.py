@@ -51,11 +51,15 @@ def reference_markdown() -> str:
             rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         doc = (section.__doc__ or "").strip()
         parts += [f"## `[{name}]`", doc, "\n".join(rows)]
-    removed = [f"- `{key}`: {why}." for key, (_, why) in REMOVED_KEYS.items()]
+    removed = [
+        f"- `{key}`: {why}; older configs load with {loads}."
+        for key, (_, why, loads) in REMOVED_KEYS.items()
+    ]
     parts += [
         "## Removed keys",
-        "Configs saved by older versions may still hold these keys; they are read and ignored "
-        "when their value had no effect, and refused otherwise.",
+        "Configs saved by older versions (a run folder's `config.toml` and `run.json`) may still "
+        "hold these keys: they are read and ignored when their value had no effect, and "
+        "refused otherwise; `--set` naming them is an error.",
         "\n".join(removed),
     ]
     return "\n\n".join(parts) + "\n"

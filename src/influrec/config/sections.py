@@ -20,11 +20,16 @@ from influrec.config.errors import (
 )
 
 _VALUE_HEAD_GONE = "the value head was removed: it was trained, but nothing read its predictions"
-# Keys of older configs (saved run folders, run.json) that are read and dropped: key -> (accepts
-# the value?, why it is gone). A value that would change what the old run did is an error.
-REMOVED_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
-    "model.value_head": (lambda value: value == "none", f'{_VALUE_HEAD_GONE}; only "none" loads'),
-    "train.value_weight": (lambda value: isinstance(value, int | float), _VALUE_HEAD_GONE),
+# Keys of older configs (saved run folders, run.json) that are read and dropped:
+# key -> (accepts the value?, why the key is gone, the values older configs load with).
+# A value that changed what the old run did is an error.
+REMOVED_KEYS: dict[str, tuple[Callable[[object], bool], str, str]] = {
+    "model.value_head": (lambda value: value == "none", _VALUE_HEAD_GONE, '"none" only'),
+    "train.value_weight": (
+        lambda value: isinstance(value, int | float),
+        _VALUE_HEAD_GONE,
+        "any number (it had no effect without the value head)",
+    ),
 }
 
 
@@ -51,10 +56,11 @@ class _Config(BaseModel):
         if not isinstance(data, Mapping):
             return data
         kept = dict(data)
-        for key, (accepts, why) in REMOVED_KEYS.items():
+        for key, (accepts, why, loads) in REMOVED_KEYS.items():
             section, _, name = key.partition(".")
             if section == cls.section and name in kept and not accepts(value := kept.pop(name)):
-                raise ConfigError(f"{key}: {why}, got {value!r}", key=key)
+                message = f"{key}: {why}; older configs load with {loads}, got {value!r}"
+                raise ConfigError(message, key=key)
         return kept
 
 
