@@ -419,11 +419,8 @@ def _require_targets(
 
 
 def _proposal_log_q(data: SequenceData, split: Split, sampler: str) -> torch.Tensor:
-    """log q of each item (n_items + 1,), the proposal of the sampled softmax; padding -inf.
-
-    A uniform proposal makes the logQ correction a constant, so it cancels: the loss is plain
-    sampled softmax over uniform negatives. Popularity counts training events, plus one.
-    """
+    """log q (n_items + 1,) of the sampled softmax's proposal (padding -inf). A uniform q makes
+    the logQ correction a constant that cancels: plain sampled softmax over uniform negatives."""
     if sampler == "uniform":
         q = np.ones(data.n_items + 1)
     else:
