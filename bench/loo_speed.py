@@ -33,7 +33,8 @@ from influrec.inference import History, history_tensors
 from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import LogProbability
-from influrec.models.transformer import BehaviorTransformer, build_model
+from influrec.models.protocol import SequenceModel
+from influrec.models.registry import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train import machine_line
@@ -54,7 +55,7 @@ def random_histories(n: int, length: int, *, items: int, seed: int) -> list[Hist
     ]
 
 
-def models(n_items: int, seed: int) -> dict[str, BehaviorTransformer]:
+def models(n_items: int, seed: int) -> dict[str, SequenceModel]:
     base = load_config(CONFIG).model
     out = {}
     for positions in ("end", "start"):
@@ -65,7 +66,7 @@ def models(n_items: int, seed: int) -> dict[str, BehaviorTransformer]:
 
 
 @torch.no_grad()
-def one_at_a_time_effects(model: BehaviorTransformer, history: History, item: int) -> np.ndarray:
+def one_at_a_time_effects(model: SequenceModel, history: History, item: int) -> np.ndarray:
     """f(history) - f(history without e) for every event, one full forward pass each."""
     config = model.config
 
@@ -142,7 +143,7 @@ def main() -> None:
 def time_rows(
     rows: dict[str, Callable[[History, int], object]],
     histories: list[History],
-    model: BehaviorTransformer,
+    model: SequenceModel,
 ) -> dict[str, list[float]]:
     """Seconds per history for each row, the rows run in turn on each history."""
     with torch.no_grad():
@@ -159,15 +160,13 @@ def time_rows(
     return timings
 
 
-def one_at_a_time_scores(model: BehaviorTransformer, history: History) -> torch.Tensor:
+def one_at_a_time_scores(model: SequenceModel, history: History) -> torch.Tensor:
     config = model.config
     tensors = history_tensors([history], max_len=config.max_len, time_buckets=config.time_buckets)
     return model.item_scores(model(*tensors)[:, -1])[0]
 
 
-def check_rows(
-    built: dict[str, BehaviorTransformer], histories: list[History], chunk_rows: int
-) -> None:
+def check_rows(built: dict[str, SequenceModel], histories: list[History], chunk_rows: int) -> None:
     """Print the largest relative difference of each method from one-at-a-time re-scoring."""
     worst: dict[str, float] = {}
     for h in histories:

@@ -17,10 +17,13 @@ from influrec.config import ConfigError, ExperimentConfig, ModelConfig, load_con
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.inference import History, Recommender, history_tensors
+from influrec.influence import deletions, prefix_cache
 from influrec.influence.attribution import _embedding_function, leave_one_out
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import LogProbability, RankMargin
-from influrec.models.transformer import BehaviorTransformer, build_model
+from influrec.influence.prefix_cache import encode_prefix, encode_suffix
+from influrec.models.registry import build_model
+from influrec.models.transformer import BehaviorTransformer
 from influrec.training.loop import train
 
 MAX_LEN, N_ITEMS = 12, 30
@@ -38,7 +41,9 @@ def model(positions: str, *, features: bool = True, layers: int = 2) -> Behavior
         positions=positions,
     )
     torch.manual_seed(0)
-    return build_model(config, n_items=N_ITEMS, n_behaviors=3).eval()
+    built = build_model(config, n_items=N_ITEMS, n_behaviors=3).eval()
+    assert isinstance(built, BehaviorTransformer)
+    return built
 
 
 def random_history(n: int, seed: int = 0) -> History:
@@ -135,21 +140,20 @@ def test_leave_one_out_reuses_the_prefix_of_long_windows(
     positions: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    original = BehaviorTransformer.encode_suffix
 
-    def spy(self: BehaviorTransformer, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
         calls.append(kwargs["start"])
-        return original(self, *args, **kwargs)
+        return encode_suffix(*args, **kwargs)
 
-    monkeypatch.setattr(BehaviorTransformer, "encode_suffix", spy)
+    monkeypatch.setattr(prefix_cache, "encode_suffix", spy)
     shared: list[int] = []
-    encode_deletions = BehaviorTransformer.encode_deletions
+    encode_deletions = deletions.encode_deletions
 
-    def spy_shared(self: BehaviorTransformer, *args: Any) -> torch.Tensor:
+    def spy_shared(*args: Any) -> torch.Tensor:
         shared.append(len(args[-1]))
-        return encode_deletions(self, *args)
+        return encode_deletions(*args)
 
-    monkeypatch.setattr(BehaviorTransformer, "encode_deletions", spy_shared)
+    monkeypatch.setattr(deletions, "encode_deletions", spy_shared)
     history = random_history(MAX_LEN)
     leave_one_out(Scorer(model(positions), prefix_chunk_rows=MAX_LEN), history, LogProbability(1))
     assert calls == [] and shared == []  # too few deletions to gain from more than one batch
@@ -198,17 +202,17 @@ def test_encode_suffix_refuses_a_cache_at_other_positions() -> None:
     items, behaviors, gaps, values = history_tensors([history], max_len=MAX_LEN, time_buckets=8)
     for positions in ("start", "end"):
         m = model(positions)
-        cache = m.encode_prefix(items[:, :4], behaviors[:, :4], gaps[:, :4], values[:, :4])
+        cache = encode_prefix(m, items[:, :4], behaviors[:, :4], gaps[:, :4], values[:, :4])
         suffix = (items[:, 3:], behaviors[:, 3:], gaps[:, 3:], values[:, 3:])
         if positions == "start":  # 3 cached events + 3 new ones: the whole 6-event sequence
             with torch.no_grad():
                 expected = m(items, behaviors, gaps, values)[:, -1]
-                torch.testing.assert_close(m.encode_suffix(cache, *suffix, start=3), expected)
+                torch.testing.assert_close(encode_suffix(m, cache, *suffix, start=3), expected)
         else:  # a 6-event sequence puts its first events elsewhere than the 4-event cache
             with pytest.raises(ValueError, match="does not hold the first 3 events"):
-                m.encode_suffix(cache, *suffix, start=3)
+                encode_suffix(m, cache, *suffix, start=3)
     with pytest.raises(ValueError, match="unpadded"):
-        m.encode_prefix(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))
+        encode_prefix(m, torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))
 
 
 def test_integrated_gradients_baseline_keeps_start_positions() -> None:

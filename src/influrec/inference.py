@@ -18,7 +18,7 @@ from influrec.data.schema import MAX_ABS_VALUE
 from influrec.data.sequences import GAP_PAD, SequenceData, gap_buckets
 from influrec.data.times import MAX_SECONDS, TIME_RANGE
 from influrec.errors import InputError
-from influrec.models.transformer import BehaviorTransformer
+from influrec.models.protocol import SequenceModel, score_last
 from influrec.training.checkpoint import load_run
 
 
@@ -127,9 +127,7 @@ def check_finite(history: History) -> None:
 class Recommender:
     """A trained model with its vocabularies and the users' stored histories."""
 
-    def __init__(
-        self, model: BehaviorTransformer, dataset: EventDataset, info: dict[str, Any]
-    ) -> None:
+    def __init__(self, model: SequenceModel, dataset: EventDataset, info: dict[str, Any]) -> None:
         self.model, self.dataset, self.info = model, dataset, info
         self.data = SequenceData.from_dataset(dataset)
         self.item_ids: list[str] = dataset.items.column("item_id").to_pylist()
@@ -221,8 +219,7 @@ class Recommender:
         items, behaviors, gaps, values = history_tensors(
             histories, max_len=config.max_len, time_buckets=config.time_buckets
         )
-        hidden = self.model(items, behaviors, gaps, values, last_only=True)[:, -1]
-        return self.model.item_scores(hidden)
+        return score_last(self.model, items, behaviors, gaps, values)
 
     def top_k(
         self, scores: torch.Tensor, *, k: int, exclude: np.ndarray | None = None

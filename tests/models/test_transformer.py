@@ -5,10 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from influrec.config import ModelConfig
-from influrec.models.transformer import BehaviorTransformer, build_model
+from influrec.models.protocol import SequenceModel
+from influrec.models.registry import build_model
 
 
-def model(**overrides: object) -> BehaviorTransformer:
+def model(**overrides: object) -> SequenceModel:
     config = ModelConfig(
         max_len=8, d_model=16, layers=2, heads=2, time_buckets=6, use_value=True, **overrides
     )  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from influrec.data.sequences import SequenceData, gather_windows
-from influrec.models.transformer import BehaviorTransformer
+from influrec.models.protocol import SequenceModel, last_hidden
 
 ROW_CHUNK = 2048  # examples whose (I + 1)-wide score rows are held at once
 
@@ -96,9 +96,9 @@ class Direction:
         return Direction(self.items * factor, self.gain * factor, self.bias * factor)
 
 
-def last_layer_params(model: BehaviorTransformer) -> Direction:
+def last_layer_params(model: SequenceModel) -> Direction:
     """The model's own last-layer parameters (E, γ, β), detached. E is the item table the scores
-    use (:meth:`BehaviorTransformer.item_table`): with item features, each row is the item's own
+    use (:meth:`SequenceModel.item_table`): with item features, each row is the item's own
     vector plus its features' mean, and is treated as one parameter of the output layer."""
     return Direction(
         model.item_table().detach(),
@@ -113,7 +113,7 @@ def _probabilities(hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores, dim=-1)
 
 
-def gradients(model: BehaviorTransformer, acts: LastLayer) -> Gradients:
+def gradients(model: SequenceModel, acts: LastLayer) -> Gradients:
     """Factored gradients of a few examples (all of their (I + 1)-wide rows are kept)."""
     items = model.item_table().detach()
     probs = _probabilities(acts.hidden, items)
@@ -133,7 +133,7 @@ class Products:
 
 
 def products(
-    model: BehaviorTransformer,
+    model: SequenceModel,
     acts: LastLayer,
     *,
     queries: Gradients | None = None,
@@ -195,7 +195,7 @@ def products(
 class _FinalNormInput:
     """Captures the input of the model's final LayerNorm during a forward pass."""
 
-    def __init__(self, model: BehaviorTransformer) -> None:
+    def __init__(self, model: SequenceModel) -> None:
         self.value: torch.Tensor | None = None
         self.handle = model.ln_final.register_forward_hook(self._hook)
 
@@ -206,13 +206,13 @@ class _FinalNormInput:
         self.handle.remove()
 
 
-def _normalised(model: BehaviorTransformer, x: torch.Tensor) -> torch.Tensor:
+def _normalised(model: SequenceModel, x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, x.shape[-1:], eps=model.ln_final.eps)
 
 
 @torch.no_grad()
 def window_activations(
-    model: BehaviorTransformer,
+    model: SequenceModel,
     data: SequenceData,
     starts: np.ndarray,
     ends: np.ndarray,
@@ -230,7 +230,7 @@ def window_activations(
             batch = gather_windows(
                 data, starts[index], ends[index], time_buckets=model.config.time_buckets
             )
-            hidden = model(batch.items, batch.behaviors, batch.gaps, batch.values)
+            hidden = model.encode(batch.items, batch.behaviors, batch.gaps, batch.values)
             assert capture.value is not None
             valid = torch.from_numpy(batch.positions >= 0)
             targets = batch.positions[batch.positions >= 0] + 1
@@ -248,7 +248,7 @@ def window_activations(
 
 @torch.no_grad()
 def history_activations(
-    model: BehaviorTransformer,
+    model: SequenceModel,
     data: SequenceData,
     starts: np.ndarray,
     ends: np.ndarray,
@@ -260,10 +260,10 @@ def history_activations(
     capture = _FinalNormInput(model)
     try:
         batch = gather_windows(data, starts, ends, time_buckets=model.config.time_buckets)
-        hidden = model(batch.items, batch.behaviors, batch.gaps, batch.values, last_only=True)
+        hidden = last_hidden(model, batch.items, batch.behaviors, batch.gaps, batch.values)
         assert capture.value is not None
         return LastLayer(
-            hidden[:, -1],
+            hidden,
             _normalised(model, capture.value[:, -1]),
             torch.as_tensor(targets, dtype=torch.int64),
         )

@@ -67,7 +67,7 @@ from influrec.data_influence.gradients import (
 )
 from influrec.data_influence.influence_function import SolveInfo, inverse_hvp, sample_rows
 from influrec.errors import InputError
-from influrec.models.transformer import BehaviorTransformer
+from influrec.models.protocol import SequenceModel
 from influrec.training import checkpoint as ckpt
 from influrec.training.loop import lr_factor, make_split
 
@@ -293,7 +293,7 @@ class DataInfluence:
         context = np.where(next_rows >= 0, loss[next_rows] - skip, np.nan)
         return loss, self_dot, query_dots, direction_dots, context
 
-    def load_weights(self, weights: Path) -> BehaviorTransformer:
+    def load_weights(self, weights: Path) -> SequenceModel:
         ckpt.load_weights(self.model, weights)
         self.model.eval()
         return self.model

@@ -20,15 +20,13 @@ import torch
 
 from influrec.data.sequences import SequenceData, gather_windows, history_windows, seen_items_mask
 from influrec.evaluation.metrics import behavior_metrics, ranking_metrics, ranks_from_scores
-from influrec.models.transformer import BehaviorTransformer
+from influrec.models.protocol import SequenceModel, last_hidden
 
 ScoreFn = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None]]
 """targets (B,) event indices -> (scores (B, I + 1), behaviour probabilities (B, C + 1) or None)."""
 
 
-def model_score_fn(
-    model: BehaviorTransformer, data: SequenceData, *, device: torch.device
-) -> ScoreFn:
+def model_score_fn(model: SequenceModel, data: SequenceData, *, device: torch.device) -> ScoreFn:
     """Score function of a trained model: its prediction after the target's history."""
     config = model.config
 
@@ -42,9 +40,7 @@ def model_score_fn(
         for tensor in (batch.items, batch.behaviors, batch.gaps, batch.values):
             tensor[torch.from_numpy(empty)] = 0  # a target without history sees only padding
         batch = batch.to(device)
-        hidden = model(batch.items, batch.behaviors, batch.gaps, batch.values, last_only=True)[
-            :, -1
-        ]
+        hidden = last_hidden(model, batch.items, batch.behaviors, batch.gaps, batch.values)
         scores = model.item_scores(hidden).float().cpu()
         probs = None
         if model.behavior_head is not None:

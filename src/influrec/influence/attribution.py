@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from influrec.errors import InputError
 from influrec.inference import History
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import Measurement
+from influrec.models.protocol import AttentionModel
 
 
 @dataclass
@@ -189,11 +190,17 @@ def shapley_sampling(
 def attention_rollout(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
     """Attention rollout to the last position (Abnar & Zuidema): a diagnostic, not an effect."""
     model = scorer.model
+    if not model.capabilities.attention_weights:
+        raise InputError(
+            f"attention rollout needs attention weights, and a {type(model).__name__} model "
+            "has none; use loo, gxi, ig or shapley"
+        )
     window = scorer.window(history)
     batch = rows_to_batch(
         history, [window], max_len=scorer.max_len, time_buckets=model.config.time_buckets
     )
-    weights = model.attention_weights(batch.items, batch.behaviors, batch.gaps, batch.values)
+    attention = cast(AttentionModel, model)  # declared by its capabilities
+    weights = attention.attention_weights(batch.items, batch.behaviors, batch.gaps, batch.values)
     length = batch.items.shape[1]
     rollout = torch.eye(length)
     for layer in weights:  # (1, H, T, T)

@@ -6,23 +6,29 @@ not a zeroed embedding. Time-gap buckets are recomputed after every edit, since 
 event changes the gap of the one that follows it. Only the last ``max_len`` events of a row
 are seen by the model, exactly as at serving time.
 
-Leave-one-out deletions share the events before the deleted one, at the same positions (every
-deletion row has the same length, so this holds for either ``model.positions``), and causal
-attention makes their hidden states independent of what follows.
-:meth:`Scorer.leave_one_out_scores` encodes those events once and computes each deletion only
-from the deleted event on (about half the work).
+Every model gets exact leave-one-out by re-scoring each deletion as its own row, in batches
+(:meth:`Scorer.scores`). Models that declare the capabilities (``model.capabilities``) get it
+faster, with the same numbers: leave-one-out deletions share the events before the deleted one,
+at the same positions (every deletion row has the same length, so this holds for either
+``model.positions``), and causal attention makes their hidden states independent of what
+follows. :meth:`Scorer.leave_one_out_scores` then encodes those events once and computes each
+deletion only from the deleted event on (:mod:`~influrec.influence.prefix_cache`), or shares
+the first layer's attention between all deletions (:mod:`~influrec.influence.deletions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 import torch
 
 from influrec.data.sequences import GAP_PAD, gap_buckets
 from influrec.inference import History, check_finite
+from influrec.influence import deletions, prefix_cache
+from influrec.models.protocol import SequenceModel, last_hidden, score_last
 from influrec.models.transformer import BehaviorTransformer
 
 
@@ -72,7 +78,7 @@ class Scorer:
     """
 
     def __init__(
-        self, model: BehaviorTransformer, *, batch_size: int = 256, prefix_chunk_rows: int = 20
+        self, model: SequenceModel, *, batch_size: int = 256, prefix_chunk_rows: int = 20
     ) -> None:
         self.model, self.batch_size = model.eval(), batch_size
         self.prefix_chunk_rows = prefix_chunk_rows
@@ -104,10 +110,9 @@ class Scorer:
         batch = rows_to_batch(
             history, rows, max_len=config.max_len, time_buckets=config.time_buckets
         )
-        hidden = self.model(batch.items, batch.behaviors, batch.gaps, batch.values, last_only=True)[
-            :, -1
-        ]
-        return self.model.item_scores(hidden).float()
+        return score_last(
+            self.model, batch.items, batch.behaviors, batch.gaps, batch.values
+        ).float()
 
     def window(self, history: History) -> np.ndarray:
         """Indices of the events the model sees (the last max_len)."""
@@ -117,31 +122,50 @@ class Scorer:
         """(1 + W, I + 1) scores after the whole history, then after deleting each of the W
         events of :meth:`window`, in order.
 
-        With more than ``prefix_chunk_rows`` events, the shared prefix of the deletions is
+        With more than ``prefix_chunk_rows`` events and a model that declares the capability,
+        the first layer is shared by all deletions (models without time gaps,
+        :meth:`deletion_scores_sharing_first_layer`) or the shared prefix of the deletions is
         reused (:meth:`deletion_scores_reusing_prefix`); otherwise every deletion is scored
-        whole, in one batch (a single batch is cheaper for short windows).
+        whole as its own row (:meth:`deletion_scores_rescoring`; a single batch is cheaper for
+        short windows). All three give the same scores (to float rounding).
         """
-        n, window = len(history), self.window(history)
-        if len(window) > self.prefix_chunk_rows:
-            if self.model.gap_embedding is None and _shared_fits(self.model, len(window)):
+        if len(self.window(history)) > self.prefix_chunk_rows:
+            capabilities = self.model.capabilities
+            if capabilities.shared_first_layer_deletions and self._shares_first_layer(history):
                 return self.deletion_scores_sharing_first_layer(history)
-            return self.deletion_scores_reusing_prefix(history)
-        rows = [np.arange(n)] + [without(n, [p]) for p in window]
+            if capabilities.prefix_reuse:
+                return self.deletion_scores_reusing_prefix(history)
+        return self.deletion_scores_rescoring(history)
+
+    def deletion_scores_rescoring(self, history: History) -> torch.Tensor:
+        """:meth:`leave_one_out_scores` for any model: the whole history and each deletion
+        re-scored whole, each as its own row, in batches (:meth:`scores`)."""
+        n = len(history)
+        rows = [np.arange(n)] + [without(n, [p]) for p in self.window(history)]
         return self.scores(history, rows)
+
+    def _shares_first_layer(self, history: History) -> bool:
+        """Whether the shared-first-layer kernel applies: no time gaps, and a working tensor
+        of at most :data:`SHARED_FLOATS` floats."""
+        model = self.model
+        window = len(self.window(history))
+        return model.config.time_buckets == 0 and window * window * model.config.d_model <= (
+            SHARED_FLOATS
+        )
 
     @torch.no_grad()
     def deletion_scores_sharing_first_layer(self, history: History) -> torch.Tensor:
-        """:meth:`leave_one_out_scores` by
-        :meth:`~influrec.models.transformer.BehaviorTransformer.encode_deletions`: the first
-        layer's attention is shared by all deletions (models without time gaps; at least 2
-        events)."""
+        """:meth:`leave_one_out_scores` by :func:`~influrec.influence.deletions.encode_deletions`:
+        the first layer's attention is shared by all deletions (models that declare
+        ``shared_first_layer_deletions``, without time gaps; at least 2 events)."""
+        model = self._transformer("shared_first_layer_deletions")
         base, deleted = self._deletion_rows(history)
         events = rows_to_batch(history, [base], max_len=len(base), time_buckets=0)
-        values = events.values if self.model.value_embedding is not None else None
+        values = events.values if model.value_embedding is not None else None
         hidden = [
             self._whole_hidden(history),
-            self.model.encode_deletions(
-                events.items, events.behaviors, values, torch.from_numpy(deleted)
+            deletions.encode_deletions(
+                model, events.items, events.behaviors, values, torch.from_numpy(deleted)
             ),
         ]
         return self.model.item_scores(torch.cat(hidden)).float()
@@ -156,9 +180,10 @@ class Scorer:
         same positions in every row (with ``"end"`` positions too, since all rows are P events
         long). Their keys and values come from one pass over base[:-1]; the deletions are
         scored in batches of about ``prefix_chunk_rows`` consecutive deletions, each batch
-        recomputing from its earliest deletion on.
+        recomputing from its earliest deletion on. For models that declare ``prefix_reuse``.
         """
-        config = self.model.config
+        model = self._transformer("prefix_reuse")
+        config = model.config
         base, deleted = self._deletion_rows(history)
 
         def batch(rows: Sequence[np.ndarray]) -> HistoryBatch:
@@ -167,7 +192,9 @@ class Scorer:
             )
 
         prefix = batch([base[:-1]])
-        cache = self.model.encode_prefix(prefix.items, prefix.behaviors, prefix.gaps, prefix.values)
+        cache = prefix_cache.encode_prefix(
+            model, prefix.items, prefix.behaviors, prefix.gaps, prefix.values
+        )
         hidden = [self._whole_hidden(history)]
         rows_per_chunk = max(1, min(self.prefix_chunk_rows, self.batch_size))
         for chunk in np.array_split(deleted, -(-len(deleted) // rows_per_chunk)):
@@ -175,7 +202,7 @@ class Scorer:
             start = min(int(chunk[0]), len(base) - 2)
             rows = batch([np.delete(base, j) for j in chunk])
             suffix = (t[:, start:] for t in (rows.items, rows.behaviors, rows.gaps, rows.values))
-            hidden.append(self.model.encode_suffix(cache, *suffix, start=start))
+            hidden.append(prefix_cache.encode_suffix(model, cache, *suffix, start=start))
         return self.model.item_scores(torch.cat(hidden)).float()
 
     def _deletion_rows(self, history: History) -> tuple[np.ndarray, np.ndarray]:
@@ -194,16 +221,23 @@ class Scorer:
             max_len=config.max_len,
             time_buckets=config.time_buckets,
         )
-        return self.model(full.items, full.behaviors, full.gaps, full.values, last_only=True)[:, -1]
+        return last_hidden(self.model, full.items, full.behaviors, full.gaps, full.values)
+
+    def _transformer(
+        self, capability: Literal["prefix_reuse", "shared_first_layer_deletions"]
+    ) -> BehaviorTransformer:
+        """The model, for the exact-LOO kernels that read its Transformer layers; ValueError
+        when its class does not declare ``capability`` (see
+        :class:`~influrec.models.protocol.Capabilities`)."""
+        if not getattr(self.model.capabilities, capability):
+            name = type(self.model).__name__
+            raise ValueError(f"{name} does not declare {capability}; use deletion_scores_rescoring")
+        return cast(BehaviorTransformer, self.model)  # declared: built from Transformer blocks
 
 
 SHARED_FLOATS = 2**25
 """Largest (window² x d_model) for which leave-one-out shares the first layer (its working
 tensor holds that many floats, 128 MB); longer windows reuse the prefix instead."""
-
-
-def _shared_fits(model: BehaviorTransformer, window: int) -> bool:
-    return window * window * model.config.d_model <= SHARED_FLOATS
 
 
 def without(n_events: int, removed: Sequence[int] | np.ndarray) -> np.ndarray:

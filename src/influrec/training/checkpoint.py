@@ -37,7 +37,8 @@ from influrec.data.dataset import EventDataset
 from influrec.data.dataset_files import read_json_object
 from influrec.errors import DamagedRunError, InputError
 from influrec.folders import FolderKind
-from influrec.models.transformer import BehaviorTransformer, build_model
+from influrec.models.protocol import SequenceModel
+from influrec.models.registry import build_model
 
 RUN_FORMAT_VERSION = 1
 RUN_FILE = "run.json"
@@ -75,7 +76,7 @@ STATE_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def save_weights(model: torch.nn.Module, path: Path) -> None:
+def save_weights(model: SequenceModel, path: Path) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(path))
 
@@ -92,7 +93,7 @@ def read_weights(path: Path, *, remedy: str = RUN_REMEDY) -> dict[str, torch.Ten
         ) from None
 
 
-def load_weights(model: torch.nn.Module, path: Path, *, remedy: str = RUN_REMEDY) -> None:
+def load_weights(model: SequenceModel, path: Path, *, remedy: str = RUN_REMEDY) -> None:
     """Load ``path`` into ``model``; weights of other names or shapes are a damaged run."""
     state = read_weights(path, remedy=remedy)
     expected = model.state_dict()
@@ -157,7 +158,7 @@ def run_config(info: dict[str, Any], path: Path) -> ExperimentConfig:
 
 def load_model(
     run_dir: Path, *, weights: Path | None = None
-) -> tuple[BehaviorTransformer, dict[str, Any]]:
+) -> tuple[SequenceModel, dict[str, Any]]:
     """The trained model of a run folder (best weights unless ``weights``), in eval mode."""
     info = read_run_info(run_dir)
     model = build_model(
@@ -197,7 +198,7 @@ def load_run_dataset(run_dir: Path, info: dict[str, Any]) -> EventDataset:
     return dataset
 
 
-def load_run(run_dir: Path) -> tuple[BehaviorTransformer, dict[str, Any], EventDataset]:
+def load_run(run_dir: Path) -> tuple[SequenceModel, dict[str, Any], EventDataset]:
     """A run's model (best weights, eval mode), its run.json and its dataset, all checked
     (the sizes in run.json against the dataset before the weights against the sizes)."""
     dataset = load_run_dataset(run_dir, read_run_info(run_dir))
@@ -253,7 +254,7 @@ def save_checkpoint(
     run_dir: Path,
     *,
     epoch: int,
-    model: torch.nn.Module,
+    model: SequenceModel,
     trainer_state: dict[str, Any],
     state: dict[str, Any],
     keep: int,
@@ -273,7 +274,7 @@ def save_checkpoint(
     return folder
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_checkpoint(folder: Path, model: SequenceModel) -> tuple[dict[str, Any], dict[str, Any]]:
     """Restore weights into ``model``; returns (trainer_state, state), both checked."""
     state = read_checkpoint_state(folder)
     load_weights(model, folder / MODEL_FILE, remedy=CHECKPOINT_REMEDY)

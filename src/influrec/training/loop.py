@@ -29,7 +29,8 @@ from influrec.data.sequences import SequenceData, gather_windows, training_windo
 from influrec.data.splits import Split, global_temporal_split, leave_one_out_split, temporal_cuts
 from influrec.errors import InputError
 from influrec.evaluation.protocol import evaluate_targets, headline, model_score_fn
-from influrec.models.transformer import BehaviorTransformer, build_model
+from influrec.models.protocol import SequenceModel
+from influrec.models.registry import build_model
 from influrec.training import checkpoint as ckpt
 from influrec.training.averaging import average_best, best_epochs
 from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
@@ -191,7 +192,7 @@ class Trainer:
         exclude = seen_pairs(batch.items.numpy(), valid) if config.train.mask_seen else None
         batch = batch.to(self.device)
         with self._autocast():
-            hidden = self.model(batch.items, batch.behaviors, batch.gaps, batch.values)
+            hidden = self.model.encode(batch.items, batch.behaviors, batch.gaps, batch.values)
             hidden = hidden[torch.from_numpy(valid).to(self.device)]  # (N, D)
             sequences = None
             if config.train.loss == "sampled" and config.train.negatives_per == "sequence":
@@ -393,7 +394,7 @@ class Trainer:
         }
 
 
-def _param_groups(model: BehaviorTransformer, weight_decay: float) -> list[dict[str, Any]]:
+def _param_groups(model: SequenceModel, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on the Linear weights only (not embeddings, norms or biases)."""
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "embedding" not in n]
     others = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "embedding" not in n)]

@@ -1,0 +1,50 @@
+"""Model registry: ``model.kind`` -> the class that builds it, and :func:`build_model`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from influrec.config import ModelConfig
+from influrec.models.protocol import SequenceModel
+from influrec.models.transformer import BehaviorTransformer
+
+
+class ModelClass(Protocol):
+    """What a registered model class is called with: its config and the data's sizes."""
+
+    def __call__(
+        self,
+        config: ModelConfig,
+        *,
+        n_items: int,
+        n_behaviors: int,
+        feature_values: int = 0,
+        feature_width: int = 1,
+    ) -> SequenceModel: ...
+
+
+MODELS: dict[str, ModelClass] = {"transformer": BehaviorTransformer}
+"""``model.kind`` -> model class implementing :class:`~influrec.models.protocol.SequenceModel`
+(a new family is one class and one entry here)."""
+
+
+def build_model(
+    config: ModelConfig,
+    *,
+    n_items: int,
+    n_behaviors: int,
+    feature_values: int = 0,
+    feature_width: int = 1,
+) -> SequenceModel:
+    """A model of ``config.kind``; ``feature_values`` and ``feature_width`` size the item
+    features (:class:`~influrec.data.item_features.ItemFeatures`) when ``config.item_features``
+    names any. ValueError for an unknown kind."""
+    if config.kind not in MODELS:
+        raise ValueError(f"unknown model kind {config.kind!r}; known: {', '.join(MODELS)}")
+    return MODELS[config.kind](
+        config,
+        n_items=n_items,
+        n_behaviors=n_behaviors,
+        feature_values=feature_values,
+        feature_width=feature_width,
+    )
