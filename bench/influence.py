@@ -26,6 +26,7 @@ from influrec.influence.attribution import integrated_gradients_many, leave_one_
 from influrec.influence.counterfactual import counterfactual_set
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import ItemScore, LogProbability
+from influrec.models.protocol import score_last
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train import machine_line
@@ -72,14 +73,14 @@ def captum_feature_ablation(rec: Recommender, history: History, item: int, per_e
 
     def forward(items: torch.Tensor) -> torch.Tensor:
         b = items.shape[0]
-        hidden = model(
+        scores = score_last(
+            model,
             items,
             batch.behaviors.expand(b, -1),
             batch.gaps.expand(b, -1),
             batch.values.expand(b, -1),
-            last_only=True,
-        )[:, -1]
-        return torch.log_softmax(model.item_scores(hidden), -1)[:, item]
+        )
+        return torch.log_softmax(scores, -1)[:, item]
 
     ablation = FeatureAblation(forward)
     started = time.perf_counter()
