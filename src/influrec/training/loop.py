@@ -29,8 +29,7 @@ from influrec.data.sequences import SequenceData, gather_windows, training_windo
 from influrec.data.splits import Split, global_temporal_split, leave_one_out_split, temporal_cuts
 from influrec.errors import InputError
 from influrec.evaluation.protocol import evaluate_targets, headline, model_score_fn
-from influrec.models.protocol import SequenceModel
-from influrec.models.registry import build_model
+from influrec.models import SequenceModel, build_model
 from influrec.training import checkpoint as ckpt
 from influrec.training.averaging import average_best, best_epochs
 from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
