@@ -51,7 +51,6 @@ class TinyGRU(nn.Module):
         self.cell = nn.GRUCell(d, d)
         self.ln_final = nn.LayerNorm(d)
         self.behavior_head: nn.Module | None = None
-        self.value_head: nn.Module | None = None
 
     def embed(
         self,

@@ -74,10 +74,6 @@ class SequenceModel(Protocol):
         """The next-behaviour head, None when the model predicts items only."""
 
     @property
-    def value_head(self) -> nn.Module | None:
-        """The value head, None without one. (Goes with the value head itself.)"""
-
-    @property
     def ln_final(self) -> nn.LayerNorm:
         """The LayerNorm every hidden state ends with (last-layer training-data influence
         factors its gradients through its gain and bias)."""
