@@ -37,14 +37,14 @@ def test_influence_questions_accept_k_beyond_the_catalogue(recommender: Recommen
     n = recommender.n_items
     history = some_history(recommender)
     whatif = api.whatif(recommender, history, [], k=n + 5)
-    assert sorted(whatif["before"]) == sorted(recommender.item_ids) == sorted(whatif["after"])
+    assert sorted(whatif.before) == sorted(recommender.item_ids) == sorted(whatif.after)
     actions = api.influential_actions(recommender, history, candidates=10**6, k=n + 5, top=3)
-    assert actions["candidates"] == n * len(recommender.behavior_index)
-    assert len(actions["actions"]) == 3
+    assert actions.candidates == n * len(recommender.behavior_index)
+    assert len(actions.actions) == 3
     explained = api.explain(recommender, history, k=n + 5)
-    assert len(explained["recommendations"]) == n and explained["k"] == n
-    last = explained["recommendations"][-1]  # the margin of the last item is still finite
-    assert np.isfinite(last["value"]) and all(np.isfinite(e["effect"]) for e in last["events"])
+    assert len(explained.recommendations) == n and explained.k == n
+    last = explained.recommendations[-1]  # the margin of the last item is still finite
+    assert np.isfinite(last.value) and all(np.isfinite(e.effect) for e in last.events)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import typing
 from collections.abc import Callable
@@ -9,9 +10,10 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from influrec.influence import api
-from influrec.influence.attribution import METHODS
-from influrec.serving import influence_routes
+from influrec.cli.main import build_parser
+from influrec.influence.attribution import leave_one_out
+from influrec.influence.measurement import MEASURES, InTopK, Measure
+from influrec.influence.methods import METHODS, Method
 from influrec.serving.app import create_app
 from influrec.serving.settings import API_KEYS_ENV, Limits, ServiceSettings
 from tests_helpers import metric_samples
@@ -208,9 +210,39 @@ def test_openapi_documents_the_routes_and_the_bearer_scheme(client: TestClient) 
     assert {"401", "403", "413", "422"} <= set(post["responses"])
 
 
-def test_method_and_measure_choices_match_the_library() -> None:
-    assert set(typing.get_args(influence_routes.Measure)) == set(api.MEASURES)
-    assert set(typing.get_args(influence_routes.Method)) == set(METHODS) - {"random"}
+def _choices(parser: argparse.ArgumentParser, command: str, option: str) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in sub.choices[command]._actions if option in a.option_strings)
+    return list(action.choices or [])
+
+
+def _query_enum(spec: dict, path: str, name: str) -> list[str]:
+    parameters = spec["paths"][path]["get"]["parameters"]
+    return next(p["schema"]["enum"] for p in parameters if p["name"] == name)
+
+
+def test_cli_choices_and_http_enums_are_the_registries(client: TestClient) -> None:
+    """One list of methods and one of measures: the CLI and the OpenAPI document read them."""
+    spec = client.get("/openapi.json").json()
+    path = "/v1/users/{user_id}/explanations"
+    methods = [name for name, m in METHODS.items() if m.explains]
+    assert "loo" in methods and "random" in METHODS and "random" not in methods
+    assert _choices(build_parser(), "explain", "--method") == methods
+    assert _query_enum(spec, path, "method") == methods
+    assert _choices(build_parser(), "explain", "--measure") == list(MEASURES)
+    assert (
+        _query_enum(spec, path, "measure") == list(MEASURES) == ["margin", "score", "logp", "rank"]
+    )
+
+
+def test_a_registered_method_and_measure_become_cli_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(METHODS, "occlusion", Method("occlusion", leave_one_out, "test entry"))
+    monkeypatch.setitem(MEASURES, "top1", Measure("top1", lambda item, k: InTopK(item, 1), "t"))
+    parser = build_parser()
+    assert "occlusion" in _choices(parser, "explain", "--method")
+    assert "top1" in _choices(parser, "explain", "--measure")
 
 
 def test_docs_page_is_self_contained_and_covers_every_route(client: TestClient) -> None:

@@ -49,22 +49,22 @@ def test_the_policy_differs_from_the_model_on_an_empty_sequence(rec: Recommender
 def test_library_whatif_and_actions_start_from_the_popular_items(rec: Recommender) -> None:
     behavior = next(iter(rec.behavior_index))
     nothing = api.whatif(rec, History.empty(), [], k=5)
-    assert nothing["before"] == nothing["after"] == popular(rec, 5)
-    assert [nothing["rank_changes"][i]["before"] for i in nothing["before"]] == [1, 2, 3, 4, 5]
+    assert nothing.before == nothing.after == popular(rec, 5)
+    assert [nothing.rank_changes[i].before for i in nothing.before] == [1, 2, 3, 4, 5]
     edit = Edit("add", item=rec.item_index["i7"], behavior=rec.behavior_index[behavior])
     added = api.whatif(rec, History.empty(), [edit], k=5)
-    assert added["before"] == popular(rec, 5)
-    assert added["after"] == [r.item_id for r in rec.recommend(one_event(rec, "i7", behavior), k=5)]
+    assert added.before == popular(rec, 5)
+    assert added.after == [r.item_id for r in rec.recommend(one_event(rec, "i7", behavior), k=5)]
     # removing every event of a history ends in the cold start too
     emptied = api.whatif(rec, one_event(rec, "i7", behavior), [Edit("remove", position=0)], k=5)
-    assert emptied["after"] == popular(rec, 5)
+    assert emptied.after == popular(rec, 5)
     actions = api.influential_actions(rec, History.empty(), candidates=3, k=4, top=100)
-    assert {a["item"] for a in actions["actions"]} == set(popular(rec, 3))
-    for a in actions["actions"]:
-        after = rec.recommend(one_event(rec, a["item"], a["behavior"]), k=4)
-        assert a["new_top"] == [r.item_id for r in after]
-        overlap = len(set(a["new_top"]) & set(popular(rec, 4)))
-        assert a["churn"] == pytest.approx(1 - overlap / (8 - overlap))
+    assert {a.item for a in actions.actions} == set(popular(rec, 3))
+    for a in actions.actions:
+        after = rec.recommend(one_event(rec, a.item, a.behavior), k=4)
+        assert a.new_top == [r.item_id for r in after]
+        overlap = len(set(a.new_top) & set(popular(rec, 4)))
+        assert a.churn == pytest.approx(1 - overlap / (8 - overlap))
 
 
 def test_service_whatif_and_actions_use_the_recommendations_cold_start(

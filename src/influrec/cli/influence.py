@@ -14,18 +14,28 @@ from influrec.cli.common import add_k, add_who, load_history, plot_path, positiv
 from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
-from influrec.influence.attribution import METHODS
+from influrec.influence.measurement import MEASURES
+from influrec.influence.methods import METHODS, explaining_methods
+from influrec.influence.results import ExplainResult, Result
 
 
 def register(commands: Any) -> None:
+    _register_explain(commands)
+    _register_counterfactual(commands)
+    _register_whatif(commands)
+    _register_influential_actions(commands)
+    _register_faithfulness(commands)
+
+
+def _register_explain(commands: Any) -> None:
     e = commands.add_parser("explain", help="effect of every past event on each recommendation")
     e.add_argument("run", type=Path)
     add_who(e)
     add_k(e)
-    e.add_argument("--method", choices=[m for m in METHODS if m != "random"], default="loo")
+    e.add_argument("--method", choices=explaining_methods(), default="loo")
     e.add_argument(
         "--measure",
-        choices=api.MEASURES,
+        choices=list(MEASURES),
         default="margin",
         help="what is explained (default: rank margin at k)",
     )
@@ -43,6 +53,9 @@ def register(commands: Any) -> None:
     )
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_explain)
+
+
+def _register_counterfactual(commands: Any) -> None:
     c = commands.add_parser(
         "counterfactual",
         help="smallest set of past events whose removal drops an item out of the top k",
@@ -53,6 +66,9 @@ def register(commands: Any) -> None:
     add_k(c)
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=run_counterfactual)
+
+
+def _register_whatif(commands: Any) -> None:
     w = commands.add_parser("whatif", help="top-k after hypothetical behaviours")
     w.add_argument("run", type=Path)
     add_who(w)
@@ -70,6 +86,9 @@ def register(commands: Any) -> None:
     add_k(w)
     w.add_argument("--json", action="store_true")
     w.set_defaults(handler=run_whatif)
+
+
+def _register_influential_actions(commands: Any) -> None:
     a = commands.add_parser(
         "influential-actions", help="next actions that would change the recommendations most"
     )
@@ -85,6 +104,9 @@ def register(commands: Any) -> None:
     a.add_argument("--top", type=positive_int, default=10, help="actions listed")
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=run_influential_actions)
+
+
+def _register_faithfulness(commands: Any) -> None:
     f = commands.add_parser(
         "faithfulness", help="how faithful each explanation method is to the model"
     )
@@ -98,8 +120,9 @@ def register(commands: Any) -> None:
     f.set_defaults(handler=run_faithfulness)
 
 
-def _emit(args: argparse.Namespace, payload: dict[str, Any], unknown: list[str]) -> bool:
+def _emit(args: argparse.Namespace, result: Result, unknown: list[str]) -> bool:
     """Print JSON when asked; returns True when done."""
+    payload = result.to_dict()
     if unknown:
         payload["unknown"] = unknown
     if args.json:
@@ -121,24 +144,17 @@ def run_explain(args: argparse.Namespace) -> int:
     if _emit(args, result, unknown):
         return 0
     console = Console(soft_wrap=True)
-    if result["note"]:
-        console.print(f"[yellow]note:[/yellow] {result['note']}")
-    for r in result["recommendations"]:
+    if result.note:
+        console.print(f"[yellow]note:[/yellow] {result.note}")
+    for r in result.recommendations:
         table = Table(
-            title=f"#{r['rank']} {r['item']} (score {r['score']:.3f}); "
-            f"{r['measurement']} = {r['value']:.3f}"
+            title=f"#{r.rank} {r.item} (score {r.score:.3f}); {r.measurement} = {r.value:.3f}"
         )
         for name in ("position", "item", "behavior", "timestamp", "effect"):
             table.add_column(name, justify="right" if name in ("position", "effect") else "left")
-        strongest = sorted(r["events"], key=lambda e: -abs(e["effect"]))[:8]
+        strongest = sorted(r.events, key=lambda e: -abs(e.effect))[:8]
         for e in strongest:
-            table.add_row(
-                str(e["position"]),
-                e["item"],
-                e["behavior"],
-                str(e["timestamp"]),
-                f"{e['effect']:+.4f}",
-            )
+            table.add_row(str(e.position), e.item, e.behavior, str(e.timestamp), f"{e.effect:+.4f}")
         console.print(table)
     return 0
 
@@ -150,20 +166,18 @@ def _explain_groups(
     if _emit(args, result, unknown):
         return 0
     console = Console(soft_wrap=True)
-    for r in result["recommendations"]:
-        title = f"#{r['rank']} {r['item']}: {args.measure} {r['value']:.3f}"
-        table = Table(title=f"{title} (no events: {r['empty_value']:.3f})")
+    for r in result.recommendations:
+        title = f"#{r.rank} {r.item}: {args.measure} {r.value:.3f}"
+        table = Table(title=f"{title} (no events: {r.empty_value:.3f})")
         for name in ("group", "events", "leave-group-out", "Shapley"):
             table.add_column(name, justify="left" if name == "group" else "right")
-        for g in r["groups"]:
-            table.add_row(
-                g["group"], str(g["events"]), f"{g['leave_group_out']:+.4f}", f"{g['shapley']:+.4f}"
-            )
+        for g in r.groups:
+            table.add_row(g.group, str(g.events), f"{g.leave_group_out:+.4f}", f"{g.shapley:+.4f}")
         console.print(table)
     return 0
 
 
-def _plot(result: dict[str, Any], path: Path) -> None:
+def _plot(result: ExplainResult, path: Path) -> None:
     try:
         import matplotlib
 
@@ -178,7 +192,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
     ax.set_xlabel("past events (oldest left)")
-    ax.set_title(f"effect of each past event ({result['method']}, {result['measure']})")
+    ax.set_title(f"effect of each past event ({result.method}, {result.measure})")
     fig.colorbar(image, ax=ax, label="effect")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -192,18 +206,18 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     if _emit(args, result, unknown):
         return 0
     console = Console(soft_wrap=True)
-    if not result["valid"] or not result["size"]:
-        console.print(f"no counterfactual set for {args.item}: {result['reason'] or 'none found'}")
+    if not result.valid or not result.size:
+        console.print(f"no counterfactual set for {args.item}: {result.reason or 'none found'}")
         return 0
-    removed = ", ".join(f"#{e['position']} {e['item']}" for e in result["removed_events"])
+    removed = ", ".join(f"#{e.position} {e.item}" for e in result.removed_events)
     console.print(
-        f"without these {result['size']} events ({removed}), {args.item} drops from rank "
-        f"{result['original_rank']} to {result['new_rank']} (out of the top {args.k}); "
-        f"verified by re-scoring, {result['evaluated']} histories scored "
-        f"in {result['seconds']:.2f} s"
+        f"without these {result.size} events ({removed}), {args.item} drops from rank "
+        f"{result.original_rank} to {result.new_rank} (out of the top {args.k}); "
+        f"verified by re-scoring, {result.evaluated} histories scored "
+        f"in {result.seconds:.2f} s"
     )
-    if result["reason"]:
-        console.print(f"[yellow]note:[/yellow] {result['reason']}")
+    if result.reason:
+        console.print(f"[yellow]note:[/yellow] {result.reason}")
     return 0
 
 
@@ -213,12 +227,12 @@ def run_whatif(args: argparse.Namespace) -> int:
     result = api.whatif(rec, history, api.parse_edits(rec, args.add, args.remove), k=args.k)
     if _emit(args, result, unknown):
         return 0
-    table = Table(title=f"top {args.k}: Jaccard {result['jaccard']:.2f}, RBO {result['rbo']:.2f}")
+    table = Table(title=f"top {args.k}: Jaccard {result.jaccard:.2f}, RBO {result.rbo:.2f}")
     for name in ("rank", "before", "after", "rank change of 'after' item"):
         table.add_column(name)
-    for i, (old, new) in enumerate(zip(result["before"], result["after"], strict=True)):
-        change = result["rank_changes"][new]
-        table.add_row(str(i + 1), old, new, f"{change['before']} -> {change['after']}")
+    for i, (old, new) in enumerate(zip(result.before, result.after, strict=True)):
+        change = result.rank_changes[new]
+        table.add_row(str(i + 1), old, new, f"{change.before} -> {change.after}")
     Console().print(table)
     return 0
 
@@ -232,12 +246,12 @@ def run_influential_actions(args: argparse.Namespace) -> int:
     if _emit(args, result, unknown):
         return 0
     table = Table(
-        title=f"next actions that would change the top {args.k} most ({result['candidates']} tried)"
+        title=f"next actions that would change the top {args.k} most ({result.candidates} tried)"
     )
     for name in ("item", "behavior", "churn (1 - Jaccard)", "rank movement"):
         table.add_column(name)
-    for a in result["actions"]:
-        table.add_row(a["item"], a["behavior"], f"{a['churn']:.2f}", f"{a['rank_movement']:.0f}")
+    for a in result.actions:
+        table.add_row(a.item, a.behavior, f"{a.churn:.2f}", f"{a.rank_movement:.0f}")
     Console().print(table)
     return 0
 
@@ -247,12 +261,12 @@ def run_faithfulness(args: argparse.Namespace) -> int:
     methods = [m for m in args.methods.split(",") if m]
     report = api.faithfulness_report(rec, methods, users=args.users, seed=args.seed)
     if args.json:
-        Console().print_json(json.dumps(report))
+        Console().print_json(json.dumps(report.to_dict()))
         return 0
-    metrics = report["metrics"]
+    metrics = report.metrics
     rows = ["DEL@1", "DEL@5", "INS@1", "INS@5", "POS@10,1", "POS@10,5", "CDCG@1", "CDCG@5"]
     rows += ["DEL-AUC", "INS-AUC"]
-    table = Table(title=f"faithfulness over {report['users']} users (explaining each top-1 item)")
+    table = Table(title=f"faithfulness over {report.users} users (explaining each top-1 item)")
     table.add_column("metric")
     for method in metrics:
         table.add_column(method, justify="right")
@@ -261,9 +275,9 @@ def run_faithfulness(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     console.print(table)
     console.print("lower is more faithful for DEL, POS, CDCG and DEL-AUC; higher for INS, INS-AUC")
-    for method, found in report.get("planted_cause", {}).items():
+    for method, found in (report.planted_cause or {}).items():
         console.print(
             f"planted cause recovered by {method}: "
-            f"precision@1 {found['precision@1']:.3f} ({found['cases']} cases)"
+            f"precision@1 {found.precision_at_1:.3f} ({found.cases} cases)"
         )
     return 0

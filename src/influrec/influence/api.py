@@ -1,13 +1,12 @@
 """The influence questions a user asks, by name, over a loaded :class:`Recommender`.
 
-``explain``, ``counterfactual``, ``whatif`` and ``influential_actions`` return plain dicts
-(what the CLI prints with ``--json`` and the service will return).
+Each returns a typed result of :mod:`influrec.influence.results` (the service serves the same
+types; ``result.to_dict()`` is what the CLI prints with ``--json``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +14,6 @@ import torch
 from influrec.errors import InputError
 from influrec.inference import History, Recommender, clamp_k
 from influrec.influence.attribution import (
-    METHODS,
     Explanation,
     integrated_gradients_many,
     leave_one_out_many,
@@ -29,30 +27,26 @@ from influrec.influence.counterfactual import (
     influential_actions as _actions,
 )
 from influrec.influence.engine import Scorer
-from influrec.influence.measurement import (
-    ItemScore,
-    LogProbability,
-    Measurement,
-    Rank,
-    RankMargin,
+from influrec.influence.measurement import measurement_for
+from influrec.influence.methods import METHODS, run_method
+from influrec.influence.results import (
+    Action,
+    CounterfactualResult,
+    EventEffect,
+    ExplainResult,
+    FaithfulnessReport,
+    GroupEffect,
+    GroupExplainResult,
+    InfluentialActionsResult,
+    ItemExplanation,
+    ItemGroupExplanation,
+    RankChange,
+    RemovedEvent,
+    WhatIfResult,
 )
 
-MEASURES = ("margin", "score", "logp", "rank")
 
-
-def measurement_for(measure: str, item: int, k: int) -> Measurement:
-    if measure == "margin":
-        return RankMargin(item, k)
-    if measure == "score":
-        return ItemScore(item)
-    if measure == "logp":
-        return LogProbability(item)
-    if measure == "rank":
-        return Rank(item)
-    raise InputError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
-
-
-def _events(rec: Recommender, history: History, explanation: Explanation) -> list[dict[str, Any]]:
+def _events(rec: Recommender, history: History, explanation: Explanation) -> list[EventEffect]:
     # plain Python values, converted once per column (this runs for every explained item)
     positions = explanation.positions
     items = [rec.item_ids[i - 1] for i in history.items[positions].tolist()]
@@ -66,14 +60,14 @@ def _events(rec: Recommender, history: History, explanation: Explanation) -> lis
         strict=True,
     )
     return [
-        {"position": p, "item": i, "behavior": b, "timestamp": t, "effect": e}
+        EventEffect(position=p, item=i, behavior=b, timestamp=t, effect=e)
         for p, i, b, t, e in columns
     ]
 
 
 def explain(
     rec: Recommender, history: History, *, k: int = 10, method: str = "loo", measure: str = "margin"
-) -> dict[str, Any]:
+) -> ExplainResult:
     """For each of the top ``k`` items: its score, rank and every past event's effect on it."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -88,22 +82,21 @@ def explain(
     elif method == "loo":  # one batch of deletions serves all k items
         explanations = leave_one_out_many(scorer, history, measurements)
     else:
-        explanations = [METHODS[method](scorer, history, m) for m in measurements]
-    out = []
-    for r, explanation in zip(recommendations, explanations, strict=True):
-        out.append(
-            {
-                "rank": r.rank,
-                "item": r.item_id,
-                "score": r.score,
-                "measurement": explanation.measurement.replace(f"item {r.item_idx}", r.item_id),
-                "value": explanation.value,
-                "events": _events(rec, history, explanation),
-                **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
-            }
+        explanations = [run_method(method, scorer, history, m) for m in measurements]
+    out = [
+        ItemExplanation(
+            rank=r.rank,
+            item=r.item_id,
+            score=r.score,
+            measurement=explanation.measurement.replace(f"item {r.item_idx}", r.item_id),
+            value=explanation.value,
+            events=_events(rec, history, explanation),
+            **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
         )
+        for r, explanation in zip(recommendations, explanations, strict=True)
+    ]
     note = "attention is a diagnostic, not a causal effect" if method == "attention" else None
-    return {"method": method, "measure": measure, "k": k, "recommendations": out, "note": note}
+    return ExplainResult(method=method, measure=measure, k=k, recommendations=out, note=note)
 
 
 def item_index(rec: Recommender, item_id: str) -> int:
@@ -115,25 +108,26 @@ def item_index(rec: Recommender, item_id: str) -> int:
 
 def counterfactual(
     rec: Recommender, history: History, item_id: str, *, k: int = 10
-) -> dict[str, Any]:
+) -> CounterfactualResult:
     """The smallest set found of past events whose removal drops ``item_id`` out of the top k."""
     k = clamp_k(k, rec.n_items)
     result = counterfactual_set(Scorer(rec.model), history, item_index(rec, item_id), k=k)
-    return {
-        "item": item_id,
-        "k": k,
-        "removed": result.removed,
-        "removed_events": [
-            {"position": p, "item": rec.item_ids[int(history.items[p]) - 1]} for p in result.removed
+    return CounterfactualResult(
+        item=item_id,
+        k=k,
+        removed=result.removed,
+        removed_events=[
+            RemovedEvent(position=p, item=rec.item_ids[int(history.items[p]) - 1])
+            for p in result.removed
         ],
-        "size": result.size,
-        "valid": result.valid,
-        "original_rank": result.original_rank,
-        "new_rank": result.new_rank,
-        "evaluated": result.evaluated,
-        "seconds": result.seconds,
-        "reason": result.reason,
-    }
+        size=result.size,
+        valid=result.valid,
+        original_rank=result.original_rank,
+        new_rank=result.new_rank,
+        evaluated=result.evaluated,
+        seconds=result.seconds,
+        reason=result.reason,
+    )
 
 
 def parse_edits(rec: Recommender, add: Sequence[str], remove: Sequence[int]) -> list[Edit]:
@@ -174,26 +168,26 @@ class ColdStartScorer(Scorer):
 
 def whatif(
     rec: Recommender, history: History, edits: Sequence[Edit], *, k: int = 10
-) -> dict[str, Any]:
+) -> WhatIfResult:
     """New top-k after hypothetical edits, with rank changes and list churn. An empty history
     (before or after the edits) is a cold start: the popular items, as ``recommend`` gives."""
     k = clamp_k(k, rec.n_items)
     result = what_if(ColdStartScorer(rec), history, edits, k=k)
     name = lambda i: rec.item_ids[i - 1]  # noqa: E731
-    return {
-        "before": [name(i) for i in result.before],
-        "after": [name(i) for i in result.after],
-        "rank_changes": {
-            name(i): {"before": a, "after": b} for i, (a, b) in result.rank_changes.items()
+    return WhatIfResult(
+        before=[name(i) for i in result.before],
+        after=[name(i) for i in result.after],
+        rank_changes={
+            name(i): RankChange(before=a, after=b) for i, (a, b) in result.rank_changes.items()
         },
-        "jaccard": result.jaccard,
-        "rbo": result.rbo,
-    }
+        jaccard=result.jaccard,
+        rbo=result.rbo,
+    )
 
 
 def influential_actions(
     rec: Recommender, history: History, *, candidates: int = 100, k: int = 10, top: int = 10
-) -> dict[str, Any]:
+) -> InfluentialActionsResult:
     """The next actions (item x behaviour) that would change this user's top k the most. From
     an empty history, today's top k and the candidates are the popular items (cold start)."""
     k = clamp_k(k, rec.n_items)
@@ -204,36 +198,36 @@ def influential_actions(
         ColdStartScorer(rec), history, behaviors=behaviors, candidates=candidates, k=k, top=top
     )
     names = rec.dataset.behaviors
-    return {
-        "candidates": candidates * len(behaviors),
-        "actions": [
-            {
-                "item": rec.item_ids[a["item"] - 1],
-                "behavior": names[a["behavior"]],
-                "churn": a["churn"],
-                "rank_movement": a["rank_movement"],
-                "new_top": [rec.item_ids[i - 1] for i in a["new_top"]],
-            }
+    return InfluentialActionsResult(
+        candidates=candidates * len(behaviors),
+        actions=[
+            Action(
+                item=rec.item_ids[a["item"] - 1],
+                behavior=names[a["behavior"]],
+                churn=a["churn"],
+                rank_movement=a["rank_movement"],
+                new_top=[rec.item_ids[i - 1] for i in a["new_top"]],
+            )
             for a in found
         ],
-    }
+    )
 
 
-def effects_matrix(result: dict[str, Any]) -> tuple[np.ndarray, list[str], list[str]]:
+def effects_matrix(result: ExplainResult) -> tuple[np.ndarray, list[str], list[str]]:
     """(recommendations x events) effects of an :func:`explain` result, with labels."""
-    recs = result["recommendations"]
-    events = recs[0]["events"] if recs else []
-    matrix = np.array([[e["effect"] for e in r["events"]] for r in recs])
+    recs = result.recommendations
+    events = recs[0].events if recs else []
+    matrix = np.array([[e.effect for e in r.events] for r in recs])
     return (
         matrix,
-        [f"{r['rank']}. {r['item']}" for r in recs],
-        [f"{e['item']} ({e['behavior']})" for e in events],
+        [f"{r.rank}. {r.item}" for r in recs],
+        [f"{e.item} ({e.behavior})" for e in events],
     )
 
 
 def faithfulness_report(
     rec: Recommender, methods: Sequence[str], *, users: int = 500, seed: int = 0
-) -> dict[str, Any]:
+) -> FaithfulnessReport:
     """Faithfulness of each method over a seeded sample of users (plus planted-cause recovery
     on synthetic data, whose ground truth travels with the run's dataset)."""
     from influrec.influence.faithfulness import faithfulness, planted_cause_recovery
@@ -247,22 +241,26 @@ def faithfulness_report(
     sample = rng.choice(len(user_ids), size=min(users, len(user_ids)), replace=False)
     histories = [rec.user_history(user_ids[i]) for i in sample]
     scorer = Scorer(rec.model)
-    report: dict[str, Any] = {
-        "users": len(histories),
-        "seed": seed,
-        "explained": "the top-1 recommendation after each user's whole history",
-        "metrics": faithfulness(scorer, histories, methods, seed=seed),
-    }
+    metrics = faithfulness(scorer, histories, methods, seed=seed)
+    planted = None
     truth = rec.dataset.ground_truth
     if truth is not None:
         row_to_event = {int(r): i for i, r in enumerate(rec.dataset.column("row").tolist())}
         caused = np.array([row_to_event[int(r)] for r in truth.column("row").to_pylist()])
         causes = np.array([row_to_event[int(r)] for r in truth.column("cause_row").to_pylist()])
         pick = rng.choice(len(caused), size=min(users, len(caused)), replace=False)
-        report["planted_cause"] = planted_cause_recovery(
+        planted = planted_cause_recovery(
             scorer, rec.data, caused[pick], causes[pick], methods, seed=seed
         )
-    return report
+    return FaithfulnessReport.model_validate(
+        {
+            "users": len(histories),
+            "seed": seed,
+            "explained": "the top-1 recommendation after each user's whole history",
+            "metrics": metrics,
+            "planted_cause": planted,
+        }
+    )
 
 
 def explain_groups(
@@ -272,7 +270,7 @@ def explain_groups(
     by: str = "behavior",
     k: int = 10,
     measure: str = "margin",
-) -> dict[str, Any]:
+) -> GroupExplainResult:
     """For each of the top ``k`` items: effects of whole behaviour types or time windows."""
     from influrec.influence.groups import behavior_groups, group_effects, time_groups
 
@@ -291,13 +289,13 @@ def explain_groups(
     for r in rec.recommend(history, k=k):
         effects = group_effects(scorer, history, measurement_for(measure, r.item_idx, k), groups)
         out.append(
-            {
-                "rank": r.rank,
-                "item": r.item_id,
-                "value": effects.value,
-                "empty_value": effects.empty_value,
-                "groups": [
-                    {"group": g, "events": n, "leave_group_out": lgo, "shapley": sv}
+            ItemGroupExplanation(
+                rank=r.rank,
+                item=r.item_id,
+                value=effects.value,
+                empty_value=effects.empty_value,
+                groups=[
+                    GroupEffect(group=g, events=n, leave_group_out=lgo, shapley=sv)
                     for g, n, lgo, sv in zip(
                         effects.groups,
                         effects.sizes,
@@ -306,6 +304,6 @@ def explain_groups(
                         strict=True,
                     )
                 ],
-            }
+            )
         )
-    return {"by": by, "measure": measure, "k": k, "recommendations": out}
+    return GroupExplainResult(by=by, measure=measure, k=k, recommendations=out)

@@ -221,14 +221,3 @@ def random_ranking(
     window = scorer.window(history)
     effects = np.random.default_rng(seed).standard_normal(len(window))
     return Explanation("random", measurement.name, float("nan"), window, effects)
-
-
-METHODS: dict[str, Callable[..., Explanation]] = {
-    "loo": leave_one_out,
-    "gxi": gradient_x_input,
-    "ig": integrated_gradients,
-    "shapley": shapley_sampling,
-    "attention": attention_rollout,
-    "random": random_ranking,
-}
-"""Method name -> function(scorer, history, measurement, **options) -> Explanation."""

@@ -27,14 +27,13 @@ import torch
 
 from influrec.data.sequences import SequenceData
 from influrec.inference import History
-from influrec.influence.attribution import METHODS
 from influrec.influence.engine import Scorer, without
 from influrec.influence.measurement import ItemScore, LogProbability, Measurement, Rank
+from influrec.influence.methods import METHODS, run_method
 
 KE = (1, 2, 3, 4, 5)
 KR = (1, 5, 10, 20)
 CURVE = np.linspace(0.0, 1.0, 11)
-NO_MEASUREMENT = ("attention", "random")  # their rankings ignore what is measured
 
 
 def _method_measurement(method: str, item: int) -> Measurement:
@@ -42,7 +41,7 @@ def _method_measurement(method: str, item: int) -> Measurement:
     much probability it loses (DEL, INS), so perturbation methods explain :class:`Rank` (places
     first, probability to order equal places); gradient methods need a differentiable one and
     explain log p(j). Attention and random ignore it."""
-    if method in NO_MEASUREMENT:
+    if not METHODS[method].uses_measurement:
         return ItemScore(item)
     return Rank(item) if method in ("loo", "shapley") else LogProbability(item)
 
@@ -68,8 +67,9 @@ def user_faithfulness(
     item = int(torch.argmax(scorer.scores(history, [np.arange(n)])[0]))
     out: dict[str, dict[str, float]] = {}
     for method in methods:
-        options = {"seed": seed} if method in ("random", "shapley") else {}
-        explanation = METHODS[method](scorer, history, _method_measurement(method, item), **options)
+        explanation = run_method(
+            method, scorer, history, _method_measurement(method, item), seed=seed
+        )
         order = explanation.ranked()
         scores = scorer.scores(history, _perturbation_rows(n, order))
         probs = torch.softmax(scores, dim=-1)[:, item].double().numpy()
@@ -139,10 +139,10 @@ def planted_cause_recovery(
         if position not in set(scorer.window(history).tolist()):
             continue
         for method in methods:
-            options = {"seed": seed + index} if method in ("random", "shapley") else {}
             caused = int(data.item[event])
-            measurement = ItemScore(caused) if method in NO_MEASUREMENT else LogProbability(caused)
-            explanation = METHODS[method](scorer, history, measurement, **options)
+            uses = METHODS[method].uses_measurement
+            measurement = LogProbability(caused) if uses else ItemScore(caused)
+            explanation = run_method(method, scorer, history, measurement, seed=seed + index)
             hits[method].append(float(explanation.ranked()[0] == position))
     return {
         m: {"precision@1": float(np.mean(h)) if h else float("nan"), "cases": len(h)}

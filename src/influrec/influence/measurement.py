@@ -7,10 +7,13 @@ one row per (possibly edited) history, index 0 being padding at -inf -- to value
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+
+from influrec.errors import InputError
 
 
 class Measurement(Protocol):
@@ -121,3 +124,34 @@ class InTopK:
 
     def __call__(self, scores: torch.Tensor) -> torch.Tensor:
         return (scores[:, self.item] > kth_best_other(scores, self.item, self.k)).float()
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A named kind of measurement users ask for: ``build(item, k)`` makes it for one item."""
+
+    name: str
+    build: Callable[[int, int], Measurement]
+    description: str
+
+
+MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        Measure("margin", RankMargin, "score minus the score it must beat to be in the top k"),
+        Measure("score", lambda item, k: ItemScore(item), "the raw score (logit) of the item"),
+        Measure("logp", lambda item, k: LogProbability(item), "log-probability of the item"),
+        Measure("rank", lambda item, k: Rank(item), "minus the item's rank (1 = first)"),
+    )
+}
+"""Measure name -> :class:`Measure`; the one list of what the influence questions explain."""
+
+
+def measurement_for(measure: str, item: int, k: int) -> Measurement:
+    """The measurement ``measure`` of item index ``item`` (``k``: the top-k size it refers to).
+
+    An unknown name is an :class:`~influrec.errors.InputError` listing the known ones.
+    """
+    if measure not in MEASURES:
+        raise InputError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
+    return MEASURES[measure].build(item, k)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from influrec.influence.measurement import MEASURES
+from influrec.influence.methods import explaining_methods
 from influrec.serving.deps import ExplainedK, K, Read, ServiceDep
 from influrec.serving.openapi import limited
 from influrec.serving.routes import ERRORS, UserId
@@ -13,8 +15,13 @@ from influrec.serving.schemas import Explanations, InfluentialActions, WhatIf, W
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["influence"])
 
-Method = Literal["loo", "gxi", "ig", "shapley", "attention"]  # attribution.METHODS less random
-Measure = Literal["margin", "score", "logp", "rank"]  # influence.api.MEASURES (a test checks)
+# The OpenAPI enums are the registries' names: a new method or measure appears here by itself.
+if TYPE_CHECKING:
+    Method = str
+    Measure = str
+else:
+    Method = Literal[tuple(explaining_methods())]
+    Measure = Literal[tuple(MEASURES)]
 
 
 @router.get("/users/{user_id:path}/explanations", response_model=Explanations)
@@ -25,7 +32,7 @@ def get_explanations(
     k: ExplainedK,
     method: Annotated[Method, Query(description="loo = exact leave-one-out")] = "loo",
     measure: Annotated[Measure, Query(description="what is explained")] = "margin",
-) -> dict[str, Any]:
+) -> Explanations:
     """The effect of each of the user's recent events on each of their top k items.
 
     Cold start: a user with no usable history gets the popular items, which no event explains,
@@ -35,7 +42,7 @@ def get_explanations(
 
 
 @router.post("/whatif", response_model=WhatIf)
-def post_whatif(_: Read, service: ServiceDep, request: WhatIfRequest) -> dict[str, Any]:
+def post_whatif(_: Read, service: ServiceDep, request: WhatIfRequest) -> WhatIf:
     """The top k after hypothetical edits of the user's history (nothing is stored).
 
     Cold start: a history with no usable event, before or after the edits, is ranked by the
@@ -60,7 +67,7 @@ def get_influential_actions(
         ),
     ] = 100,
     top: Annotated[int, Query(ge=1, le=100, description="actions returned")] = 10,
-) -> dict[str, Any]:
+) -> InfluentialActions:
     """The next actions (item x behaviour) that would change the user's top k the most.
 
     Cold start: for a user with no usable history, today's top k and the candidate items are

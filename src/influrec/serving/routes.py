@@ -45,7 +45,7 @@ ops = APIRouter()
 
 
 @router.post("/events", response_model=IngestResult, tags=["events"])
-def post_events(_: Write, service: ServiceDep, batch: EventBatch) -> dict[str, Any]:
+def post_events(_: Write, service: ServiceDep, batch: EventBatch) -> IngestResult:
     """Store a batch of events (all or nothing); acknowledged only once durable.
 
     Events with an `event_id` that is already stored are not stored again and are listed as
@@ -66,7 +66,7 @@ def get_recommendations(
     user_id: UserId,
     k: K,
     exclude_seen: Annotated[bool, Query(description="leave out items in the history")] = True,
-) -> dict[str, Any]:
+) -> Recommendations:
     """Top k items after the user's whole history, ingested events included (no retraining).
 
     Cold start (one policy for every route and the CLI): a user with no usable history gets
@@ -76,13 +76,13 @@ def get_recommendations(
 
 
 @router.delete("/users/{user_id:path}", response_model=Erasure, tags=["users"])
-def delete_user(_: Admin, service: ServiceDep, user_id: UserId) -> dict[str, Any]:
+def delete_user(_: Admin, service: ServiceDep, user_id: UserId) -> Erasure:
     """Erase the user's stored events and stop using their training history (permanent)."""
     return service.erase(user_id)
 
 
 @ops.get("/healthz", response_model=Health, tags=["operations"])
-def healthz(service: ServiceDep) -> dict[str, Any]:
+def healthz(service: ServiceDep) -> Health:
     """Liveness and readiness: the run is loaded and the store answers."""
     return service.health()
 

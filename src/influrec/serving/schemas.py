@@ -1,13 +1,18 @@
-"""Request and response bodies of the HTTP API (validated by pydantic, documented in OpenAPI)."""
+"""Request and response bodies of the HTTP API (validated by pydantic, documented in OpenAPI).
+
+The influence answers are the library's results (:mod:`influrec.influence.results`) with the
+user they are about in front: the HTTP layer adds fields, it does not copy the shapes.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from influrec.data.times import TIME_RANGE
 from influrec.inference import MAX_TIME, MAX_VALUE
+from influrec.influence.results import ExplainResult, InfluentialActionsResult, WhatIfResult
 from influrec.serving.openapi import limited, limited_items
 
 MAX_ID = 256  # characters of a user, item or event id
@@ -86,32 +91,34 @@ class RecommendedItem(BaseModel):
     score: float
 
 
-class Recommendations(BaseModel):
+class ForUser(BaseModel):
+    """Whom an answer is about and which of their events it is based on."""
+
     user: str
     cold_start: bool = Field(description="no usable history: popular items instead")
     history: HistoryInfo
+
+
+class ForUserAtK(ForUser):
     k: int = Field(
         description="the k used: the k asked for, at most the number of items in the catalogue"
     )
+
+
+class Recommendations(ForUserAtK):
     recommendations: list[RecommendedItem] = Field(
         description="at most k items (fewer when seen items are left out of a small catalogue)"
     )
 
 
-class Explanations(BaseModel):
-    user: str
-    cold_start: bool
-    history: HistoryInfo
+class ExplainedForUser(ForUser):
     events_explained: int = Field(
         description="the most recent events, those the model sees (its context window)"
     )
-    method: str
-    measure: str
-    k: int = Field(description="the k used: at most the number of items in the catalogue")
-    note: str | None = None
-    recommendations: list[dict[str, Any]] = Field(
-        description="each top item with rank, score, measurement, value and every event's effect"
-    )
+
+
+class Explanations(ExplainResult, ExplainedForUser):
+    """:class:`~influrec.influence.results.ExplainResult` for a user of the service."""
 
 
 class AddedEvent(Strict):
@@ -140,37 +147,12 @@ class WhatIfRequest(Strict):
     )
 
 
-class WhatIf(BaseModel):
-    user: str
-    cold_start: bool
-    history: HistoryInfo
-    k: int = Field(
-        description="the k used: the k asked for, at most the number of items in the catalogue"
-    )
-    before: list[str]
-    after: list[str]
-    rank_changes: dict[str, dict[str, int]]
-    jaccard: float
-    rbo: float
+class WhatIf(WhatIfResult, ForUserAtK):
+    """:class:`~influrec.influence.results.WhatIfResult` for a user of the service."""
 
 
-class Action(BaseModel):
-    item: str
-    behavior: str
-    churn: float = Field(description="1 - Jaccard of the top k now and after the action")
-    rank_movement: float
-    new_top: list[str]
-
-
-class InfluentialActions(BaseModel):
-    user: str
-    cold_start: bool
-    history: HistoryInfo
-    k: int = Field(
-        description="the k used: the k asked for, at most the number of items in the catalogue"
-    )
-    candidates: int = Field(description="actions tried (items x behaviours)")
-    actions: list[Action]
+class InfluentialActions(InfluentialActionsResult, ForUserAtK):
+    """:class:`~influrec.influence.results.InfluentialActionsResult` for a user of the service."""
 
 
 class Erasure(BaseModel):

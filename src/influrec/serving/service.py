@@ -25,8 +25,16 @@ from influrec.serving.metrics import Metrics
 from influrec.serving.schemas import (
     MAX_ABS_VALUE,
     MAX_TIMESTAMP,
+    Erasure,
     EventIn,
+    Explanations,
+    Health,
     HistoryInfo,
+    InfluentialActions,
+    IngestResult,
+    Recommendations,
+    RecommendedItem,
+    WhatIf,
     WhatIfRequest,
 )
 from influrec.serving.settings import ServiceSettings
@@ -41,6 +49,10 @@ class UserHistory:
     @property
     def cold_start(self) -> bool:
         return len(self.history) == 0
+
+    def about(self, user_id: str) -> dict[str, Any]:
+        """The fields every answer about a user starts with (see ``schemas.ForUser``)."""
+        return {"user": user_id, "cold_start": self.cold_start, "history": self.info}
 
 
 def too_large(field: str, value: int, limit: int) -> ApiError:
@@ -80,7 +92,7 @@ class Service:
 
     # -- events ---------------------------------------------------------------------------------
 
-    def ingest(self, events: Sequence[EventIn]) -> dict[str, Any]:
+    def ingest(self, events: Sequence[EventIn]) -> IngestResult:
         """Store a validated batch in one transaction; say what was new and what was known."""
         if len(events) > self.limits.max_batch:
             raise ApiError(
@@ -103,20 +115,20 @@ class Service:
         stored = self.store.append(rows)
         duplicates = [i for i, new in enumerate(stored) if not new]
         self.metrics.count_events(stored=len(rows) - len(duplicates), duplicates=len(duplicates))
-        return {
-            "stored": len(rows) - len(duplicates),
-            "duplicates": len(duplicates),
-            "duplicate_indices": duplicates,
-            "duplicate_event_ids": [str(events[i].event_id) for i in duplicates],
-            "unknown_items": sorted({e.item for e in events if e.item not in self.rec.item_index}),
-            "unknown_behaviors": sorted(
+        return IngestResult(
+            stored=len(rows) - len(duplicates),
+            duplicates=len(duplicates),
+            duplicate_indices=duplicates,
+            duplicate_event_ids=[str(events[i].event_id) for i in duplicates],
+            unknown_items=sorted({e.item for e in events if e.item not in self.rec.item_index}),
+            unknown_behaviors=sorted(
                 {e.behavior for e in events if e.behavior not in self.rec.behavior_index}
             ),
-        }
+        )
 
-    def erase(self, user_id: str) -> dict[str, Any]:
+    def erase(self, user_id: str) -> Erasure:
         deleted = self.store.erase_user(user_id)
-        return {"user": user_id, "events_deleted": deleted, "erased": True}
+        return Erasure(user=user_id, events_deleted=deleted, erased=True)
 
     # -- histories ------------------------------------------------------------------------------
 
@@ -174,50 +186,46 @@ class Service:
 
     # -- answers --------------------------------------------------------------------------------
 
-    def recommend(self, user_id: str, *, k: int, exclude_seen: bool) -> dict[str, Any]:
+    def recommend(self, user_id: str, *, k: int, exclude_seen: bool) -> Recommendations:
         user = self.user_history(user_id)
         k = self.within_catalogue(k)
         # an empty history gets the cold-start policy (Recommender.cold_start_scores)
         recs = self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
-        return {
-            "user": user_id,
-            "cold_start": user.cold_start,
-            "history": user.info,
-            "k": k,
-            "recommendations": [
-                {"rank": r.rank, "item": r.item_id, "score": r.score} for r in recs
+        return Recommendations(
+            **user.about(user_id),
+            k=k,
+            recommendations=[
+                RecommendedItem(rank=r.rank, item=r.item_id, score=r.score) for r in recs
             ],
-        }
+        )
 
-    def explain(self, user_id: str, *, k: int, method: str, measure: str) -> dict[str, Any]:
+    def explain(self, user_id: str, *, k: int, method: str, measure: str) -> Explanations:
         user = self.user_history(user_id)
         k = self.within_catalogue(k)
         if measure == "margin":  # the margin to the (k+1)-th item: one must be left over
             k = max(1, min(k, len(self.rec.item_ids) - 1))
-        base = {"user": user_id, "cold_start": user.cold_start, "history": user.info}
         if user.cold_start:
-            return {
-                **base,
-                "events_explained": 0,
-                "method": method,
-                "measure": measure,
-                "k": k,
-                "note": "no history: popular items are recommended, there is nothing to explain",
-                "recommendations": [],
-            }
+            return Explanations(
+                **user.about(user_id),
+                events_explained=0,
+                method=method,
+                measure=measure,
+                k=k,
+                note="no history: popular items are recommended, there is nothing to explain",
+                recommendations=[],
+            )
         result = api.explain(self.rec, user.history, k=k, method=method, measure=measure)
-        explained = result["recommendations"][0]["events"] if result["recommendations"] else []
-        return {**base, **result, "events_explained": len(explained)}
+        explained = result.recommendations[0].events if result.recommendations else []
+        return Explanations(**user.about(user_id), **dict(result), events_explained=len(explained))
 
-    def whatif(self, request: WhatIfRequest) -> dict[str, Any]:
+    def whatif(self, request: WhatIfRequest) -> WhatIf:
         self.check("k", request.k, self.limits.max_k)
         self.check("edits", len(request.add) + len(request.remove), self.limits.max_edits)
         user = self.user_history(request.user)
         edits = [Edit("remove", position=p) for p in request.remove] + self._additions(request)
         k = self.within_catalogue(request.k)
         result = api.whatif(self.rec, user.history, edits, k=k)
-        base = {"user": request.user, "cold_start": user.cold_start, "history": user.info, "k": k}
-        return {**base, **result}
+        return WhatIf(**user.about(request.user), k=k, **dict(result))
 
     def _additions(self, request: WhatIfRequest) -> list[Edit]:
         errors: list[dict[str, Any]] = []
@@ -242,20 +250,19 @@ class Service:
 
     def influential_actions(
         self, user_id: str, *, candidates: int, k: int, top: int
-    ) -> dict[str, Any]:
+    ) -> InfluentialActions:
         user = self.user_history(user_id)
         candidates, k = self.within_catalogue(candidates), self.within_catalogue(k)
         result = api.influential_actions(
             self.rec, user.history, candidates=candidates, k=k, top=top
         )
-        base = {"user": user_id, "cold_start": user.cold_start, "history": user.info, "k": k}
-        return {**base, **result}
+        return InfluentialActions(**user.about(user_id), k=k, **dict(result))
 
-    def health(self) -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "run": Path(self.settings.run_dir).name,
-            "items": len(self.rec.item_ids),
-            "users": len(self.rec.user_index),
-            "events_in_store": self.store.count(),
-        }
+    def health(self) -> Health:
+        return Health(
+            status="ok",
+            run=Path(self.settings.run_dir).name,
+            items=len(self.rec.item_ids),
+            users=len(self.rec.user_index),
+            events_in_store=self.store.count(),
+        )

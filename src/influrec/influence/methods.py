@@ -1,0 +1,80 @@
+"""The registry of influence methods: HOW an effect is computed, by name.
+
+One entry per method; the CLI choices, the HTTP enum and the faithfulness checks all read it,
+so a new method is one function in :mod:`influrec.influence.attribution` plus one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from influrec.inference import History
+from influrec.influence.attribution import (
+    Explanation,
+    attention_rollout,
+    gradient_x_input,
+    integrated_gradients,
+    leave_one_out,
+    random_ranking,
+    shapley_sampling,
+)
+from influrec.influence.engine import Scorer
+from influrec.influence.measurement import Measurement
+
+
+@dataclass(frozen=True)
+class Method:
+    """An influence method: ``function(scorer, history, measurement, **options)``.
+
+    ``uses_measurement``: the events' ranking depends on what is measured (attention and the
+    random baseline ignore it); ``seeded``: it takes a ``seed`` option; ``explains``: offered
+    to users to explain recommendations (the random baseline is only for faithfulness tables).
+    """
+
+    name: str
+    function: Callable[..., Explanation]
+    description: str
+    uses_measurement: bool = True
+    seeded: bool = False
+    explains: bool = True
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("loo", leave_one_out, "exact leave-one-out: each event really deleted"),
+        Method("gxi", gradient_x_input, "gradient x input on the event embeddings"),
+        Method("ig", integrated_gradients, "integrated gradients on the event embeddings"),
+        Method("shapley", shapley_sampling, "Shapley values by permutation sampling", seeded=True),
+        Method(
+            "attention",
+            attention_rollout,
+            "attention rollout: where the model looks, a diagnostic, not an effect",
+            uses_measurement=False,
+        ),
+        Method(
+            "random",
+            random_ranking,
+            "random effects: the baseline of faithfulness tables",
+            uses_measurement=False,
+            seeded=True,
+            explains=False,
+        ),
+    )
+}
+"""Method name -> :class:`Method`; the one list of influence methods."""
+
+
+def explaining_methods() -> list[str]:
+    """Names of the methods offered to explain recommendations (every method but baselines)."""
+    return [name for name, method in METHODS.items() if method.explains]
+
+
+def run_method(
+    name: str, scorer: Scorer, history: History, measurement: Measurement, *, seed: int = 0
+) -> Explanation:
+    """Effects by the registered method ``name``; seeded methods (Shapley, random) use ``seed``."""
+    method = METHODS[name]
+    options = {"seed": seed} if method.seeded else {}
+    return method.function(scorer, history, measurement, **options)
