@@ -119,7 +119,10 @@ def test_metrics(run_dir: Path) -> dict[str, float]:
     out = {}
     for split in ("valid", "test"):
         result = evaluate_run(run_dir, split=split, ks=[10])
-        for convention, values in (("unmasked", result), ("masked", result["masked"])):
+        for convention, values in (
+            ("unmasked", result.model.unmasked),
+            ("masked", result.model.masked),
+        ):
             for metric in ("NDCG@10", "HR@10"):
                 out[f"{split} {metric} {convention}"] = float(values[metric])
     return out

@@ -180,11 +180,11 @@ def main() -> None:
         f"\ntrained {result.epochs_run} epochs in {result.seconds / 60:.1f} min; best epoch "
         f"{result.best_epoch}, valid {config.train.monitor} {result.best_metric:.4f}"
     )
-    print(f"test, {report['targets']:,} targets, full ranking over all {s['items']:,} items:")
-    ks = [k for k in (10, 50, 200) if f"HR@{k}" in report]
+    print(f"test, {report.targets:,} targets, full ranking over all {s['items']:,} items:")
+    ks = [k for k in (10, 50, 200) if f"HR@{k}" in report.model.unmasked]
     header = "  ".join(f"{m}@{k:<4}" for k in ks for m in ("HR", "NDCG"))
     print(f"{'seen items':12} {header}")
-    for label, values in (("not masked", report), ("masked", report["masked"])):
+    for label, values in (("not masked", report.model.unmasked), ("masked", report.model.masked)):
         print(
             f"{label:12} "
             + "  ".join(
@@ -194,7 +194,7 @@ def main() -> None:
             )
         )
     (run_dir / "bench.json").write_text(
-        json.dumps({"report": report, "seconds": result.seconds}, indent=2)
+        json.dumps({"report": report.to_dict(), "seconds": result.seconds}, indent=2)
     )
 
 

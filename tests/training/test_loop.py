@@ -121,7 +121,7 @@ def test_model_learns_planted_structure_better_than_popularity(
     config = load_config(None, [*TINY, "train.epochs=8", "model.d_model=32", "train.lr=0.005"])
     train(data, config, tmp_path / "run", progress=False)
     report = evaluate_run(tmp_path / "run", split="valid", baselines=["popularity"])
-    assert report["NDCG@10"] > report["baselines"]["popularity"]["NDCG@10"]
+    assert report.model.unmasked["NDCG@10"] > report.baselines["popularity"].unmasked["NDCG@10"]
 
 
 def test_recommender_top_k_and_ad_hoc_history(dataset: EventDataset, tmp_path: Path) -> None:
@@ -178,9 +178,9 @@ def test_other_losses_heads_and_the_temporal_split_train(
     )
     assert result.epochs_run == 2 and np.isfinite(result.history[-1]["loss"])
     report = evaluate_run(tmp_path / "r", split="test")
-    assert 0.0 <= report["NDCG@10"] <= 1.0 and report["targets"] > 0
+    assert 0.0 <= report.model.unmasked["NDCG@10"] <= 1.0 and report.targets > 0
     temporal = "data.split=temporal" in extra
-    assert report["split_kind"] == ("global_temporal" if temporal else "leave_one_out")
+    assert report.split_kind == ("global_temporal" if temporal else "leave_one_out")
 
 
 def test_average_best_keeps_the_mean_of_the_best_epochs_only_when_validation_improves(
@@ -211,7 +211,7 @@ def test_average_best_keeps_the_mean_of_the_best_epochs_only_when_validation_imp
     # the saved model is what evaluation reads: its validation metric is the one recorded
     valid = evaluate_run(run, split="valid")
     expected = averaged["valid"] if averaged["kept"] else result.best_metric
-    assert valid["NDCG@10"] == pytest.approx(expected, abs=1e-6)
+    assert valid.model.unmasked["NDCG@10"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_item_features_train_save_and_load(tmp_path: Path) -> None:

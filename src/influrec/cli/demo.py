@@ -20,7 +20,7 @@ from influrec.config import load_config
 from influrec.data.dataset import DATASET_FOLDER
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
-from influrec.evaluation.runs import evaluate_run
+from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderKind, check_output_dir, remove_dir
 from influrec.inference import Recommender
 from influrec.training.checkpoint import RUN_FOLDER
@@ -97,20 +97,20 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_comparison(console: Console, report: dict[str, Any]) -> None:
+def _print_comparison(console: Console, report: RunEvaluation) -> None:
     console.print(
-        f"[bold]3. evaluate[/bold] test split (last event of each of {report['targets']:,} users), "
+        f"[bold]3. evaluate[/bold] test split (last event of each of {report.targets:,} users), "
         "full ranking over all items, seen items NOT masked"
     )
     table = Table()
     metrics = ["HR@10", "NDCG@10", "MRR@10", "HR@50", "NDCG@50"]
     for name in ["model", *metrics]:
         table.add_column(name, justify="right" if name != "model" else "left")
-    popularity = report["baselines"]["popularity"]
-    table.add_row("behaviour Transformer", *(f"{report[m]:.4f}" for m in metrics))
+    model, popularity = report.model.unmasked, report.baselines["popularity"].unmasked
+    table.add_row("behaviour Transformer", *(f"{model[m]:.4f}" for m in metrics))
     table.add_row("popularity", *(f"{popularity[m]:.4f}" for m in metrics))
     console.print(table)
-    ratio = report["NDCG@10"] / max(popularity["NDCG@10"], 1e-12)
+    ratio = model["NDCG@10"] / max(popularity["NDCG@10"], 1e-12)
     console.print(f"NDCG@10: the model is {ratio:.1f}x popularity")
 
 

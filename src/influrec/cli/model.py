@@ -15,7 +15,7 @@ from influrec.cli.common import add_k, cutoffs, read_history_file
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.errors import DamagedRunError, InputError
-from influrec.evaluation.runs import evaluate_run
+from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderExistsError
 from influrec.inference import History, Recommendation, Recommender
 from influrec.models.baselines import BASELINES
@@ -122,31 +122,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
     report = evaluate_run(args.run, split=args.split, baselines=baselines, ks=args.ks)
     if args.json:
-        Console().print_json(json.dumps(report))
+        Console().print_json(json.dumps(report.to_dict()))
         return 0
     _print_report(report)
     return 0
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: RunEvaluation) -> None:
     columns = [
-        f"{m}@{k}" for k in (1, 10, 50) for m in ("HR", "NDCG", "MRR") if f"{m}@{k}" in report
+        f"{m}@{k}"
+        for k in (1, 10, 50)
+        for m in ("HR", "NDCG", "MRR")
+        if f"{m}@{k}" in report.model.unmasked
     ]
     columns = [c for c in columns if c not in ("NDCG@1", "MRR@1")]  # equal HR@1
     console = Console(soft_wrap=True)
     for masked in (False, True):
         label = "seen items masked" if masked else "seen items NOT masked"
         console.print(
-            f"[bold]{report['split']} split ({report['split_kind']}), "
-            f"{report['targets']:,} targets, full ranking over all items, {label}[/bold]"
+            f"[bold]{report.split} split ({report.split_kind}), "
+            f"{report.targets:,} targets, full ranking over all items, {label}[/bold]"
         )
         table = Table()
         table.add_column("model")
         for c in columns:
             table.add_column(c, justify="right")
-        rows = {"model": report, **report.get("baselines", {})}
+        rows = {"model": report.model, **report.baselines}
         for name, metrics in rows.items():
-            values = metrics["masked"] if masked else metrics
+            values = metrics.masked if masked else metrics.unmasked
             table.add_row(name, *(f"{values[c]:.4f}" for c in columns))
         console.print(table)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,55 @@ from influrec.training.checkpoint import load_run
 from influrec.training.loop import make_split
 
 
-def _labelled(result: dict[str, Any]) -> dict[str, Any]:
-    """Unmasked metrics at the top level, the masked ones under "masked"; both labelled."""
-    out: dict[str, Any] = {**result["unmasked"], "seen_items_masked": False}
-    out["masked"] = {**result["masked"], "seen_items_masked": True}
-    return out
+@dataclass(frozen=True)
+class Metrics:
+    """Full-ranking metrics of one scorer ("HR@10" -> value in [0, 1]) in both conventions."""
+
+    unmasked: dict[str, float]  # every item competes, items seen before the target included
+    masked: dict[str, float]  # items seen before the target are left out of the ranking
+
+    @classmethod
+    def of(cls, result: dict[str, Any]) -> Metrics:
+        """From :func:`~influrec.evaluation.protocol.evaluate_targets`' result."""
+        return cls(unmasked=dict(result["unmasked"]), masked=dict(result["masked"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Unmasked metrics at the top level, the masked ones under "masked"; both labelled."""
+        out: dict[str, Any] = {**self.unmasked, "seen_items_masked": False}
+        out["masked"] = {**self.masked, "seen_items_masked": True}
+        return out
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    """What :func:`evaluate_run` measured: the run's model and baselines on one split."""
+
+    run: str  # the run folder
+    split: str  # "test" or "valid"
+    split_kind: str  # how the run's events were split (leave-one-out or global temporal)
+    protocol: str
+    targets: int  # events ranked
+    targets_seen: float  # share of targets whose item the user had already interacted with
+    model: Metrics
+    behavior: dict[str, float] | None = None  # behaviour-head metrics, when it has one
+    baselines: dict[str, Metrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON layout: the model's metrics at the top level (see :meth:`Metrics.to_dict`)."""
+        out: dict[str, Any] = {
+            "run": self.run,
+            "split": self.split,
+            "split_kind": self.split_kind,
+            "protocol": self.protocol,
+            "targets": self.targets,
+            "targets_seen": self.targets_seen,
+            **self.model.to_dict(),
+        }
+        if self.behavior is not None:
+            out["behavior"] = self.behavior
+        if self.baselines:
+            out["baselines"] = {name: m.to_dict() for name, m in self.baselines.items()}
+        return out
 
 
 def train_sequences(data: SequenceData, train_targets: np.ndarray) -> list[np.ndarray]:
@@ -42,7 +87,7 @@ def evaluate_run(
     baselines: Sequence[str] = (),
     device: str = "cpu",
     ks: Sequence[int] | None = None,
-) -> dict[str, Any]:
+) -> RunEvaluation:
     """Full-ranking metrics of the run's best model on ``split`` ("test" or "valid");
     ``ks`` overrides the run's ``eval.ks``."""
     model, info, dataset = load_run(run_dir)
@@ -63,17 +108,14 @@ def evaluate_run(
         for name, fn in scorers.items()
     }
     model_result = results.pop("model")
-    report: dict[str, Any] = {
-        "run": str(run_dir),
-        "split": split,
-        "split_kind": parts.kind,
-        "protocol": "full ranking over all items",
-        "targets": model_result["targets"],
-        "targets_seen": model_result["targets_seen"],
-        **_labelled(model_result),
-    }
-    if "behavior" in model_result:
-        report["behavior"] = model_result["behavior"]
-    if results:
-        report["baselines"] = {name: _labelled(r) for name, r in results.items()}
-    return report
+    return RunEvaluation(
+        run=str(run_dir),
+        split=split,
+        split_kind=parts.kind,
+        protocol="full ranking over all items",
+        targets=model_result["targets"],
+        targets_seen=model_result["targets_seen"],
+        model=Metrics.of(model_result),
+        behavior=model_result.get("behavior"),
+        baselines={name: Metrics.of(r) for name, r in results.items()},
+    )
