@@ -57,7 +57,7 @@ def main() -> None:
         fn = members[0] if len(members) == 1 else mean_log_softmax(members)
         for split_name, targets in (("valid", split.valid), ("test", split.test)):
             r = evaluate_targets(fn, data, targets, ks=(10,))
-            m, u = r["masked"], r["unmasked"]
+            m, u = r.metrics.masked, r.metrics.unmasked
             print(
                 f"| {name} | {split_name} | {m['HR@10']:.4f} | {m['NDCG@10']:.4f} "
                 f"| {u['HR@10']:.4f} | {u['NDCG@10']:.4f} |",

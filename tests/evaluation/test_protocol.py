@@ -19,9 +19,9 @@ def test_oracle_scores_rank_first_unless_the_target_was_seen() -> None:
         return scores, None
 
     result = evaluate_targets(oracle, data, np.array([4, 9, 14]), ks=(1, 5))
-    assert result["unmasked"]["HR@1"] == 1.0
-    assert result["masked"]["HR@1"] == 2 / 3 and result["masked"]["HR@5"] == 2 / 3
-    assert np.isclose(result["targets_seen"], 1 / 3)
+    assert result.metrics.unmasked["HR@1"] == 1.0
+    assert result.metrics.masked["HR@1"] == 2 / 3 and result.metrics.masked["HR@5"] == 2 / 3
+    assert np.isclose(result.targets_seen, 1 / 3)
 
 
 def test_baseline_through_the_protocol_matches_hand_ranks() -> None:
@@ -32,5 +32,5 @@ def test_baseline_through_the_protocol_matches_hand_ranks() -> None:
     )  # counts: 1->2, 2->1, 3->1
     result = evaluate_targets(history_score_fn(pop, data), data, np.array([3, 7]), ks=(1, 2, 5))
     # target 2: items 1 (2) beats it, 3 ties (1): pessimistic rank 2; target 4 (count 0): rank 4
-    assert result["unmasked"]["HR@5"] == 1.0 and result["unmasked"]["HR@2"] == 0.0
-    assert np.isclose(result["unmasked"]["MRR@5"], (1 / 3 + 1 / 5) / 2)
+    assert result.metrics.unmasked["HR@5"] == 1.0 and result.metrics.unmasked["HR@2"] == 0.0
+    assert np.isclose(result.metrics.unmasked["MRR@5"], (1 / 3 + 1 / 5) / 2)

@@ -13,6 +13,7 @@ Scores for a batch of targets are a (B, I + 1) tensor; memory never exceeds one 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,35 @@ import torch
 from influrec.data.sequences import SequenceData, gather_windows, history_windows, seen_items_mask
 from influrec.evaluation.metrics import behavior_metrics, ranking_metrics, ranks_from_scores
 from influrec.models.protocol import SequenceModel, last_hidden
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Full-ranking metrics of one scorer ("HR@10" -> value in [0, 1]) in both conventions."""
+
+    unmasked: dict[str, float]  # every item competes, items seen before the target included
+    masked: dict[str, float]  # items seen before the target are left out of the ranking
+
+    def headline(self, *, mask_seen: bool) -> dict[str, Any]:
+        """Flat metrics of one convention, labelled: {"HR@10": ..., "seen_items_masked": bool}."""
+        return {**(self.masked if mask_seen else self.unmasked), "seen_items_masked": mask_seen}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Unmasked metrics at the top level, the masked ones under "masked"; both labelled."""
+        out = self.headline(mask_seen=False)
+        out["masked"] = self.headline(mask_seen=True)
+        return out
+
+
+@dataclass(frozen=True)
+class TargetEvaluation:
+    """What :func:`evaluate_targets` measured over a set of target events."""
+
+    targets: int  # events ranked
+    targets_seen: float  # share of targets whose item the user had interacted with before
+    metrics: Metrics
+    behavior: dict[str, float] | None = None  # behaviour-head metrics, for scorers with one
+
 
 ScoreFn = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None]]
 """targets (B,) event indices -> (scores (B, I + 1), behaviour probabilities (B, C + 1) or None)."""
@@ -68,8 +98,8 @@ def evaluate_targets(
     *,
     ks: Sequence[int] = (1, 5, 10, 20, 50),
     batch_size: int = 512,
-) -> dict[str, Any]:
-    """Rank each target event's item among all items; returns metrics for both conventions."""
+) -> TargetEvaluation:
+    """Rank each target event's item among all items; metrics for both conventions."""
     if len(targets) == 0:
         raise ValueError("no targets to evaluate (is the split empty?)")
     unmasked, masked, seen, probs_all = [], [], [], []
@@ -83,20 +113,21 @@ def evaluate_targets(
         seen.append(history[torch.arange(len(chunk)), target_items])
         if probs is not None:
             probs_all.append(probs.numpy())
-    result: dict[str, Any] = {
-        "targets": len(targets),
-        "targets_seen": float(torch.cat(seen).float().mean()),
-        "unmasked": ranking_metrics(torch.cat(unmasked).numpy(), ks),
-        "masked": ranking_metrics(torch.cat(masked).numpy(), ks),
-    }
+    behavior = None
     if probs_all:
         behavior_probs = np.concatenate(probs_all)[:, 1:]  # drop the padding class
-        result["behavior"] = behavior_metrics(behavior_probs, data.behavior[targets] - 1)
-    return result
+        behavior = behavior_metrics(behavior_probs, data.behavior[targets] - 1)
+    return TargetEvaluation(
+        targets=len(targets),
+        targets_seen=float(torch.cat(seen).float().mean()),
+        metrics=Metrics(
+            unmasked=ranking_metrics(torch.cat(unmasked).numpy(), ks),
+            masked=ranking_metrics(torch.cat(masked).numpy(), ks),
+        ),
+        behavior=behavior,
+    )
 
 
-def headline(result: dict[str, Any], *, mask_seen: bool) -> dict[str, Any]:
+def headline(result: TargetEvaluation, *, mask_seen: bool) -> dict[str, Any]:
     """Flat metrics of one convention, labelled: {"HR@10": ..., "seen_items_masked": bool}."""
-    flat = dict(result["masked" if mask_seen else "unmasked"])
-    flat["seen_items_masked"] = mask_seen
-    return flat
+    return result.metrics.headline(mask_seen=mask_seen)

@@ -12,29 +12,16 @@ import torch
 
 from influrec.config import ExperimentConfig
 from influrec.data.sequences import SequenceData
-from influrec.evaluation.protocol import ScoreFn, evaluate_targets, history_score_fn, model_score_fn
+from influrec.evaluation.protocol import (
+    Metrics,
+    ScoreFn,
+    evaluate_targets,
+    history_score_fn,
+    model_score_fn,
+)
 from influrec.models.baselines import BASELINES
 from influrec.training.checkpoint import load_run
 from influrec.training.loop import make_split
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Full-ranking metrics of one scorer ("HR@10" -> value in [0, 1]) in both conventions."""
-
-    unmasked: dict[str, float]  # every item competes, items seen before the target included
-    masked: dict[str, float]  # items seen before the target are left out of the ranking
-
-    @classmethod
-    def of(cls, result: dict[str, Any]) -> Metrics:
-        """From :func:`~influrec.evaluation.protocol.evaluate_targets`' result."""
-        return cls(unmasked=dict(result["unmasked"]), masked=dict(result["masked"]))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Unmasked metrics at the top level, the masked ones under "masked"; both labelled."""
-        out: dict[str, Any] = {**self.unmasked, "seen_items_masked": False}
-        out["masked"] = {**self.masked, "seen_items_masked": True}
-        return out
 
 
 @dataclass(frozen=True)
@@ -113,9 +100,9 @@ def evaluate_run(
         split=split,
         split_kind=parts.kind,
         protocol="full ranking over all items",
-        targets=model_result["targets"],
-        targets_seen=model_result["targets_seen"],
-        model=Metrics.of(model_result),
-        behavior=model_result.get("behavior"),
-        baselines={name: Metrics.of(r) for name, r in results.items()},
+        targets=model_result.targets,
+        targets_seen=model_result.targets_seen,
+        model=model_result.metrics,
+        behavior=model_result.behavior,
+        baselines={name: r.metrics for name, r in results.items()},
     )

@@ -28,7 +28,7 @@ from influrec.data.item_features import ItemFeatures
 from influrec.data.sequences import SequenceData, gather_windows, training_windows
 from influrec.data.splits import Split, global_temporal_split, leave_one_out_split, temporal_cuts
 from influrec.errors import InputError
-from influrec.evaluation.protocol import evaluate_targets, headline, model_score_fn
+from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
 from influrec.models import SequenceModel, build_model
 from influrec.training import checkpoint as ckpt
 from influrec.training.averaging import average_best, best_epochs
@@ -261,7 +261,7 @@ class Trainer:
             "lr": float(self.schedule.get_last_lr()[0]),
         }
 
-    def evaluate(self, targets: np.ndarray) -> dict[str, Any]:
+    def evaluate(self, targets: np.ndarray) -> TargetEvaluation:
         self.model.eval()
         with self._autocast():
             return evaluate_targets(
@@ -297,8 +297,8 @@ class Trainer:
             self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
         )
 
-    def _record(self, train_stats: dict[str, float], valid: dict[str, Any]) -> dict[str, Any]:
-        flat = headline(valid, mask_seen=self.config.eval.mask_seen)
+    def _record(self, train_stats: dict[str, float], valid: TargetEvaluation) -> dict[str, Any]:
+        flat = valid.metrics.headline(mask_seen=self.config.eval.mask_seen)
         metric = float(flat[self.config.train.monitor])
         improved = metric > self.best_metric
         if improved:
@@ -318,7 +318,7 @@ class Trainer:
             "step": self.step,
             **train_stats,
             "valid": flat,
-            "valid_behavior": valid.get("behavior"),
+            "valid_behavior": valid.behavior,
             "improved": improved,
             "elapsed_seconds": self.seconds,
         }
