@@ -28,6 +28,7 @@ from influrec.serving.schemas import (
     Erasure,
     EventIn,
     Explanations,
+    ForUser,
     Health,
     HistoryInfo,
     InfluentialActions,
@@ -50,9 +51,9 @@ class UserHistory:
     def cold_start(self) -> bool:
         return len(self.history) == 0
 
-    def about(self, user_id: str) -> dict[str, Any]:
-        """The fields every answer about a user starts with (see ``schemas.ForUser``)."""
-        return {"user": user_id, "cold_start": self.cold_start, "history": self.info}
+    def about(self, user_id: str) -> ForUser:
+        """Whom an answer is about: the fields every answer about a user starts with."""
+        return ForUser(user=user_id, cold_start=self.cold_start, history=self.info)
 
 
 def too_large(field: str, value: int, limit: int) -> ApiError:
@@ -192,7 +193,7 @@ class Service:
         # an empty history gets the cold-start policy (Recommender.cold_start_scores)
         recs = self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
         return Recommendations(
-            **user.about(user_id),
+            **dict(user.about(user_id)),
             k=k,
             recommendations=[
                 RecommendedItem(rank=r.rank, item=r.item_id, score=r.score) for r in recs
@@ -206,7 +207,7 @@ class Service:
             k = max(1, min(k, len(self.rec.item_ids) - 1))
         if user.cold_start:
             return Explanations(
-                **user.about(user_id),
+                **dict(user.about(user_id)),
                 events_explained=0,
                 method=method,
                 measure=measure,
@@ -216,7 +217,9 @@ class Service:
             )
         result = api.explain(self.rec, user.history, k=k, method=method, measure=measure)
         explained = result.recommendations[0].events if result.recommendations else []
-        return Explanations(**user.about(user_id), **dict(result), events_explained=len(explained))
+        return Explanations(
+            **dict(user.about(user_id)), **dict(result), events_explained=len(explained)
+        )
 
     def whatif(self, request: WhatIfRequest) -> WhatIf:
         self.check("k", request.k, self.limits.max_k)
@@ -225,7 +228,7 @@ class Service:
         edits = [Edit("remove", position=p) for p in request.remove] + self._additions(request)
         k = self.within_catalogue(request.k)
         result = api.whatif(self.rec, user.history, edits, k=k)
-        return WhatIf(**user.about(request.user), k=k, **dict(result))
+        return WhatIf(**dict(user.about(request.user)), k=k, **dict(result))
 
     def _additions(self, request: WhatIfRequest) -> list[Edit]:
         errors: list[dict[str, Any]] = []
@@ -256,7 +259,7 @@ class Service:
         result = api.influential_actions(
             self.rec, user.history, candidates=candidates, k=k, top=top
         )
-        return InfluentialActions(**user.about(user_id), k=k, **dict(result))
+        return InfluentialActions(**dict(user.about(user_id)), k=k, **dict(result))
 
     def health(self) -> Health:
         return Health(
