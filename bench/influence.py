@@ -164,8 +164,8 @@ def main() -> None:
     report = faithfulness_report(
         rec, ["loo", "ig", "attention", "random"], users=args.faithfulness_users, seed=args.seed
     )
-    print(f"\nfaithfulness over {report['users']} users (explaining each top-1 item):")
-    metrics = report["metrics"]
+    print(f"\nfaithfulness over {report.users} users (explaining each top-1 item):")
+    metrics = report.metrics
     rows = [f"DEL@{k}" for k in (1, 3, 5)] + [f"INS@{k}" for k in (1, 3, 5)]
     rows += [f"POS@{r},{k}" for r in (1, 5, 10, 20) for k in (1, 5)] + [
         "CDCG@1",
@@ -176,9 +176,9 @@ def main() -> None:
     print(f"{'metric':10}" + "".join(f"{m:>11}" for m in metrics))
     for row in rows:
         print(f"{row:10}" + "".join(f"{metrics[m][row]:11.4f}" for m in metrics))
-    for method, found in report.get("planted_cause", {}).items():
+    for method, found in (report.planted_cause or {}).items():
         print(
-            f"planted cause precision@1 {method}: {found['precision@1']:.3f} ({found['cases']} cases)"
+            f"planted cause precision@1 {method}: {found.precision_at_1:.3f} ({found.cases} cases)"
         )
 
 
