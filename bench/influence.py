@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from influrec.inference import History, Recommender
+from influrec.data.history import History
+from influrec.inference import Recommender
 from influrec.influence.api import faithfulness_report
 from influrec.influence.attribution import integrated_gradients_many, leave_one_out
 from influrec.influence.counterfactual import counterfactual_set

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from influrec.config import load_config
-from influrec.inference import History, history_tensors
+from influrec.data.history import History
+from influrec.inference import history_tensors
 from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import LogProbability

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from influrec.config import ConfigError, ExperimentConfig, ModelConfig, load_config
+from influrec.data.history import History
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
-from influrec.inference import History, Recommender, history_tensors
+from influrec.inference import Recommender, history_tensors
 from influrec.influence import deletions, prefix_cache
 from influrec.influence.attribution import _embedding_function, leave_one_out
 from influrec.influence.engine import Scorer

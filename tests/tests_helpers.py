@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from influrec.data.dataset import EventDataset
+from influrec.data.history import History
 from influrec.data.sequences import SequenceData
 from influrec.data.splits import leave_one_out_split
-from influrec.inference import History, Recommender
+from influrec.inference import Recommender
 
 
 def make_data(lengths: list[int], seed: int = 0) -> SequenceData:

@@ -14,30 +14,13 @@ import numpy as np
 import torch
 
 from influrec.data.dataset import EventDataset
+from influrec.data.history import History
 from influrec.data.schema import MAX_ABS_VALUE
 from influrec.data.sequences import GAP_PAD, SequenceData, gap_buckets
 from influrec.data.times import MAX_SECONDS, TIME_RANGE
 from influrec.errors import InputError
 from influrec.models.protocol import SequenceModel, score_last
 from influrec.training.checkpoint import load_run
-
-
-@dataclass
-class History:
-    """One user's events in time order (vocabulary indices)."""
-
-    items: np.ndarray  # (L,) int64 item_idx
-    behaviors: np.ndarray  # (L,) int64 behavior_idx
-    timestamps: np.ndarray  # (L,) int64 seconds
-    values: np.ndarray  # (L,) float32, 0 where unknown
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    @classmethod
-    def empty(cls) -> History:
-        """No events: a cold start (see :meth:`Recommender.cold_start_scores`)."""
-        return cls(*(np.zeros(0, dtype) for dtype in (np.int64, np.int64, np.int64, np.float32)))
 
 
 @dataclass

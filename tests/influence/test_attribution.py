@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History, Recommender, history_tensors
+from influrec.inference import Recommender, history_tensors
 from influrec.influence.attribution import (
     attention_rollout,
     gradient_x_input,

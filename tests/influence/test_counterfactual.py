@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History, Recommender
+from influrec.inference import Recommender
 from influrec.influence.counterfactual import (
     Edit,
     apply_edits,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from influrec.inference import History, Recommender
+from influrec.data.history import History
+from influrec.inference import Recommender
 from influrec.influence.engine import Scorer
 from influrec.influence.groups import behavior_groups, group_effects, time_groups
 from influrec.influence.measurement import ItemScore

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History, Recommender, clamp_k
+from influrec.inference import Recommender, clamp_k
 from influrec.influence import api
 
 

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from influrec.cli.main import main
-from influrec.inference import History, Recommender
+from influrec.data.history import History
+from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.counterfactual import Edit
 from influrec.influence.engine import Scorer

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from influrec.inference import History, Recommender
+from influrec.data.history import History
+from influrec.inference import Recommender
 from influrec.serving.settings import Limits
 
 

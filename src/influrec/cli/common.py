@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History, Recommender
+from influrec.inference import Recommender
 
 # What matplotlib can write; --plot names one of them by its suffix.
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps")

@@ -14,10 +14,11 @@ from rich.table import Table
 from influrec.cli.common import add_k, cutoffs, read_history_file
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
+from influrec.data.history import History
 from influrec.errors import DamagedRunError, InputError
 from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderExistsError
-from influrec.inference import History, Recommendation, Recommender
+from influrec.inference import Recommendation, Recommender
 from influrec.models.baselines import BASELINES
 from influrec.training.checkpoint import RUN_REMEDY
 from influrec.training.loop import train

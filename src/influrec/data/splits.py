@@ -9,9 +9,11 @@ by user, then time); outputs are event positions into those columns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+
+from influrec.data.sequences import SequenceData
 
 
 @dataclass(frozen=True)
@@ -94,3 +96,36 @@ def temporal_cuts(
     test_cut = int(ordered[int(len(ordered) * (1 - test_fraction))])
     valid_cut = int(ordered[int(len(ordered) * (1 - test_fraction - valid_fraction))])
     return valid_cut, test_cut
+
+
+class SplitSettings(Protocol):
+    """The split settings of an experiment (``ExperimentConfig.data`` has them)."""
+
+    @property
+    def split(self) -> str: ...  # "leave_one_out" or "temporal"
+    @property
+    def valid_fraction(self) -> float: ...  # temporal: fraction of events after the valid cut
+    @property
+    def test_fraction(self) -> float: ...  # temporal: fraction of events after the test cut
+
+
+def make_split(data: SequenceData, settings: SplitSettings) -> Split:
+    """The split named by ``settings`` (e.g. ``config.data``) over the dataset's events.
+
+    A temporal split keeps only targets with at least one earlier event of their user.
+    """
+    if settings.split == "leave_one_out":
+        return leave_one_out_split(data.user)
+    valid_cut, test_cut = temporal_cuts(
+        data.timestamp,
+        test_fraction=settings.test_fraction,
+        valid_fraction=settings.valid_fraction,
+    )
+    split = global_temporal_split(data.timestamp, test_cut=test_cut, valid_cut=valid_cut)
+
+    def with_history(targets: np.ndarray) -> np.ndarray:
+        """A target needs at least one earlier event of its user to be predicted from."""
+        return targets[targets > data.user_start[data.user[targets]]]
+
+    parts = (with_history(split.train), with_history(split.valid), with_history(split.test))
+    return Split(*parts, kind=split.kind, params=split.params)

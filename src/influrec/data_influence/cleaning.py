@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 from influrec.config import ExperimentConfig
 from influrec.data.dataset import DATASET_FOLDER, EventDataset, check_output_dir
 from influrec.data.sequences import SequenceData
+from influrec.data.splits import make_split
 from influrec.data_influence.tracin import DataInfluence, TracInScores
 from influrec.folders import new_folder
-from influrec.training.loop import make_split
 
 SCORES = ("context", "loss", "self", "harm")
 """How harm is judged: the checkpoint-weighted loss plus the harm done as context to the next
@@ -36,7 +36,7 @@ REMOVED_FILE = "removed.parquet"
 def training_targets(dataset: EventDataset, config: ExperimentConfig) -> np.ndarray:
     """Event indices of the dataset's training targets under ``config.data``'s split."""
     data = SequenceData.from_dataset(dataset)
-    train = make_split(data, config).train
+    train = make_split(data, config.data).train
     return np.sort(train[train > data.user_start[data.user[train]]])
 
 

@@ -55,6 +55,7 @@ import torch
 
 from influrec.config import ExperimentConfig
 from influrec.data.sequences import SequenceData, history_windows, training_windows
+from influrec.data.splits import make_split
 from influrec.data_influence.gradients import (
     Direction,
     Gradients,
@@ -69,7 +70,7 @@ from influrec.data_influence.influence_function import SolveInfo, inverse_hvp, s
 from influrec.errors import InputError
 from influrec.models.protocol import SequenceModel
 from influrec.training import checkpoint as ckpt
-from influrec.training.loop import lr_factor, make_split
+from influrec.training.loop import lr_factor
 
 log = logging.getLogger(__name__)
 VALID_CHUNK = 512  # validation targets per forward pass
@@ -196,7 +197,7 @@ class DataInfluence:
             )
         self.dataset = ckpt.load_run_dataset(self.run_dir, self.info)
         self.data = SequenceData.from_dataset(self.dataset)
-        self.split = make_split(self.data, self.config)
+        self.split = make_split(self.data, self.config.data)
         self.windows = training_windows(
             self.data, self.split.train, max_len=self.config.model.max_len
         )

@@ -12,6 +12,7 @@ import torch
 
 from influrec.config import ExperimentConfig
 from influrec.data.sequences import SequenceData
+from influrec.data.splits import make_split
 from influrec.evaluation.protocol import (
     Metrics,
     ScoreFn,
@@ -21,7 +22,6 @@ from influrec.evaluation.protocol import (
 )
 from influrec.models.baselines import BASELINES
 from influrec.training.checkpoint import load_run
-from influrec.training.loop import make_split
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def evaluate_run(
     model, info, dataset = load_run(run_dir)
     config = ExperimentConfig.from_dict(info["config"])
     data = SequenceData.from_dataset(dataset)
-    parts = make_split(data, config)
+    parts = make_split(data, config.data)
     targets = parts.test if split == "test" else parts.valid
     torch_device = torch.device(device)
     model.to(torch_device)

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History, Recommender, clamp_k
+from influrec.inference import Recommender, clamp_k
 from influrec.influence.attribution import (
     Explanation,
     integrated_gradients_many,

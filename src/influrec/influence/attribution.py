@@ -19,8 +19,8 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History
 from influrec.influence.engine import Scorer, rows_to_batch
 from influrec.influence.measurement import Measurement
 from influrec.models.protocol import AttentionModel

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History
 from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer, extend, without
 from influrec.influence.measurement import RankMargin

@@ -25,8 +25,9 @@ from typing import Literal, cast
 import numpy as np
 import torch
 
+from influrec.data.history import History
 from influrec.data.sequences import GAP_PAD, gap_buckets
-from influrec.inference import History, check_finite
+from influrec.inference import check_finite
 from influrec.influence import deletions, prefix_cache
 from influrec.models.protocol import SequenceModel, last_hidden, score_last
 from influrec.models.transformer import BehaviorTransformer

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from influrec.data.history import History
 from influrec.data.sequences import SequenceData
-from influrec.inference import History
 from influrec.influence.engine import Scorer, without
 from influrec.influence.measurement import ItemScore, LogProbability, Measurement, Rank
 from influrec.influence.methods import METHODS, run_method

@@ -13,7 +13,7 @@ from math import factorial
 
 import numpy as np
 
-from influrec.inference import History
+from influrec.data.history import History
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import Measurement
 

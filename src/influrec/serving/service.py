@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from influrec.inference import History, Recommender
+from influrec.data.history import History
+from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.counterfactual import Edit
 from influrec.serving.errors import ApiError

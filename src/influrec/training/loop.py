@@ -26,7 +26,7 @@ from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset
 from influrec.data.item_features import ItemFeatures
 from influrec.data.sequences import SequenceData, gather_windows, training_windows
-from influrec.data.splits import Split, global_temporal_split, leave_one_out_split, temporal_cuts
+from influrec.data.splits import make_split
 from influrec.errors import InputError
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
 from influrec.models import SequenceModel, build_model
@@ -38,25 +38,6 @@ from influrec.training.resume import check_run_dir, open_run_dir
 
 log = logging.getLogger(__name__)
 LENGTH_SORT_CHUNK = 50  # batches whose windows are sorted by length together
-
-
-def make_split(data: SequenceData, config: ExperimentConfig) -> Split:
-    """The split named by ``config.data`` over the dataset's events."""
-    if config.data.split == "leave_one_out":
-        return leave_one_out_split(data.user)
-    valid_cut, test_cut = temporal_cuts(
-        data.timestamp,
-        test_fraction=config.data.test_fraction,
-        valid_fraction=config.data.valid_fraction,
-    )
-    split = global_temporal_split(data.timestamp, test_cut=test_cut, valid_cut=valid_cut)
-
-    def with_history(targets: np.ndarray) -> np.ndarray:
-        """A target needs at least one earlier event of its user to be predicted from."""
-        return targets[targets > data.user_start[data.user[targets]]]
-
-    parts = (with_history(split.train), with_history(split.valid), with_history(split.test))
-    return Split(*parts, kind=split.kind, params=split.params)
 
 
 def select_device(name: str) -> torch.device:
@@ -136,7 +117,7 @@ class Trainer:
             torch.set_num_threads(config.train.threads)
         seed_everything(config.train.seed)
         self.data = SequenceData.from_dataset(dataset)
-        self.split = make_split(self.data, config)
+        self.split = make_split(self.data, config.data)
         self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
         _require_targets(self.windows, self.split, config)
         self.features = (
