@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from influrec.data.batching import batch_rows
 from influrec.data.history import History
 from influrec.inference import Recommender
 from influrec.influence.api import faithfulness_report
 from influrec.influence.attribution import integrated_gradients_many, leave_one_out
 from influrec.influence.counterfactual import counterfactual_set
-from influrec.influence.engine import Scorer, rows_to_batch
+from influrec.influence.engine import Scorer
 from influrec.influence.measurement import ItemScore, LogProbability
 from influrec.models.protocol import score_last
 
@@ -65,7 +66,7 @@ def captum_feature_ablation(rec: Recommender, history: History, item: int, per_e
     from captum.attr import FeatureAblation
 
     model = rec.model
-    batch = rows_to_batch(
+    batch = batch_rows(
         history,
         [np.arange(len(history))],
         max_len=model.config.max_len,

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from influrec.config import load_config
+from influrec.data.batching import batch_histories
 from influrec.data.history import History
-from influrec.inference import history_tensors
 from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import LogProbability
@@ -72,7 +72,9 @@ def one_at_a_time_effects(model: SequenceModel, history: History, item: int) -> 
     config = model.config
 
     def log_p(h: History) -> float:
-        tensors = history_tensors([h], max_len=config.max_len, time_buckets=config.time_buckets)
+        tensors = batch_histories(
+            [h], max_len=config.max_len, time_buckets=config.time_buckets
+        ).inputs
         scores = model.item_scores(model(*tensors)[:, -1])
         return float(torch.log_softmax(scores, -1)[0, item])
 
@@ -163,7 +165,9 @@ def time_rows(
 
 def one_at_a_time_scores(model: SequenceModel, history: History) -> torch.Tensor:
     config = model.config
-    tensors = history_tensors([history], max_len=config.max_len, time_buckets=config.time_buckets)
+    tensors = batch_histories(
+        [history], max_len=config.max_len, time_buckets=config.time_buckets
+    ).inputs
     return model.item_scores(model(*tensors)[:, -1])[0]
 
 

@@ -1,7 +1,7 @@
 """Start-anchored positions, and leave-one-out that reuses the events before each deletion.
 
 Every fast result is checked against one-at-a-time re-scoring written here: delete the event,
-re-pack the history the way serving does (``history_tensors``) and run the full forward pass.
+re-pack the history the way serving does (``batch_histories``) and run the full forward pass.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from influrec.config import ConfigError, ExperimentConfig, ModelConfig, load_config
+from influrec.data.batching import batch_histories
 from influrec.data.history import History
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
-from influrec.inference import Recommender, history_tensors
+from influrec.inference import Recommender
 from influrec.influence import deletions, prefix_cache
 from influrec.influence.attribution import _embedding_function, leave_one_out
 from influrec.influence.engine import Scorer
@@ -64,9 +65,9 @@ def rescored(m: BehaviorTransformer, history: History, deleted: int | None) -> t
     edited = History(
         history.items[keep], history.behaviors[keep], history.timestamps[keep], history.values[keep]
     )
-    tensors = history_tensors(
+    tensors = batch_histories(
         [edited], max_len=m.config.max_len, time_buckets=m.config.time_buckets
-    )
+    ).inputs
     return m.item_scores(m(*tensors)[:, -1])[0]
 
 
@@ -178,8 +179,10 @@ def test_start_positions_count_from_each_rows_first_event() -> None:
 def test_start_positions_left_padding_does_not_change_the_prediction() -> None:
     m = model("start")
     history = random_history(5)
-    short = history_tensors([history], max_len=MAX_LEN, time_buckets=8)
-    padded = history_tensors([history, random_history(9, seed=1)], max_len=MAX_LEN, time_buckets=8)
+    short = batch_histories([history], max_len=MAX_LEN, time_buckets=8).inputs
+    padded = batch_histories(
+        [history, random_history(9, seed=1)], max_len=MAX_LEN, time_buckets=8
+    ).inputs
     assert padded[0].shape[1] == 9 and bool((padded[0][0] == 0).any())
     with torch.no_grad():
         torch.testing.assert_close(m(*padded)[:1, -1], m(*short)[:, -1], rtol=1e-5, atol=1e-6)
@@ -189,7 +192,7 @@ def test_with_start_positions_an_events_output_ignores_how_many_follow() -> None
     """What makes the prefix reusable: with "start" the hidden state of event t is the same
     whether it is the last event or more follow; with "end" it is not."""
     history = random_history(8)
-    tensors = history_tensors([history], max_len=MAX_LEN, time_buckets=8)
+    tensors = batch_histories([history], max_len=MAX_LEN, time_buckets=8).inputs
     first_five = tuple(t[:, :5] for t in tensors)
     with torch.no_grad():
         for positions, same in (("start", True), ("end", False)):
@@ -200,7 +203,9 @@ def test_with_start_positions_an_events_output_ignores_how_many_follow() -> None
 
 def test_encode_suffix_refuses_a_cache_at_other_positions() -> None:
     history = random_history(6)
-    items, behaviors, gaps, values = history_tensors([history], max_len=MAX_LEN, time_buckets=8)
+    items, behaviors, gaps, values = batch_histories(
+        [history], max_len=MAX_LEN, time_buckets=8
+    ).inputs
     for positions in ("start", "end"):
         m = model(positions)
         cache = encode_prefix(m, items[:, :4], behaviors[:, :4], gaps[:, :4], values[:, :4])

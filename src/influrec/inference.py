@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from influrec.data.batching import batch_histories
 from influrec.data.dataset import EventDataset
 from influrec.data.history import History
 from influrec.data.schema import MAX_ABS_VALUE
-from influrec.data.sequences import GAP_PAD, SequenceData, gap_buckets
+from influrec.data.sequences import SequenceData
 from influrec.data.times import MAX_SECONDS, TIME_RANGE
 from influrec.errors import InputError
 from influrec.models.protocol import SequenceModel, score_last
@@ -29,30 +30,6 @@ class Recommendation:
     item_idx: int
     item_id: str
     score: float
-
-
-def history_tensors(
-    histories: Sequence[History], *, max_len: int, time_buckets: int
-) -> tuple[torch.Tensor, ...]:
-    """Left-padded (B, T) items, behaviours, gap buckets and values of the last max_len events."""
-    length = max(1, min(max_len, max(len(h) for h in histories)))
-    out = [
-        np.zeros((len(histories), length), dtype)
-        for dtype in (np.int64, np.int64, np.int64, np.float32)
-    ]
-    for row, h in enumerate(histories):
-        n = min(len(h), length)
-        if n == 0:
-            continue
-        out[0][row, -n:], out[1][row, -n:] = h.items[-n:], h.behaviors[-n:]
-        out[3][row, -n:] = h.values[-n:]
-        if time_buckets:
-            first = np.zeros(n, bool)
-            first[0] = True
-            out[2][row, -n:] = gap_buckets(h.timestamps[-n:], first, time_buckets)
-    if not time_buckets:
-        out[2][:] = GAP_PAD
-    return tuple(torch.from_numpy(a) for a in out)
 
 
 # Event times: epoch seconds, the range every reader accepts (1970-01-01 to 2262-04-11).
@@ -199,10 +176,8 @@ class Recommender:
         for h in histories:
             check_finite(h)
         config = self.model.config
-        items, behaviors, gaps, values = history_tensors(
-            histories, max_len=config.max_len, time_buckets=config.time_buckets
-        )
-        return score_last(self.model, items, behaviors, gaps, values)
+        batch = batch_histories(histories, max_len=config.max_len, time_buckets=config.time_buckets)
+        return score_last(self.model, *batch.inputs)
 
     def top_k(
         self, scores: torch.Tensor, *, k: int, exclude: np.ndarray | None = None

@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from influrec.data.sequences import (
-    gather_windows,
     history_windows,
     seen_items_mask,
     training_windows,
@@ -28,18 +27,6 @@ def test_training_windows_cover_each_target_once(lengths: list[int], max_len: in
     assert sorted(covered.astype(int).tolist()) == expected  # each once, none missing
     assert np.all(ends - starts <= max_len) and np.all(ends > starts)
     assert np.all(data.user[starts] == data.user[ends])  # inputs and last target: same user
-
-
-def test_gather_windows_left_pads() -> None:
-    data = make_data([4, 2])
-    batch = gather_windows(data, np.array([0, 4]), np.array([3, 5]), time_buckets=8)
-    assert batch.items.shape == (2, 3)
-    assert batch.items[0].tolist() == data.item[0:3].tolist()
-    assert batch.items[1].tolist() == [0, 0, int(data.item[4])]
-    assert batch.positions.tolist() == [[0, 1, 2], [-1, -1, 4]]
-    assert batch.values[1].tolist() == [0.0, 0.0, 4.0]
-    # gaps: first event of a window is bucket 1; 10 s later is 2 + floor(log2(11)) = 5
-    assert batch.gaps.tolist() == [[1, 5, 5], [0, 0, 1]]
 
 
 def test_history_windows_and_seen_mask() -> None:

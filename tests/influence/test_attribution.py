@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from influrec.data.batching import batch_histories
 from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import Recommender, history_tensors
+from influrec.inference import Recommender
 from influrec.influence.attribution import (
     attention_rollout,
     gradient_x_input,
@@ -31,7 +32,7 @@ from tests_helpers import rescore_without, user_history
 
 class Float64Reference:
     """The model in float64 and the event embeddings of a history, built here from the serving
-    inputs (``history_tensors``): ``x`` (1, T, D) the embeddings of the last max_len events,
+    inputs (``batch_histories``): ``x`` (1, T, D) the embeddings of the last max_len events,
     ``content`` (1, T, D) what each event adds to its position's embedding (x minus the same
     positions with no item, behaviour, gap or value), and ``f``: the measurement after any
     embeddings (S, T, D) -> (S,)."""
@@ -39,9 +40,9 @@ class Float64Reference:
     def __init__(self, model: BehaviorTransformer, history: History) -> None:
         self.model = copy.deepcopy(model).double().eval()
         config = model.config
-        items, behaviors, gaps, values = history_tensors(
+        items, behaviors, gaps, values = batch_histories(
             [history], max_len=config.max_len, time_buckets=config.time_buckets
-        )
+        ).inputs
         self.items = items
         nothing = torch.zeros_like(items)
         with torch.no_grad():
@@ -104,9 +105,9 @@ def test_integrated_gradients_completeness_and_captum(recommender: Recommender) 
     assert gap < 0.02 * (abs(ours.value - ours.details["baseline_value"]) + 1e-3)
     # Captum's LayerIntegratedGradients on the same embedding layer output and baseline
     model = recommender.model
-    from influrec.influence.engine import rows_to_batch
+    from influrec.data.batching import batch_rows
 
-    batch = rows_to_batch(history, [np.arange(len(history))], max_len=16, time_buckets=8)
+    batch = batch_rows(history, [np.arange(len(history))], max_len=16, time_buckets=8)
 
     class Wrapped(torch.nn.Module):
         def __init__(self) -> None:
@@ -199,10 +200,10 @@ def test_attention_rollout_is_a_distribution_and_weights_match_the_forward(
     assert (
         np.isclose(explanation.effects.sum(), 1.0, atol=1e-5) and (explanation.effects >= 0).all()
     )
-    from influrec.influence.engine import rows_to_batch
+    from influrec.data.batching import batch_rows
     from influrec.models.transformer import attention_mask
 
-    batch = rows_to_batch(history, [np.arange(8)], max_len=16, time_buckets=8)
+    batch = batch_rows(history, [np.arange(8)], max_len=16, time_buckets=8)
     x = model.embed(batch.items, batch.behaviors, batch.gaps, batch.values)
     block = model.blocks[0]
     weights = model.attention_weights(batch.items, batch.behaviors, batch.gaps, batch.values)[0]

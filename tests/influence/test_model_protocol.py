@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from influrec.config import ModelConfig
+from influrec.data.batching import batch_histories
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History, history_tensors
 from influrec.influence import deletions, prefix_cache
 from influrec.influence.attribution import attention_rollout, leave_one_out
 from influrec.influence.engine import Scorer
@@ -136,9 +137,9 @@ def one_at_a_time(model: SequenceModel, history: History) -> torch.Tensor:
                 for a in (history.items, history.behaviors, history.timestamps, history.values)
             )
         )
-        items, behaviors, gaps, values = history_tensors(
+        items, behaviors, gaps, values = batch_histories(
             [edited], max_len=config.max_len, time_buckets=config.time_buckets
-        )
+        ).inputs
         hidden = model.encode(items, behaviors, gaps, values)[:, -1]  # the full pass
         out.append(model.item_scores(hidden)[0])
     return torch.stack(out)
@@ -230,7 +231,9 @@ def test_last_hidden_and_score_last_read_the_last_column_of_a_padded_batch(
     model = gru if make == "gru" else transformer(time_buckets=8)
     histories = [random_history(3, seed=1), random_history(7, seed=2)]  # the first is padded
     config = model.config
-    tensors = history_tensors(histories, max_len=config.max_len, time_buckets=config.time_buckets)
+    tensors = batch_histories(
+        histories, max_len=config.max_len, time_buckets=config.time_buckets
+    ).inputs
     assert bool((tensors[0][0] == 0).any())
     with torch.no_grad():
         full = model.encode(*tensors)  # (B, T, D)
@@ -238,9 +241,9 @@ def test_last_hidden_and_score_last_read_the_last_column_of_a_padded_batch(
         scores = score_last(model, *tensors)
         alone = last_hidden(
             model,
-            *history_tensors(
+            *batch_histories(
                 histories[:1], max_len=config.max_len, time_buckets=config.time_buckets
-            ),
+            ).inputs,
         )
     assert hidden.shape == (2, config.d_model)
     torch.testing.assert_close(hidden, full[:, -1], rtol=1e-5, atol=1e-6)

@@ -2,8 +2,7 @@
 
 A prepared dataset is sorted by user then time, so each user's events are one contiguous slice
 of the flat arrays. A *window* is a slice ``[start, end)`` of one user's events; windows are
-gathered into left-padded (B, T) tensors (the latest event in the last column), T being the
-longest window of the batch, so short histories cost little.
+gathered into left-padded (B, T) tensors by :func:`influrec.data.batching.batch_windows`.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ import numpy as np
 import torch
 
 from influrec.data.dataset import EventDataset
-
-GAP_PAD, GAP_FIRST = 0, 1  # gap bucket ids: padding, first event of a history (no previous event)
 
 
 @dataclass
@@ -57,65 +54,6 @@ class SequenceData:
 
     def __len__(self) -> int:
         return len(self.item)
-
-
-def gap_buckets(timestamp: np.ndarray, first: np.ndarray, n_buckets: int) -> np.ndarray:
-    """Log2-scale bucket of the time since the previous event.
-
-    timestamp (..., T) seconds; first (..., T) bool marks events with no previous one.
-    Buckets: 1 = first event, 2 + min(floor(log2(gap + 1)), n_buckets - 3) otherwise.
-    """
-    gap = np.diff(timestamp, axis=-1, prepend=timestamp[..., :1]).clip(min=0)
-    bucket = 2 + np.minimum(np.floor(np.log2(gap + 1.0)).astype(np.int64), max(n_buckets - 3, 0))
-    return np.where(first, GAP_FIRST, bucket)
-
-
-@dataclass
-class WindowBatch:
-    """Left-padded tensors for B windows of T events (0 = padding in every id tensor)."""
-
-    items: torch.Tensor  # (B, T) int64
-    behaviors: torch.Tensor  # (B, T) int64
-    gaps: torch.Tensor  # (B, T) int64 gap buckets (all 0 when time buckets are off)
-    values: torch.Tensor  # (B, T) float32
-    positions: np.ndarray  # (B, T) int64 event index of each slot, -1 for padding
-
-    def to(self, device: torch.device) -> WindowBatch:
-        return WindowBatch(
-            self.items.to(device),
-            self.behaviors.to(device),
-            self.gaps.to(device),
-            self.values.to(device),
-            self.positions,
-        )
-
-
-def gather_windows(
-    data: SequenceData, starts: np.ndarray, ends: np.ndarray, *, time_buckets: int = 0
-) -> WindowBatch:
-    """Windows ``[starts[b], ends[b])`` of event indices as a left-padded batch.
-
-    starts, ends (B,) int64 with ends > starts; T = max(ends - starts).
-    """
-    length = int((ends - starts).max())
-    positions = ends[:, None] - length + np.arange(length)[None, :]  # (B, T)
-    valid = positions >= starts[:, None]
-    safe = np.where(valid, positions, 0)
-    items = np.where(valid, data.item[safe], 0)
-    behaviors = np.where(valid, data.behavior[safe], 0)
-    values = np.where(valid, data.value[safe], 0.0).astype(np.float32)
-    if time_buckets > 0:
-        first = valid & ~np.pad(valid, ((0, 0), (1, 0)))[:, :-1]
-        gaps = np.where(valid, gap_buckets(data.timestamp[safe], first, time_buckets), GAP_PAD)
-    else:
-        gaps = np.zeros_like(items)
-    return WindowBatch(
-        items=torch.from_numpy(items),
-        behaviors=torch.from_numpy(behaviors),
-        gaps=torch.from_numpy(gaps),
-        values=torch.from_numpy(values),
-        positions=np.where(valid, positions, -1),
-    )
 
 
 def training_windows(

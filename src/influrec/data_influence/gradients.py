@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from influrec.data.sequences import SequenceData, gather_windows
+from influrec.data.batching import batch_windows
+from influrec.data.sequences import SequenceData
 from influrec.models.protocol import SequenceModel, last_hidden
 
 ROW_CHUNK = 2048  # examples whose (I + 1)-wide score rows are held at once
@@ -227,13 +228,12 @@ def window_activations(
     try:
         for begin in range(0, len(order), batch_size):
             index = order[begin : begin + batch_size]
-            batch = gather_windows(
+            batch = batch_windows(
                 data, starts[index], ends[index], time_buckets=model.config.time_buckets
             )
             hidden = model.encode(batch.items, batch.behaviors, batch.gaps, batch.values)
             assert capture.value is not None
-            valid = torch.from_numpy(batch.positions >= 0)
-            targets = batch.positions[batch.positions >= 0] + 1
+            valid, targets = torch.from_numpy(batch.valid), batch.targets
             yield (
                 targets,
                 LastLayer(
@@ -259,7 +259,7 @@ def history_activations(
     model.eval()
     capture = _FinalNormInput(model)
     try:
-        batch = gather_windows(data, starts, ends, time_buckets=model.config.time_buckets)
+        batch = batch_windows(data, starts, ends, time_buckets=model.config.time_buckets)
         hidden = last_hidden(model, batch.items, batch.behaviors, batch.gaps, batch.values)
         assert capture.value is not None
         return LastLayer(

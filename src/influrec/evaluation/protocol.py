@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from influrec.data.sequences import SequenceData, gather_windows, history_windows, seen_items_mask
+from influrec.data.batching import batch_windows
+from influrec.data.sequences import SequenceData, history_windows, seen_items_mask
 from influrec.evaluation.metrics import behavior_metrics, ranking_metrics, ranks_from_scores
 from influrec.models.protocol import SequenceModel, last_hidden
 
@@ -64,7 +65,7 @@ def model_score_fn(model: SequenceModel, data: SequenceData, *, device: torch.de
     def score(targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         starts, ends = history_windows(data, targets, max_len=config.max_len)
         empty = ends == starts
-        batch = gather_windows(
+        batch = batch_windows(
             data, starts, np.maximum(ends, starts + 1), time_buckets=config.time_buckets
         )
         for tensor in (batch.items, batch.behaviors, batch.gaps, batch.values):

@@ -19,9 +19,10 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from influrec.data.batching import batch_rows
 from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.influence.engine import Scorer, rows_to_batch
+from influrec.influence.engine import Scorer
 from influrec.influence.measurement import Measurement
 from influrec.models.protocol import AttentionModel
 
@@ -71,7 +72,7 @@ def _embedding_function(
     (S, I + 1)). The baseline keeps positions and removes every event's content."""
     model = scorer.model
     window = scorer.window(history)
-    batch = rows_to_batch(
+    batch = batch_rows(
         history, [window], max_len=scorer.max_len, time_buckets=model.config.time_buckets
     )
     x = model.embed(batch.items, batch.behaviors, batch.gaps, batch.values).detach()
@@ -196,7 +197,7 @@ def attention_rollout(scorer: Scorer, history: History, measurement: Measurement
             "has none; use loo, gxi, ig or shapley"
         )
     window = scorer.window(history)
-    batch = rows_to_batch(
+    batch = batch_rows(
         history, [window], max_len=scorer.max_len, time_buckets=model.config.time_buckets
     )
     attention = cast(AttentionModel, model)  # declared by its capabilities

@@ -19,55 +19,17 @@ the first layer's attention between all deletions (:mod:`~influrec.influence.del
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, cast
 
 import numpy as np
 import torch
 
+from influrec.data.batching import SequenceBatch, batch_rows
 from influrec.data.history import History
-from influrec.data.sequences import GAP_PAD, gap_buckets
 from influrec.inference import check_finite
 from influrec.influence import deletions, prefix_cache
 from influrec.models.protocol import SequenceModel, last_hidden, score_last
 from influrec.models.transformer import BehaviorTransformer
-
-
-@dataclass
-class HistoryBatch:
-    """Model inputs for B edited histories: left-padded (B, T) tensors."""
-
-    items: torch.Tensor
-    behaviors: torch.Tensor
-    gaps: torch.Tensor
-    values: torch.Tensor
-
-
-def rows_to_batch(
-    history: History, rows: Sequence[np.ndarray], *, max_len: int, time_buckets: int
-) -> HistoryBatch:
-    """Inputs for each row of event indices into ``history`` (each row in time order)."""
-    length = max(1, min(max_len, max((len(r) for r in rows), default=1)))
-    index = np.full((len(rows), length), -1, np.int64)
-    for b, row in enumerate(rows):
-        kept = row[-length:]
-        if len(kept):
-            index[b, length - len(kept) :] = kept
-    valid = index >= 0
-    safe = np.where(valid, index, 0)
-    items = np.where(valid, history.items[safe] if len(history) else 0, 0)
-    behaviors = np.where(valid, history.behaviors[safe] if len(history) else 0, 0)
-    values = np.where(valid, history.values[safe] if len(history) else 0.0, 0.0).astype(np.float32)
-    gaps = np.full_like(items, GAP_PAD)
-    if time_buckets and len(history):
-        first = valid & ~np.pad(valid, ((0, 0), (1, 0)))[:, :-1]
-        gaps = np.where(valid, gap_buckets(history.timestamps[safe], first, time_buckets), GAP_PAD)
-    return HistoryBatch(
-        torch.from_numpy(items),
-        torch.from_numpy(behaviors),
-        torch.from_numpy(gaps),
-        torch.from_numpy(values),
-    )
 
 
 class Scorer:
@@ -108,9 +70,7 @@ class Scorer:
 
     def _score(self, rows: list[np.ndarray], history: History) -> torch.Tensor:
         config = self.model.config
-        batch = rows_to_batch(
-            history, rows, max_len=config.max_len, time_buckets=config.time_buckets
-        )
+        batch = batch_rows(history, rows, max_len=config.max_len, time_buckets=config.time_buckets)
         return score_last(
             self.model, batch.items, batch.behaviors, batch.gaps, batch.values
         ).float()
@@ -161,7 +121,7 @@ class Scorer:
         ``shared_first_layer_deletions``, without time gaps; at least 2 events)."""
         model = self._transformer("shared_first_layer_deletions")
         base, deleted = self._deletion_rows(history)
-        events = rows_to_batch(history, [base], max_len=len(base), time_buckets=0)
+        events = batch_rows(history, [base], max_len=len(base), time_buckets=0)
         values = events.values if model.value_embedding is not None else None
         hidden = [
             self._whole_hidden(history),
@@ -187,8 +147,8 @@ class Scorer:
         config = model.config
         base, deleted = self._deletion_rows(history)
 
-        def batch(rows: Sequence[np.ndarray]) -> HistoryBatch:
-            return rows_to_batch(
+        def batch(rows: Sequence[np.ndarray]) -> SequenceBatch:
+            return batch_rows(
                 history, rows, max_len=config.max_len, time_buckets=config.time_buckets
             )
 
@@ -216,7 +176,7 @@ class Scorer:
     def _whole_hidden(self, history: History) -> torch.Tensor:
         """Last hidden state (1, D) after the whole history (its last max_len events)."""
         config = self.model.config
-        full = rows_to_batch(
+        full = batch_rows(
             history,
             [np.arange(len(history))],
             max_len=config.max_len,

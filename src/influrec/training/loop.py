@@ -23,9 +23,10 @@ import torch.nn.functional as F
 
 from influrec import __version__
 from influrec.config import ExperimentConfig
+from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
 from influrec.data.item_features import ItemFeatures
-from influrec.data.sequences import SequenceData, gather_windows, training_windows
+from influrec.data.sequences import SequenceData, training_windows
 from influrec.data.splits import make_split
 from influrec.errors import InputError
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
@@ -166,9 +167,8 @@ class Trainer:
         """Loss of one batch of windows and the number of targets it covers."""
         config = self.config
         starts, ends = self.windows[0][batch_index], self.windows[1][batch_index]
-        batch = gather_windows(self.data, starts, ends, time_buckets=config.model.time_buckets)
-        valid = batch.positions >= 0
-        targets = batch.positions[valid] + 1
+        batch = batch_windows(self.data, starts, ends, time_buckets=config.model.time_buckets)
+        valid, targets = batch.valid, batch.targets
         exclude = seen_pairs(batch.items.numpy(), valid) if config.train.mask_seen else None
         batch = batch.to(self.device)
         with self._autocast():
