@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from influrec import run as ckpt
 from influrec.config import ExperimentConfig, load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.synthesize import synthesize_dataset
@@ -40,7 +41,6 @@ from influrec.data_influence.cleaning import (
     worst,
 )
 from influrec.evaluation.runs import evaluate_run
-from influrec.training import checkpoint as ckpt
 from influrec.training.loop import train
 from noise import flag_quality, inject_noise
 from train import OUT, ROOT, machine_line, prepared
@@ -72,7 +72,7 @@ def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> P
     """Train into ``run_dir`` unless a finished run with this config is already there."""
     if (run_dir / ckpt.RUN_FILE).exists():
         info = ckpt.read_run_info(run_dir)
-        same_config = ExperimentConfig.from_dict(info["config"]) == config
+        same_config = info.config == config
         same_data = EventDataset.load(run_dir / "data").events.equals(dataset.events)
         if info.get("finished") and same_config and same_data:
             print(f"  reusing {run_dir}")

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset
 from influrec.data.sequences import SequenceData
 from influrec.data.splits import make_split
 from influrec.evaluation.protocol import ScoreFn, evaluate_targets, model_score_fn
-from influrec.training.checkpoint import load_model
+from influrec.run import load_model
 
 HEADER = "| runs | split | HR@10 masked | NDCG@10 masked | HR@10 not masked | NDCG@10 not masked |"
 
@@ -42,7 +41,7 @@ def main() -> None:
     for run in args.runs:
         model, info = load_model(run)
         data = SequenceData.from_dataset(EventDataset.load(run / "data"))
-        split = make_split(data, ExperimentConfig.from_dict(info["config"]).data)
+        split = make_split(data, info.config.data)
         run_shape = (data.n_items, len(data.item), len(split.valid), len(split.test))
         if shape is not None and run_shape != shape:
             raise SystemExit(f"{run}: not the same data as {args.runs[0]}: {run_shape} != {shape}")

@@ -21,7 +21,7 @@ from influrec.data.sequences import SequenceData
 from influrec.data.times import MAX_SECONDS, TIME_RANGE
 from influrec.errors import InputError
 from influrec.models.protocol import SequenceModel, score_last
-from influrec.training.checkpoint import load_run
+from influrec.run import RunInfo, load_run
 
 
 @dataclass
@@ -87,7 +87,7 @@ def check_finite(history: History) -> None:
 class Recommender:
     """A trained model with its vocabularies and the users' stored histories."""
 
-    def __init__(self, model: SequenceModel, dataset: EventDataset, info: dict[str, Any]) -> None:
+    def __init__(self, model: SequenceModel, dataset: EventDataset, info: RunInfo) -> None:
         self.model, self.dataset, self.info = model, dataset, info
         self.data = SequenceData.from_dataset(dataset)
         self.item_ids: list[str] = dataset.items.column("item_id").to_pylist()

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from influrec import run as ckpt
 from influrec.cli.main import main
 from influrec.config import TrainConfig
 from influrec.data_influence import DataInfluence
@@ -22,7 +23,6 @@ from influrec.data_influence.gradients import (
     window_activations,
 )
 from influrec.errors import InputError
-from influrec.training import checkpoint as ckpt
 from tests_helpers import train_tiny_run
 
 
@@ -122,7 +122,7 @@ def test_checkpoint_weights_spread_the_learning_rate(run: Path) -> None:
     analysis = DataInfluence(run)
     info = ckpt.read_run_info(run)
     train = analysis.config.train
-    per_epoch = math.ceil(info["training_windows"] / train.batch_size)
+    per_epoch = math.ceil(info.training_windows / train.batch_size)
     total = per_epoch * train.epochs
     assert train.warmup_steps < per_epoch < total  # warm-up, cosine and floor all reached
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -140,7 +140,7 @@ def test_checkpoint_weights_spread_the_learning_rate(run: Path) -> None:
     ]
     expected = [weight(s - per_epoch, s) for s in (per_epoch, 2 * per_epoch, total)]
     assert [c.weight for c in analysis.checkpoints] == pytest.approx(expected, rel=1e-9)
-    assert info["training_windows"] == len(analysis.windows[0])
+    assert info.training_windows == len(analysis.windows[0])
     limited = DataInfluence(run, checkpoints=2)
     assert [c.epoch for c in limited.checkpoints] == [1, 3]  # evenly spread, the last kept
     expected = [weight(0, per_epoch), weight(per_epoch, total)]  # the last takes epochs 2-3
@@ -279,7 +279,7 @@ def test_an_extended_run_weighs_checkpoints_by_the_rates_it_used(tmp_path: Path)
     analysis = DataInfluence(run)
     train = analysis.config.train
     assert train.epochs == 4
-    per_epoch = math.ceil(ckpt.read_run_info(run)["training_windows"] / train.batch_size)
+    per_epoch = math.ceil(ckpt.read_run_info(run).training_windows / train.batch_size)
     rates = [written_out_lr(s, train, 2 * per_epoch) for s in range(2 * per_epoch)]
     rates += [written_out_lr(s, train, 4 * per_epoch) for s in range(2 * per_epoch, 4 * per_epoch)]
     per_target = len(analysis.events) / per_epoch

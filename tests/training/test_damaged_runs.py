@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from influrec.cli.main import main
-from influrec.training.checkpoint import saved_checkpoints
+from influrec.run import saved_checkpoints
 from tests_helpers import train_tiny_run
 
 

@@ -16,7 +16,7 @@ from influrec.data.synthetic import SynthConfig
 from influrec.errors import InputError
 from influrec.evaluation.runs import evaluate_run
 from influrec.inference import Recommender
-from influrec.training.checkpoint import list_checkpoints, load_model, saved_checkpoints
+from influrec.run import list_checkpoints, load_model, saved_checkpoints
 from influrec.training.loop import Trainer, epoch_batches, lr_factor, train
 
 TINY = [

@@ -15,7 +15,7 @@ from influrec.config import load_config
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.errors import InputError
-from influrec.training.checkpoint import saved_checkpoints
+from influrec.run import saved_checkpoints
 from influrec.training.loop import train
 from tests_helpers import train_tiny_run
 

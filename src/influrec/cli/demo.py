@@ -23,7 +23,7 @@ from influrec.data.synthetic import SynthConfig
 from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderKind, check_output_dir, remove_dir
 from influrec.inference import Recommender
-from influrec.training.checkpoint import RUN_FOLDER
+from influrec.run import RUN_FOLDER
 from influrec.training.loop import train
 
 DEMO_SETTINGS = [

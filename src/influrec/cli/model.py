@@ -20,7 +20,7 @@ from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderExistsError
 from influrec.inference import Recommendation, Recommender
 from influrec.models.baselines import BASELINES
-from influrec.training.checkpoint import RUN_REMEDY
+from influrec.run import RUN_REMEDY
 from influrec.training.loop import train
 from influrec.training.resume import RESUMABLE_KEYS, check_run_dir
 

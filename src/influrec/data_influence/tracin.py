@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from influrec import run as ckpt
 from influrec.config import ExperimentConfig
 from influrec.data.sequences import SequenceData, history_windows, training_windows
 from influrec.data.splits import make_split
@@ -69,8 +70,6 @@ from influrec.data_influence.gradients import (
 from influrec.data_influence.influence_function import SolveInfo, inverse_hvp, sample_rows
 from influrec.errors import InputError
 from influrec.models.protocol import SequenceModel
-from influrec.training import checkpoint as ckpt
-from influrec.training.loop import lr_factor
 
 log = logging.getLogger(__name__)
 VALID_CHUNK = 512  # validation targets per forward pass
@@ -111,53 +110,30 @@ def tracin_checkpoints(
 ) -> list[CheckpointWeight]:
     """The run's saved checkpoints (at most ``limit``, evenly spread, the last always in),
     each weighted by the learning rate spent since the previous one."""
-    folders = ckpt.list_checkpoints(run_dir)
-    if not folders:
+    saved = ckpt.saved_checkpoints(run_dir)
+    if not saved:
         raise InputError(
             f"{run_dir}: no saved checkpoints; TracIn reads the per-epoch checkpoints of a run "
             "(train with train.keep_every=N to keep every Nth)"
         )
-    if limit and len(folders) > limit:
-        picks = np.unique(np.linspace(len(folders) - 1, 0, limit).round().astype(int))
-        folders = [folders[i] for i in sorted(picks)]
-    per_epoch = _steps_per_epoch(config, n_windows)
-    targets_per_step = n_targets / per_epoch
-    states = [ckpt.read_checkpoint_state(folder) for folder in folders]
-    sums = _recorded_lr_sums(states) or _schedule_lr_sums(states, config, per_epoch)
-    out, previous = [], 0.0
-    for folder, state, lr_sum in zip(folders, states, sums, strict=True):
-        weight = (lr_sum - previous) / targets_per_step
-        out.append(
-            CheckpointWeight(
-                int(state["epoch"]), int(state["step"]), folder / ckpt.MODEL_FILE, weight
-            )
+    if limit and len(saved) > limit:
+        picks = np.unique(np.linspace(len(saved) - 1, 0, limit).round().astype(int))
+        saved = [saved[i] for i in sorted(picks)]
+    unrecorded = [c.folder for c in saved if c.lr_sum is None]
+    if unrecorded:
+        raise InputError(
+            f"{unrecorded[0]}: its state.json records no learning-rate sum (lr_sum), which "
+            "TracIn weighs each checkpoint by; runs trained by influrec before it was recorded "
+            "(or resumed from such a run) lack it: train the run again"
         )
+    targets_per_step = n_targets / _steps_per_epoch(config, n_windows)
+    out, previous = [], 0.0
+    for checkpoint in saved:
+        lr_sum = float(checkpoint.lr_sum or 0.0)
+        weight = (lr_sum - previous) / targets_per_step
+        out.append(CheckpointWeight(checkpoint.epoch, checkpoint.step, checkpoint.weights, weight))
         previous = lr_sum
     return out
-
-
-def _recorded_lr_sums(states: list[dict[str, Any]]) -> list[float] | None:
-    """The learning rate summed over all steps up to each checkpoint, as the trainer recorded
-    it; None when a checkpoint predates that record (or followed a resume of such a run)."""
-    sums = [float(s.get("lr_sum", math.nan)) for s in states]
-    return sums if all(math.isfinite(x) for x in sums) else None
-
-
-def _schedule_lr_sums(
-    states: list[dict[str, Any]], config: ExperimentConfig, per_epoch: int
-) -> list[float]:
-    """For runs without recorded sums: the trainer's schedule summed over the steps, assuming
-    the run was never extended (``train.epochs`` as configured now)."""
-    log.warning("checkpoints without a recorded learning-rate sum: recomputing the schedule")
-    train = config.train
-    total = per_epoch * train.epochs
-    rates = [
-        train.lr
-        * lr_factor(s, warmup=train.warmup_steps, total=total, min_ratio=train.min_lr_ratio)
-        for s in range(max(int(s["step"]) for s in states))
-    ]
-    cumulative = np.concatenate([[0.0], np.cumsum(rates)])
-    return [float(cumulative[int(s["step"])]) for s in states]
 
 
 def _vocabulary_index(ids: Any, wanted: str, what: str) -> int:
@@ -188,7 +164,7 @@ class DataInfluence:
     def __init__(self, run_dir: Path, *, checkpoints: int = 0, batch_size: int = 128) -> None:
         self.run_dir = Path(run_dir)
         self.info = ckpt.read_run_info(self.run_dir)
-        self.config = ExperimentConfig.from_dict(self.info["config"])
+        self.config = self.info.config
         if self.config.model.score_temperature > 0:
             raise InputError(
                 f"{self.run_dir}: training-data influence needs dot-product scores; this model "

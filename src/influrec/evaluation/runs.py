@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from influrec.config import ExperimentConfig
 from influrec.data.sequences import SequenceData
 from influrec.data.splits import make_split
 from influrec.evaluation.protocol import (
@@ -21,7 +20,7 @@ from influrec.evaluation.protocol import (
     model_score_fn,
 )
 from influrec.models.baselines import BASELINES
-from influrec.training.checkpoint import load_run
+from influrec.run import load_run
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def evaluate_run(
     """Full-ranking metrics of the run's best model on ``split`` ("test" or "valid");
     ``ks`` overrides the run's ``eval.ks``."""
     model, info, dataset = load_run(run_dir)
-    config = ExperimentConfig.from_dict(info["config"])
+    config = info.config
     data = SequenceData.from_dataset(dataset)
     parts = make_split(data, config.data)
     targets = parts.test if split == "test" else parts.valid

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from influrec import run as ckpt
 from influrec.evaluation.protocol import headline
-from influrec.training import checkpoint as ckpt
 
 if TYPE_CHECKING:
     from influrec.training.loop import Trainer

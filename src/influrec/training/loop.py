@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from influrec import __version__
+from influrec import run as ckpt
 from influrec.config import ExperimentConfig
 from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
@@ -31,7 +32,6 @@ from influrec.data.splits import make_split
 from influrec.errors import InputError
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
 from influrec.models import SequenceModel, build_model
-from influrec.training import checkpoint as ckpt
 from influrec.training.averaging import average_best, best_epochs
 from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
 from influrec.training.progress import EpochProgress, MetricsLog
@@ -101,7 +101,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains a model on ``dataset`` into ``run_dir`` (see :mod:`influrec.training.checkpoint`)."""
+    """Trains a model on ``dataset`` into ``run_dir`` (see :mod:`influrec.run`)."""
 
     def __init__(
         self,
@@ -273,7 +273,7 @@ class Trainer:
             self._checkpoint()
         if config.average_best > 1:
             average_best(self, config.average_best)
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self.run_info(finished=True))
+        ckpt.write_run_info(self.run_dir, self.run_info(finished=True))
         return TrainResult(
             self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
         )
@@ -331,7 +331,7 @@ class Trainer:
             keep=self.config.train.keep_checkpoints,
             protect=self._protected_epochs(),
         )
-        ckpt.write_json(self.run_dir / ckpt.RUN_FILE, self.run_info(finished=False))
+        ckpt.write_run_info(self.run_dir, self.run_info(finished=False))
 
     def _protected_epochs(self) -> set[int]:
         """Never deleted: the best epoch, every keep_every-th, the average_best best so far."""
@@ -345,33 +345,29 @@ class Trainer:
             )
         )
 
-    def run_info(self, *, finished: bool) -> dict[str, Any]:
-        """What run.json records about this run (see :mod:`influrec.training.checkpoint`)."""
-        return {
-            "format_version": ckpt.RUN_FORMAT_VERSION,
-            "influrec_version": __version__,
-            "torch_version": torch.__version__,
-            "python_version": platform.python_version(),
-            "config": self.config.to_dict(),
-            "n_items": self.data.n_items,
-            "n_behaviors": self.data.n_behaviors,
+    def run_info(self, *, finished: bool) -> ckpt.RunInfo:
+        """What run.json records about this run (see :mod:`influrec.run`)."""
+        monitor = self.config.train.monitor
+        return ckpt.RunInfo(
+            influrec_version=__version__,
+            torch_version=torch.__version__,
+            python_version=platform.python_version(),
+            config=self.config,
+            n_items=self.data.n_items,
+            n_behaviors=self.data.n_behaviors,
             **self.feature_sizes,
-            "parameters": self.model.num_parameters(),
-            "split": {"kind": self.split.kind, **self.split.params, **self.split.sizes()},
-            "training_windows": len(self.windows[0]),
-            "dataset": {
-                k: self.dataset.stats.get(k) for k in ("users", "items", "events", "source")
-            },
-            "epochs_run": self.epoch,
-            "best_epoch": self.best_epoch,
-            "best_valid": {self.config.train.monitor: self.best_metric}
-            if self.best_epoch
-            else None,
-            "train_seconds": round(self.seconds, 2),
-            "averaged": self.averaged,
-            "finished": finished,
-            "device": str(self.device),
-        }
+            parameters=self.model.num_parameters(),
+            split={"kind": self.split.kind, **self.split.params, **self.split.sizes()},
+            training_windows=len(self.windows[0]),
+            dataset={k: self.dataset.stats.get(k) for k in ("users", "items", "events", "source")},
+            epochs_run=self.epoch,
+            best_epoch=self.best_epoch,
+            best_valid={monitor: self.best_metric} if self.best_epoch else None,
+            train_seconds=round(self.seconds, 2),
+            averaged=self.averaged,
+            finished=finished,
+            device=str(self.device),
+        )
 
 
 def _param_groups(model: SequenceModel, weight_decay: float) -> list[dict[str, Any]]:

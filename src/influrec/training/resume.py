@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from influrec import run as ckpt
 from influrec.config import ExperimentConfig, save_config
 from influrec.data.dataset import EventDataset
 from influrec.errors import DamagedRunError, InputError
 from influrec.folders import check_output_dir
-from influrec.training import checkpoint as ckpt
 
 if TYPE_CHECKING:
     from influrec.training.loop import Trainer
@@ -68,26 +68,11 @@ def config_changes(old: ExperimentConfig, new: ExperimentConfig) -> list[tuple[s
     ]
 
 
-def last_checkpoint(run_dir: Path) -> ckpt.Checkpoint:
-    """The checkpoint a resumed run continues from (InputError when there is none)."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise InputError(f"{run_dir}: nothing to resume: no such run folder")
-    ckpt.read_run_info(run_dir)
-    saved = ckpt.saved_checkpoints(run_dir)
-    if not saved:
-        raise InputError(
-            f"{run_dir}: nothing to resume: no checkpoint was saved (training stopped before "
-            "its first epoch ended); delete the folder and train again"
-        )
-    return saved[-1]
-
-
 def check_run_dir(run_dir: Path, *, resume: bool) -> None:
     """``run_dir`` can receive a new run (missing or empty) or, with ``resume``, has a run
     to continue; InputError otherwise."""
     if resume:
-        last_checkpoint(run_dir)
+        ckpt.last_checkpoint(run_dir)
     else:
         check_output_dir(Path(run_dir), ckpt.RUN_FOLDER, overwrite=False)
 
@@ -96,19 +81,18 @@ def open_run_dir(trainer: Trainer, *, resume: bool) -> None:
     """Put ``trainer`` in its last checkpoint's state (``resume``) or start its new run
     folder; a folder that exists and is not empty is never trained into afresh."""
     if resume:
-        restore(trainer, last_checkpoint(trainer.run_dir))
+        restore(trainer, ckpt.last_checkpoint(trainer.run_dir))
         return
     check_run_dir(trainer.run_dir, resume=False)
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_json(trainer.run_dir / ckpt.RUN_FILE, trainer.run_info(finished=False))
+    ckpt.write_run_info(trainer.run_dir, trainer.run_info(finished=False))
     trainer.dataset.save(trainer.run_dir / "data")
     save_config(trainer.config, trainer.run_dir / "config.toml")
 
 
-def check_config(run_dir: Path, info: dict[str, Any], config: ExperimentConfig) -> None:
+def check_config(run_dir: Path, info: ckpt.RunInfo, config: ExperimentConfig) -> None:
     """``config`` may differ from the run's only in :data:`RESUMABLE_KEYS`."""
-    recorded = ckpt.run_config(info, Path(run_dir) / ckpt.RUN_FILE)
-    changes = [c for c in config_changes(recorded, config) if c[0] not in RESUMABLE_KEYS]
+    changes = [c for c in config_changes(info.config, config) if c[0] not in RESUMABLE_KEYS]
     if changes:
         listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
         raise ResumeMismatchError(
@@ -119,15 +103,15 @@ def check_config(run_dir: Path, info: dict[str, Any], config: ExperimentConfig) 
         )
 
 
-def check_dataset(run_dir: Path, info: dict[str, Any], dataset: EventDataset) -> None:
+def check_dataset(run_dir: Path, info: ckpt.RunInfo, dataset: EventDataset) -> None:
     """``dataset`` has the sizes of the one the run was trained on (kept in its ``data/``)."""
-    recorded = info.get("dataset") or {}
+    recorded = info.dataset
     now = {
         "n_items": dataset.n_items,
         "n_behaviors": len(dataset.behaviors) - 1,
         **{k: dataset.stats.get(k) for k in ("users", "items", "events", "source")},
     }
-    before = {"n_items": info["n_items"], "n_behaviors": info["n_behaviors"], **recorded}
+    before = {"n_items": info.n_items, "n_behaviors": info.n_behaviors, **recorded}
     changes = [(k, before[k], v) for k, v in now.items() if k in before and before[k] != v]
     if changes:
         listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)

@@ -1,4 +1,5 @@
-"""Self-describing run folders and checkpoints.
+"""A run folder: reading and writing its run.json (:class:`RunInfo`), its model, its
+checkpoints and their training state, for the trainer and for everything that uses a run.
 
 A run folder holds everything needed to use the model without the code that trained it::
 
@@ -10,8 +11,8 @@ A run folder holds everything needed to use the model without the code that trai
     metrics.jsonl       one JSON line per epoch
     checkpoints/epoch-NNNN/
         model.safetensors, trainer.pt (optimizer, schedule, RNG states; loaded weights_only),
-        state.json (epoch, step, best metric so far, history); a checkpoint's epoch is the one
-        in its state.json, never parsed from the folder name
+        state.json (epoch, step, best metric so far, learning-rate sum, history); a
+        checkpoint's epoch is the one in its state.json, never parsed from the folder name
 
 Weights are safetensors and the rest JSON or ``torch.load(weights_only=True)``: loading a run
 never executes pickled code. A missing, truncated or hand-edited file is reported as a
@@ -20,10 +21,12 @@ never executes pickled code. A missing, truncated or hand-edited file is reporte
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import pickle
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +124,58 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def read_run_info(run_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class RunInfo:
+    """What run.json records about a run (fields in the file's order).
+
+    The config and the vocabulary sizes rebuild the model; the rest summarises the training.
+    A run.json written before a summary field existed reads with that field's default.
+    """
+
+    format_version: int = RUN_FORMAT_VERSION
+    influrec_version: str | None = None
+    torch_version: str | None = None
+    python_version: str | None = None
+    config: ExperimentConfig
+    n_items: int  # real items (index 0 is padding)
+    n_behaviors: int  # real behaviours (index 0 is padding)
+    feature_values: int = 0  # item-feature vocabulary size (0: no item features)
+    feature_width: int = 1  # feature values per item
+    parameters: int | None = None  # trainable parameters
+    split: dict[str, Any] = field(default_factory=dict)  # kind, its settings, target counts
+    training_windows: int | None = None  # input windows per epoch
+    dataset: dict[str, Any] = field(default_factory=dict)  # users, items, events, source
+    epochs_run: int = 0
+    best_epoch: int = 0  # 0: no epoch ended yet
+    best_valid: dict[str, float] | None = None  # {monitored metric: its best value}
+    train_seconds: float = 0.0
+    averaged: dict[str, Any] | None = None  # epochs averaged, their valid metric, kept or not
+    finished: bool = False
+    device: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of run.json."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["config"] = self.config.to_dict()
+        return data
+
+    @property
+    def model_sizes(self) -> dict[str, int]:
+        """``build_model``'s size keywords for this run."""
+        return {
+            "n_items": self.n_items,
+            "n_behaviors": self.n_behaviors,
+            "feature_values": self.feature_values,
+            "feature_width": self.feature_width,
+        }
+
+
+def write_run_info(run_dir: Path, info: RunInfo) -> None:
+    """Write ``run_dir``/run.json (atomically: a reader never sees half a file)."""
+    write_json(Path(run_dir) / RUN_FILE, info.to_dict())
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
     """run.json of a run folder, checked for existence, format version, keys and config."""
     path = Path(run_dir) / RUN_FILE
     if not path.exists():
@@ -144,30 +198,23 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
             raise DamagedRunError(
                 path, f"{key} must be a whole number >= 0, got {value!r}", RUN_REMEDY
             )
-    run_config(info, path)  # raises if the config was edited into an invalid one
-    return info
+    known = {f.name for f in dataclasses.fields(RunInfo)} - {"config"}
+    fields = {k: v for k, v in info.items() if k in known and v is not None}
+    return RunInfo(config=_run_config(info, path), **fields)
 
 
-def run_config(info: dict[str, Any], path: Path) -> ExperimentConfig:
-    """The experiment config recorded in a run's ``info`` (read from ``path``)."""
+def _run_config(info: dict[str, Any], path: Path) -> ExperimentConfig:
+    """The experiment config recorded in run.json (read from ``path``)."""
     try:
         return ExperimentConfig.from_dict(info["config"])
     except InputError as exc:
         raise DamagedRunError(path, f"holds an invalid config ({exc})", RUN_REMEDY) from None
 
 
-def load_model(
-    run_dir: Path, *, weights: Path | None = None
-) -> tuple[SequenceModel, dict[str, Any]]:
+def load_model(run_dir: Path, *, weights: Path | None = None) -> tuple[SequenceModel, RunInfo]:
     """The trained model of a run folder (best weights unless ``weights``), in eval mode."""
     info = read_run_info(run_dir)
-    model = build_model(
-        run_config(info, Path(run_dir) / RUN_FILE).model,
-        n_items=info["n_items"],
-        n_behaviors=info["n_behaviors"],
-        feature_values=info["feature_values"],
-        feature_width=info["feature_width"],
-    )
+    model = build_model(info.config.model, **info.model_sizes)
     path = weights or Path(run_dir) / MODEL_FILE
     if not path.exists():
         if weights is None and not saved_checkpoints(run_dir):
@@ -181,7 +228,7 @@ def load_model(
     return model, info
 
 
-def load_run_dataset(run_dir: Path, info: dict[str, Any]) -> EventDataset:
+def load_run_dataset(run_dir: Path, info: RunInfo) -> EventDataset:
     """The run's copy of its dataset (``data/``), checked against the sizes in run.json."""
     folder = Path(run_dir) / "data"
     if not folder.is_dir():
@@ -189,16 +236,16 @@ def load_run_dataset(run_dir: Path, info: dict[str, Any]) -> EventDataset:
     dataset = EventDataset.load(folder, remedy=RUN_REMEDY)
     sizes = {"n_items": dataset.n_items, "n_behaviors": len(dataset.behaviors) - 1}
     for key, actual in sizes.items():
-        if info[key] != actual:
+        if getattr(info, key) != actual:
             raise DamagedRunError(
                 Path(run_dir) / RUN_FILE,
-                f"says {key}={info[key]} but the run's dataset (data/) has {actual}",
+                f"says {key}={getattr(info, key)} but the run's dataset (data/) has {actual}",
                 RUN_REMEDY,
             )
     return dataset
 
 
-def load_run(run_dir: Path) -> tuple[SequenceModel, dict[str, Any], EventDataset]:
+def load_run(run_dir: Path) -> tuple[SequenceModel, RunInfo, EventDataset]:
     """A run's model (best weights, eval mode), its run.json and its dataset, all checked
     (the sizes in run.json against the dataset before the weights against the sizes)."""
     dataset = load_run_dataset(run_dir, read_run_info(run_dir))
@@ -213,9 +260,16 @@ def checkpoint_dir(run_dir: Path, epoch: int) -> Path:
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """A saved checkpoint, described by its state.json (never by its folder's name)."""
+
     folder: Path
-    epoch: int  # from its state.json
-    step: int
+    epoch: int  # epochs trained when it was saved
+    step: int  # optimizer steps taken when it was saved
+    lr_sum: float | None  # learning rate summed over those steps; None in runs that predate it
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / MODEL_FILE
 
 
 def read_checkpoint_state(folder: Path) -> dict[str, Any]:
@@ -241,8 +295,32 @@ def saved_checkpoints(run_dir: Path) -> list[Checkpoint]:
     for path in folder.iterdir():
         if (path / STATE_FILE).exists():
             state = read_checkpoint_state(path)
-            found.append(Checkpoint(path, state["epoch"], state["step"]))
+            found.append(Checkpoint(path, state["epoch"], state["step"], _lr_sum(state)))
     return sorted(found, key=lambda c: (c.epoch, c.step))
+
+
+def _lr_sum(state: dict[str, Any]) -> float | None:
+    """A state's learning-rate sum; None where it was never recorded (older runs, or a resume
+    of one) or is not a finite number."""
+    value = state.get("lr_sum")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def last_checkpoint(run_dir: Path) -> Checkpoint:
+    """The checkpoint a resumed run continues from (InputError when there is none)."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: nothing to resume: no such run folder")
+    read_run_info(run_dir)
+    saved = saved_checkpoints(run_dir)
+    if not saved:
+        raise InputError(
+            f"{run_dir}: nothing to resume: no checkpoint was saved (training stopped before "
+            "its first epoch ended); delete the folder and train again"
+        )
+    return saved[-1]
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
