@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from influrec import run as ckpt
+from influrec import run as run_folder
 from influrec.config import ExperimentConfig, load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.synthesize import synthesize_dataset
@@ -70,8 +70,8 @@ def run_prefix(args: argparse.Namespace) -> Path:
 
 def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> Path:
     """Train into ``run_dir`` unless a finished run with this config is already there."""
-    if (run_dir / ckpt.RUN_FILE).exists():
-        info = ckpt.read_run_info(run_dir)
+    if (run_dir / run_folder.RUN_FILE).exists():
+        info = run_folder.read_run_info(run_dir)
         same_config = info.config == config
         same_data = EventDataset.load(run_dir / "data").events.equals(dataset.events)
         if info.get("finished") and same_config and same_data:
@@ -273,7 +273,7 @@ def groundtruth(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(None, overrides)
     full = trained(dataset, config, DI / "synth-full")
     analysis = DataInfluence(full)
-    final = ckpt.list_checkpoints(full)[-1] / ckpt.MODEL_FILE
+    final = run_folder.list_checkpoints(full)[-1] / run_folder.MODEL_FILE
     analysis.load_weights(final)
     base_loss = analysis.validation_direction()[1]
     scores = analysis.tracin(validation=True)
@@ -297,7 +297,7 @@ def groundtruth(args: argparse.Namespace) -> dict[str, Any]:
         reduced = remove_events(dataset, events, note={"edit": "group", "group": g})
         run = trained(reduced, config, DI / f"synth-minus-{g:02d}")
         check = DataInfluence(run)
-        check.load_weights(ckpt.list_checkpoints(run)[-1] / ckpt.MODEL_FILE)
+        check.load_weights(run_folder.list_checkpoints(run)[-1] / run_folder.MODEL_FILE)
         actual = check.validation_direction()[1] - base_loss
         rows.append(
             {
@@ -342,7 +342,7 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
     analysis = DataInfluence(run)
     rng = np.random.default_rng(args.seed)
     users = rng.choice(np.arange(1, analysis.dataset.n_users + 1), args.queries, replace=False)
-    analysis.load_weights(run / ckpt.MODEL_FILE)
+    analysis.load_weights(run / run_folder.MODEL_FILE)
     top = analysis.query_activations([(int(u), 1) for u in users]).hidden
     items = (top @ analysis.model.item_table().detach().T)[:, 1:].argmax(1) + 1
     queries = [(int(u), int(i)) for u, i in zip(users, items, strict=True)]

@@ -153,7 +153,7 @@ def test_the_import_reader_sees_a_violation(tmp_path: Path) -> None:
     module.write_text(
         "from influrec.training.loop import train\nimport influrec.serving.app\n"
         "from influrec import __version__\nfrom influrec.data import schema\n"
-        "from influrec import run as ckpt\nfrom influrec.influence.engine import _private\n"
+        "from influrec import run as run_folder\nfrom influrec.influence.engine import _private\n"
     )
     expected = {"training", "serving", "__init__", "data", "run", "influence"}
     assert influrec_imports(module) == expected

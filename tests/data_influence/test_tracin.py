@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from influrec import run as ckpt
+from influrec import run as run_folder
 from influrec.cli.main import main
 from influrec.config import TrainConfig
 from influrec.data_influence import DataInfluence
@@ -120,7 +120,7 @@ def test_checkpoint_weights_spread_the_learning_rate(run: Path) -> None:
     step: sums of the warm-up + cosine schedule written out here, which must also be the rate
     the trainer logged after each epoch (metrics.jsonl)."""
     analysis = DataInfluence(run)
-    info = ckpt.read_run_info(run)
+    info = run_folder.read_run_info(run)
     train = analysis.config.train
     per_epoch = math.ceil(info.training_windows / train.batch_size)
     total = per_epoch * train.epochs
@@ -172,7 +172,7 @@ def test_tracin_scores_every_training_target_once(run: Path) -> None:
 
 def test_tracin_needs_checkpoints(tmp_path: Path) -> None:
     run = train_tiny_run(tmp_path, epochs=1)
-    for folder in ckpt.list_checkpoints(run):
+    for folder in run_folder.list_checkpoints(run):
         (folder / "state.json").unlink()
     with pytest.raises(Exception, match="no saved checkpoints"):
         DataInfluence(run)
@@ -223,7 +223,7 @@ def test_context_is_the_next_interactions_loss_with_minus_without_this_one(
     analysis = DataInfluence(run)
     data, events = analysis.data, analysis.events
     starts, ends = analysis.windows
-    model = analysis.load_weights(run / ckpt.MODEL_FILE)
+    model = analysis.load_weights(run / run_folder.MODEL_FILE)
     loss, _, _, _, context = analysis.pass_over_training(queries=None, directions=[])
     next_rows = analysis.next_rows()
     last = np.flatnonzero(next_rows < 0)
@@ -279,7 +279,7 @@ def test_an_extended_run_weighs_checkpoints_by_the_rates_it_used(tmp_path: Path)
     analysis = DataInfluence(run)
     train = analysis.config.train
     assert train.epochs == 4
-    per_epoch = math.ceil(ckpt.read_run_info(run).training_windows / train.batch_size)
+    per_epoch = math.ceil(run_folder.read_run_info(run).training_windows / train.batch_size)
     rates = [written_out_lr(s, train, 2 * per_epoch) for s in range(2 * per_epoch)]
     rates += [written_out_lr(s, train, 4 * per_epoch) for s in range(2 * per_epoch, 4 * per_epoch)]
     per_target = len(analysis.events) / per_epoch

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from influrec import run as ckpt
+from influrec import run as run_folder
 from influrec.config import ExperimentConfig
 from influrec.data.sequences import SequenceData, history_windows, training_windows
 from influrec.data.splits import make_split
@@ -110,7 +110,7 @@ def tracin_checkpoints(
 ) -> list[CheckpointWeight]:
     """The run's saved checkpoints (at most ``limit``, evenly spread, the last always in),
     each weighted by the learning rate spent since the previous one."""
-    saved = ckpt.saved_checkpoints(run_dir)
+    saved = run_folder.saved_checkpoints(run_dir)
     if not saved:
         raise InputError(
             f"{run_dir}: no saved checkpoints; TracIn reads the per-epoch checkpoints of a run "
@@ -163,7 +163,7 @@ class DataInfluence:
 
     def __init__(self, run_dir: Path, *, checkpoints: int = 0, batch_size: int = 128) -> None:
         self.run_dir = Path(run_dir)
-        self.info = ckpt.read_run_info(self.run_dir)
+        self.info = run_folder.read_run_info(self.run_dir)
         self.config = self.info.config
         if self.config.model.score_temperature > 0:
             raise InputError(
@@ -171,7 +171,7 @@ class DataInfluence:
                 f"scores by cosine (model.score_temperature="
                 f"{self.config.model.score_temperature})"
             )
-        self.dataset = ckpt.load_run_dataset(self.run_dir, self.info)
+        self.dataset = run_folder.load_run_dataset(self.run_dir, self.info)
         self.data = SequenceData.from_dataset(self.dataset)
         self.split = make_split(self.data, self.config.data)
         self.windows = training_windows(
@@ -186,7 +186,7 @@ class DataInfluence:
             limit=checkpoints,
         )
         self.batch_size = batch_size
-        self.model, _ = ckpt.load_model(self.run_dir)
+        self.model, _ = run_folder.load_model(self.run_dir)
 
     # -- examples -------------------------------------------------------------------------
     def user_index(self, user_id: str) -> int:
@@ -271,7 +271,7 @@ class DataInfluence:
         return loss, self_dot, query_dots, direction_dots, context
 
     def load_weights(self, weights: Path) -> SequenceModel:
-        ckpt.load_weights(self.model, weights)
+        run_folder.load_weights(self.model, weights)
         self.model.eval()
         return self.model
 
@@ -311,7 +311,7 @@ class DataInfluence:
         total_weight = sum(point.weight for point in self.checkpoints)
         scores.loss /= total_weight
         scores.context /= total_weight
-        self.load_weights(self.run_dir / ckpt.MODEL_FILE)
+        self.load_weights(self.run_dir / run_folder.MODEL_FILE)
         scores.seconds = time.perf_counter() - started
         return scores
 
@@ -349,7 +349,7 @@ class DataInfluence:
         (user_idx, item_idx) query, plus a last column for the mean validation loss when
         ``validation``; at the run's best weights unless ``weights``. Also each solve's
         convergence."""
-        self.load_weights(weights or self.run_dir / ckpt.MODEL_FILE)
+        self.load_weights(weights or self.run_dir / run_folder.MODEL_FILE)
         acts = self.training_sample(sample, seed)
         params = last_layer_params(self.model)
         vectors = []
@@ -369,7 +369,7 @@ class DataInfluence:
             solutions.append(solution)
             infos.append(info)
         _, _, _, dots, _ = self.pass_over_training(queries=None, directions=solutions)
-        self.load_weights(self.run_dir / ckpt.MODEL_FILE)
+        self.load_weights(self.run_dir / run_folder.MODEL_FILE)
         return dots, infos
 
     # -- describing interactions -----------------------------------------------------------

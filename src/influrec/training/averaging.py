@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from influrec import run as ckpt
+from influrec import run as run_folder
 from influrec.evaluation.protocol import headline
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ def average_best(trainer: Trainer, count: int) -> None:
     epochs = best_epochs(trainer.history, monitor, count)
     if len(epochs) < 2:
         return
-    folders = {c.epoch: c.folder for c in ckpt.saved_checkpoints(trainer.run_dir)}
-    states = [ckpt.read_weights(folders[e] / ckpt.MODEL_FILE) for e in epochs]
+    folders = {c.epoch: c.folder for c in run_folder.saved_checkpoints(trainer.run_dir)}
+    states = [run_folder.read_weights(folders[e] / run_folder.MODEL_FILE) for e in epochs]
     mean = {  # weights averaged; integer buffers (item feature ids) are the same in all
         name: sum(s[name] for s in states) / len(states) if tensor.is_floating_point() else tensor
         for name, tensor in states[0].items()
@@ -47,4 +47,4 @@ def average_best(trainer: Trainer, count: int) -> None:
         "kept" if kept else "not kept",
     )
     if kept:
-        ckpt.save_weights(trainer.model, trainer.run_dir / ckpt.MODEL_FILE)
+        run_folder.save_weights(trainer.model, trainer.run_dir / run_folder.MODEL_FILE)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from influrec import __version__
-from influrec import run as ckpt
+from influrec import run as run_folder
 from influrec.config import ExperimentConfig
 from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
@@ -273,7 +273,7 @@ class Trainer:
             self._checkpoint()
         if config.average_best > 1:
             average_best(self, config.average_best)
-        ckpt.write_run_info(self.run_dir, self.run_info(finished=True))
+        run_folder.write_run_info(self.run_dir, self.run_info(finished=True))
         return TrainResult(
             self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
         )
@@ -284,7 +284,7 @@ class Trainer:
         improved = metric > self.best_metric
         if improved:
             self.best_metric, self.best_epoch, self.stale = metric, self.epoch, 0
-            ckpt.save_weights(self.model, self.run_dir / ckpt.MODEL_FILE)
+            run_folder.save_weights(self.model, self.run_dir / run_folder.MODEL_FILE)
         else:
             self.stale += 1
         log.info(
@@ -322,7 +322,7 @@ class Trainer:
             "lr_sum": self.lr_sum,
             "history": self.history,
         }
-        ckpt.save_checkpoint(
+        run_folder.save_checkpoint(
             self.run_dir,
             epoch=self.epoch,
             model=self.model,
@@ -331,7 +331,7 @@ class Trainer:
             keep=self.config.train.keep_checkpoints,
             protect=self._protected_epochs(),
         )
-        ckpt.write_run_info(self.run_dir, self.run_info(finished=False))
+        run_folder.write_run_info(self.run_dir, self.run_info(finished=False))
 
     def _protected_epochs(self) -> set[int]:
         """Never deleted: the best epoch, every keep_every-th, the average_best best so far."""
@@ -345,10 +345,10 @@ class Trainer:
             )
         )
 
-    def run_info(self, *, finished: bool) -> ckpt.RunInfo:
+    def run_info(self, *, finished: bool) -> run_folder.RunInfo:
         """What run.json records about this run (see :mod:`influrec.run`)."""
         monitor = self.config.train.monitor
-        return ckpt.RunInfo(
+        return run_folder.RunInfo(
             influrec_version=__version__,
             torch_version=torch.__version__,
             python_version=platform.python_version(),

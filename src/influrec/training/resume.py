@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from influrec import run as ckpt
+from influrec import run as run_folder
 from influrec.config import ExperimentConfig, save_config
 from influrec.data.dataset import EventDataset
 from influrec.errors import DamagedRunError, InputError
@@ -72,25 +72,25 @@ def check_run_dir(run_dir: Path, *, resume: bool) -> None:
     """``run_dir`` can receive a new run (missing or empty) or, with ``resume``, has a run
     to continue; InputError otherwise."""
     if resume:
-        ckpt.last_checkpoint(run_dir)
+        run_folder.last_checkpoint(run_dir)
     else:
-        check_output_dir(Path(run_dir), ckpt.RUN_FOLDER, overwrite=False)
+        check_output_dir(Path(run_dir), run_folder.RUN_FOLDER, overwrite=False)
 
 
 def open_run_dir(trainer: Trainer, *, resume: bool) -> None:
     """Put ``trainer`` in its last checkpoint's state (``resume``) or start its new run
     folder; a folder that exists and is not empty is never trained into afresh."""
     if resume:
-        restore(trainer, ckpt.last_checkpoint(trainer.run_dir))
+        restore(trainer, run_folder.last_checkpoint(trainer.run_dir))
         return
     check_run_dir(trainer.run_dir, resume=False)
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_run_info(trainer.run_dir, trainer.run_info(finished=False))
+    run_folder.write_run_info(trainer.run_dir, trainer.run_info(finished=False))
     trainer.dataset.save(trainer.run_dir / "data")
     save_config(trainer.config, trainer.run_dir / "config.toml")
 
 
-def check_config(run_dir: Path, info: ckpt.RunInfo, config: ExperimentConfig) -> None:
+def check_config(run_dir: Path, info: run_folder.RunInfo, config: ExperimentConfig) -> None:
     """``config`` may differ from the run's only in :data:`RESUMABLE_KEYS`."""
     changes = [c for c in config_changes(info.config, config) if c[0] not in RESUMABLE_KEYS]
     if changes:
@@ -103,7 +103,7 @@ def check_config(run_dir: Path, info: ckpt.RunInfo, config: ExperimentConfig) ->
         )
 
 
-def check_dataset(run_dir: Path, info: ckpt.RunInfo, dataset: EventDataset) -> None:
+def check_dataset(run_dir: Path, info: run_folder.RunInfo, dataset: EventDataset) -> None:
     """``dataset`` has the sizes of the one the run was trained on (kept in its ``data/``)."""
     recorded = info.dataset
     now = {
@@ -122,25 +122,25 @@ def check_dataset(run_dir: Path, info: ckpt.RunInfo, dataset: EventDataset) -> N
         )
 
 
-def restore(trainer: Trainer, checkpoint: ckpt.Checkpoint) -> None:
+def restore(trainer: Trainer, checkpoint: run_folder.Checkpoint) -> None:
     """Put ``trainer`` in the state of ``checkpoint`` after checking the config and dataset."""
-    info = ckpt.read_run_info(trainer.run_dir)
+    info = run_folder.read_run_info(trainer.run_dir)
     check_config(trainer.run_dir, info, trainer.config)
     try:
         check_dataset(trainer.run_dir, info, trainer.dataset)
     except ResumeMismatchError:
-        ckpt.load_run_dataset(trainer.run_dir, info)  # blames run.json if it was edited
+        run_folder.load_run_dataset(trainer.run_dir, info)  # blames run.json if it was edited
         raise
-    trainer_state, state = ckpt.load_checkpoint(checkpoint.folder, trainer.model)
+    trainer_state, state = run_folder.load_checkpoint(checkpoint.folder, trainer.model)
     try:
         trainer.optimizer.load_state_dict(trainer_state["optimizer"])
         trainer.schedule.load_state_dict(trainer_state["schedule"])
         torch.set_rng_state(trainer_state["torch_rng"])
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise DamagedRunError(
-            checkpoint.folder / ckpt.TRAINER_FILE,
+            checkpoint.folder / run_folder.TRAINER_FILE,
             f"does not fit this model's optimizer ({type(exc).__name__})",
-            ckpt.CHECKPOINT_REMEDY,
+            run_folder.CHECKPOINT_REMEDY,
         ) from None
     if "cuda_rng" in trainer_state and trainer.device.type == "cuda":
         torch.cuda.set_rng_state(trainer_state["cuda_rng"])
