@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from influrec.data.splits import global_temporal_split, leave_one_out_split, temporal_cuts
+from influrec.data.splits import (
+    global_temporal_split,
+    leave_one_out_split,
+    make_split,
+    temporal_cuts,
+)
+from tests_helpers import make_data
 
 lengths = st.lists(st.integers(1, 8), min_size=1, max_size=20)
 
@@ -49,3 +57,23 @@ def test_temporal_cuts_leave_the_asked_fractions() -> None:
     assert split.sizes() == {"train": 700, "valid": 200, "test": 100}
     with pytest.raises(ValueError, match="must not be after"):
         global_temporal_split(timestamp, test_cut=1, valid_cut=2)
+
+
+@dataclass(frozen=True)
+class Settings:  # any object with the three settings will do; the data layer needs no config
+    split: str
+    valid_fraction: float = 0.2
+    test_fraction: float = 0.2
+
+
+def test_make_split_follows_the_settings_and_keeps_targets_with_history() -> None:
+    data = make_data([5, 1, 4, 6])
+    loo = make_split(data, Settings("leave_one_out"))
+    assert np.array_equal(loo.test, leave_one_out_split(data.user).test)
+    temporal = make_split(data, Settings("temporal"))
+    assert temporal.kind == global_temporal_split(data.timestamp, test_cut=0).kind
+    targets = np.concatenate([temporal.train, temporal.valid, temporal.test])
+    first_events = data.user_start[data.user[targets]]
+    assert len(targets) and np.all(targets > first_events)  # never a user's first event
+    cut_test = make_split(data, Settings("temporal", test_fraction=0.5))
+    assert len(cut_test.test) > len(temporal.test)
