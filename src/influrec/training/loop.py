@@ -28,7 +28,7 @@ from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
 from influrec.data.item_features import ItemFeatures
 from influrec.data.sequences import SequenceData, training_windows
-from influrec.data.splits import make_split
+from influrec.data.splits import Split, make_split
 from influrec.errors import InputError
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
 from influrec.models import SequenceModel, build_model
