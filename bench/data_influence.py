@@ -74,7 +74,7 @@ def trained(dataset: EventDataset, config: ExperimentConfig, run_dir: Path) -> P
         info = run_folder.read_run_info(run_dir)
         same_config = info.config == config
         same_data = EventDataset.load(run_dir / "data").events.equals(dataset.events)
-        if info.get("finished") and same_config and same_data:
+        if info.finished and same_config and same_data:
             print(f"  reusing {run_dir}")
             return run_dir
         raise SystemExit(f"{run_dir} exists with other data, another config or unfinished")
