@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from influrec.inference import History
+from influrec.data.history import History
 from influrec.influence.attribution import (
     Explanation,
     attention_rollout,
