@@ -101,8 +101,8 @@ class Recommender:
         self.popularity = counts
 
     @classmethod
-    def load(cls, run_dir: Path) -> Recommender:
-        model, info, dataset = load_run(run_dir)
+    def load(cls, run_dir: Path | str) -> Recommender:
+        model, info, dataset = load_run(Path(run_dir))
         return cls(model, dataset, info)
 
     def user_history(self, user_id: str) -> History:
