@@ -114,7 +114,9 @@ def test_a_block_with_missing_needs_still_runs_its_imports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    ok = Snippet(ROOT / "README.md", 5, "import json\nvalue = json.loads(open('absent'))\n", ("absent",))
+    ok = Snippet(
+        ROOT / "README.md", 5, "import json\nvalue = json.loads(open('absent'))\n", ("absent",)
+    )
     namespace: dict[str, object] = {}
     assert run_snippet(ok, namespace) is False and "json" in namespace and "value" not in namespace
     bad = Snippet(ROOT / "README.md", 5, "from influrec import nothing_like_this\n", ("absent",))

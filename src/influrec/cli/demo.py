@@ -159,14 +159,17 @@ def _print_planted(console: Console, case: PlantedCause | None, overall: Planted
     if case is None:
         console.print("This user has no caused event whose cause the model sees.")
     else:
-        found = f"{event_words(case.found)} ({case.effect:+.2f} log-probability points)"
+        found = (
+            f"{event_words(case.found)} (event {case.found.position}, "
+            f"{case.effect:+.2f} log-probability points)"
+        )
         verdict = "recovered" if case.recovered else "NOT recovered"
         caused = event_words(case.caused)
         console.print(
             f"{caused[0].upper()}{caused[1:]} (event {case.caused.position}) was caused "
             f"by {event_words(case.cause)} (event {case.cause.position}). Explaining "
             f"p({case.caused.item}) from the {case.events_seen} events the model saw before it, "
-            f"leave-one-out ranks first {found} (event {case.found.position}): {verdict}."
+            f"leave-one-out ranks first {found}: {verdict}."
         )
     console.print(
         f"Across {overall.users:,} users (each one's last caused event): leave-one-out ranks "

@@ -52,7 +52,8 @@ def visible_cases(
     visible = causes >= caused - max_len
     picked = np.flatnonzero(visible)
     users = data.user[caused[picked]]
-    last = np.flatnonzero(np.append(users[1:] != users[:-1], True))  # caused is in event order
+    # caused is in event order, so each user's cases are together, the latest last
+    last = np.flatnonzero(np.append(users[1:] != users[:-1], len(users) > 0))
     return picked[last]
 
 
