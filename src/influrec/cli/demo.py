@@ -25,7 +25,7 @@ from influrec.data.synthetic import SynthConfig
 from influrec.folders import check_output_dir
 from influrec.inference import Recommender
 from influrec.influence.planted import (
-    PlantedCause,
+    PlantedCase,
     PlantedRecovery,
     first_user_with_planted_cause,
     planted_cause_of_user,
@@ -151,7 +151,7 @@ def _print_reasons(console: Console, result: PipelineResult) -> None:
         console.print(f"{rec['rank']:>3}. {escape(because(rec['item'], effects))}")
 
 
-def _print_planted(console: Console, case: PlantedCause | None, overall: PlantedRecovery) -> None:
+def _print_planted(console: Console, case: PlantedCase | None, overall: PlantedRecovery) -> None:
     console.print(
         "[bold]5. planted causes[/bold] the synthetic data records which earlier event caused "
         "each event; does leave-one-out find it?"

@@ -79,7 +79,7 @@ class PlantedEvent:
 
 
 @dataclass(frozen=True)
-class PlantedCause:
+class PlantedCase:
     """One user's check: the caused event, its planted cause, and the event leave-one-out
     ranks first when explaining log p(caused item) from the history before it."""
 
@@ -100,7 +100,7 @@ def _event(rec: Recommender, history: History, position: int) -> PlantedEvent:
     return PlantedEvent(position, item, rec.dataset.behaviors[int(history.behaviors[position])])
 
 
-def planted_cause_of_user(rec: Recommender, user_id: str) -> PlantedCause | None:
+def planted_cause_of_user(rec: Recommender, user_id: str) -> PlantedCase | None:
     """Check the user's last caused event whose cause the model sees; None when there is none."""
     caused, causes = planted_pairs(rec.dataset)
     scorer = Scorer(rec.model)
@@ -117,7 +117,7 @@ def planted_cause_of_user(rec: Recommender, user_id: str) -> PlantedCause | None
     )
     explanation = leave_one_out(scorer, before, LogProbability(int(whole.items[event])))
     found = int(explanation.ranked()[0])
-    return PlantedCause(
+    return PlantedCase(
         user_id=str(user_id),
         caused=_event(rec, whole, event),
         cause=_event(rec, whole, cause),
