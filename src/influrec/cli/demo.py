@@ -73,6 +73,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # before any work: --out is new, empty or an earlier demo's (replaced), nothing else
     check_output_dir(args.out, PIPELINE_FOLDER, overwrite=True)
     check_output_dir(args.out / "run", RUN_FOLDER, overwrite=True)
+    config = load_config(None, [*DEMO_SETTINGS, f"train.seed={args.seed}", *args.set])
     console = Console(soft_wrap=True, highlight=False)
     dataset = synthesize_dataset(SynthConfig(n_users=args.users, seed=args.seed))
     stats = dataset.stats
@@ -82,12 +83,11 @@ def run_demo(args: argparse.Namespace) -> int:
         f"users on {stats['items']:,} items ({behaviors}); {stats['caused_events']:,} events "
         f"were caused by an earlier one (ground truth in {args.out / 'data'})"
     )
-    config = load_config(None, [*DEMO_SETTINGS, f"train.seed={args.seed}", *args.set])
     user = first_user_with_planted_cause(dataset, max_len=config.model.max_len)
+    progress = sys.stderr.isatty()
     result = run_pipeline(
-        dataset, args.out, config=config, user_id=user, overwrite=True,
-        progress=sys.stderr.isatty(),
-    )  # fmt: skip
+        dataset, args.out, config=config, user_id=user, overwrite=True, progress=progress
+    )
     training = result.training
     console.print(
         f"[bold]2. train[/bold] {training.epochs_run} epochs in {training.seconds:.0f} s, best "
