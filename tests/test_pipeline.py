@@ -43,20 +43,20 @@ def test_each_stage_is_its_own_function(result: PipelineResult) -> None:
     assert saved.ground_truth is not None
     assert result.training.epochs_run == 1 and result.training.run_dir == result.run_dir
     again = evaluate_run(result.run_dir, split="test", baselines=["popularity"])
-    assert again == result.evaluation and "popularity" in result.evaluation["baselines"]
+    assert again == result.evaluation and "popularity" in result.evaluation.baselines
     rec = Recommender.load(result.run_dir)
     history = rec.user_history("u3")
     assert result.user_id == "u3"
     assert result.explanation == explain(rec, history, k=4, method="loo", measure="margin")
     top = [r.item_id for r in rec.recommend(history, k=4)]
-    assert [r["item"] for r in result.explanation["recommendations"]] == top
+    assert [r.item for r in result.explanation.recommendations] == top
 
 
 def test_the_first_user_is_explained_by_default(tmp_path: Path) -> None:
     dataset = synthesize_dataset(SynthConfig(n_users=12, n_items=20))
     done = run_pipeline(dataset, tmp_path / "p", config=load_config(None, TINY), k=2)
     assert done.dataset is dataset and done.user_id == dataset.users.column("user_id")[0].as_py()
-    assert len(done.explanation["recommendations"]) == 2
+    assert len(done.explanation.recommendations) == 2
 
 
 def test_an_output_folder_is_checked_before_any_work(

@@ -28,11 +28,13 @@ _EXPORTS = {
     "TrainResult": "influrec.training.loop",
     "train": "influrec.training.loop",
     # 3. evaluate
+    "RunEvaluation": "influrec.evaluation.runs",
     "evaluate_run": "influrec.evaluation.runs",
     # 4. recommend and explain
     "History": "influrec.inference",
     "Recommendation": "influrec.inference",
     "Recommender": "influrec.inference",
+    "ExplainResult": "influrec.influence.results",
     "explain": "influrec.influence.api",
     "because": "influrec.influence.sentences",
     # all of it at once
@@ -45,11 +47,13 @@ _EXPORTS = {
 __all__ = [
     "EventDataset",
     "ExperimentConfig",
+    "ExplainResult",
     "History",
     "InputError",
     "PipelineResult",
     "Recommendation",
     "Recommender",
+    "RunEvaluation",
     "SynthConfig",
     "TrainResult",
     "__version__",
@@ -69,9 +73,10 @@ if TYPE_CHECKING:
     from influrec.data.synthesize import synthesize_dataset
     from influrec.data.synthetic import SynthConfig
     from influrec.errors import InputError
-    from influrec.evaluation.runs import evaluate_run
+    from influrec.evaluation.runs import RunEvaluation, evaluate_run
     from influrec.inference import History, Recommendation, Recommender
     from influrec.influence.api import explain
+    from influrec.influence.results import ExplainResult
     from influrec.influence.sentences import because
     from influrec.pipeline import PipelineResult, run_pipeline
     from influrec.training.loop import TrainResult, train

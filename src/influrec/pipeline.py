@@ -2,7 +2,7 @@
 
     from influrec import SynthConfig, run_pipeline, synthesize_dataset
     result = run_pipeline(synthesize_dataset(SynthConfig(n_users=200)), "out")
-    result.evaluation["NDCG@10"], result.explanation["recommendations"][0]["events"]
+    result.evaluation.model.unmasked["NDCG@10"], result.explanation.recommendations[0].events
 
 Each stage is a public function you can also call on its own (see docs/python-api.md).
 """
@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from influrec.config import ExperimentConfig, load_config
 from influrec.data.dataset import DATASET_FOLDER, EventDataset, prepare
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.errors import InputError
-from influrec.evaluation.runs import evaluate_run
+from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderKind, check_output_dir, remove_dir
 from influrec.inference import Recommender
 from influrec.influence.api import explain
+from influrec.influence.results import ExplainResult
 from influrec.training.checkpoint import RUN_FOLDER
 from influrec.training.loop import TrainResult, train
 
@@ -41,10 +41,10 @@ class PipelineResult:
     dataset: EventDataset  # the prepared events (saved in out_dir/data)
     run_dir: Path  # the trained run folder (out_dir/run)
     training: TrainResult  # epochs, best epoch, validation NDCG@10, seconds
-    evaluation: dict[str, Any]  # test split, full ranking: see evaluation.runs.evaluate_run
+    evaluation: RunEvaluation  # test split, full ranking, the model and the baselines
     recommender: Recommender  # the trained run, loaded: recommend, user_history, ...
     user_id: str  # the user explained
-    explanation: dict[str, Any]  # influence.api.explain for that user (loo, rank margin)
+    explanation: ExplainResult  # its top k, every past event's effect (loo, rank margin)
 
 
 def run_pipeline(

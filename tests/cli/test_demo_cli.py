@@ -49,9 +49,9 @@ def test_each_recommendation_has_its_reasons_in_words(demo: tuple[Path, str]) ->
     why = explain(rec, rec.user_history(user), k=10)
     lines = re.findall(r"^ *(\d+)\. (i\d+ is recommended.*)$", text, flags=re.MULTILINE)
     assert [int(rank) for rank, _ in lines] == list(range(1, 11))
-    for (_, sentence), item in zip(lines, why["recommendations"], strict=True):
-        effects = [Effect(e["item"], e["behavior"], e["effect"]) for e in item["events"]]
-        assert sentence == because(item["item"], effects)
+    for (_, sentence), item in zip(lines, why.recommendations, strict=True):
+        effects = [Effect(e.item, e.behavior, e.effect) for e in item.events]
+        assert sentence == because(item.item, effects)
     assert text.count("rank-margin points") == 1  # the unit, named once
 
 

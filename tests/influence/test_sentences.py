@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from influrec.influence.api import MEASURES
+from influrec.influence.measurement import MEASURES
 from influrec.influence.sentences import UNITS, Effect, because, event_words
 
 

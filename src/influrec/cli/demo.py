@@ -22,6 +22,7 @@ from influrec.cli.common import positive_int
 from influrec.config import load_config
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
+from influrec.evaluation.runs import RunEvaluation
 from influrec.folders import check_output_dir
 from influrec.inference import Recommender
 from influrec.influence.planted import (
@@ -31,7 +32,7 @@ from influrec.influence.planted import (
     planted_cause_of_user,
     planted_cause_rate,
 )
-from influrec.influence.sentences import UNITS, Effect, because, event_words
+from influrec.influence.sentences import UNITS, because, event_words
 from influrec.pipeline import PIPELINE_FOLDER, PipelineResult, run_pipeline
 from influrec.run import RUN_FOLDER
 
@@ -106,20 +107,20 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_comparison(console: Console, report: dict[str, Any]) -> None:
+def _print_comparison(console: Console, report: RunEvaluation) -> None:
     console.print(
-        f"[bold]3. evaluate[/bold] test split (last event of each of {report['targets']:,} users), "
+        f"[bold]3. evaluate[/bold] test split (last event of each of {report.targets:,} users), "
         "full ranking over all items, seen items NOT masked"
     )
     table = Table()
     metrics = ["HR@10", "NDCG@10", "MRR@10", "HR@50", "NDCG@50"]
     for name in ["model", *metrics]:
         table.add_column(name, justify="right" if name != "model" else "left")
-    popularity = report["baselines"]["popularity"]
-    table.add_row("behaviour Transformer", *(f"{report[m]:.4f}" for m in metrics))
+    model, popularity = report.model.unmasked, report.baselines["popularity"].unmasked
+    table.add_row("behaviour Transformer", *(f"{model[m]:.4f}" for m in metrics))
     table.add_row("popularity", *(f"{popularity[m]:.4f}" for m in metrics))
     console.print(table)
-    ratio = report["NDCG@10"] / max(popularity["NDCG@10"], 1e-12)
+    ratio = model["NDCG@10"] / max(popularity["NDCG@10"], 1e-12)
     console.print(f"NDCG@10: the model is {ratio:.1f}x popularity")
 
 
@@ -143,12 +144,11 @@ def _print_history(console: Console, recommender: Recommender, *, user_id: str) 
 def _print_reasons(console: Console, result: PipelineResult) -> None:
     explanation = result.explanation
     console.print(
-        f"top-{explanation['k']} next items and why (exact leave-one-out: each past event "
-        f"deleted in turn; effects in {UNITS[explanation['measure']]}):"
+        f"top-{explanation.k} next items and why (exact leave-one-out: each past event "
+        f"deleted in turn; effects in {UNITS[explanation.measure]}):"
     )
-    for rec in explanation["recommendations"]:
-        effects = [Effect(e["item"], e["behavior"], e["effect"]) for e in rec["events"]]
-        console.print(f"{rec['rank']:>3}. {escape(because(rec['item'], effects))}")
+    for item in explanation.recommendations:
+        console.print(f"{item.rank:>3}. {escape(because(item.item, item.events))}")
 
 
 def _print_planted(console: Console, case: PlantedCase | None, overall: PlantedRecovery) -> None:

@@ -1,7 +1,8 @@
 """Explanations in plain words: which past behaviours push a recommendation up, which pull it down.
 
-``because("i13", effects)`` turns one recommended item's per-event effects (from
-:func:`influrec.influence.api.explain`) into a sentence such as
+``because(item.item, item.events)`` turns one recommended item's per-event effects (an
+:class:`~influrec.influence.results.ItemExplanation` of :func:`influrec.influence.api.explain`)
+into a sentence such as
 
     i13 is recommended mainly because of your buy of i232 (+0.41) and your view of i7 (+0.12);
     your view of i634 pulls it down (-0.10).
@@ -42,8 +43,9 @@ class NamedEvent(Protocol):
     def behavior(self) -> str: ...
 
 
-class EventEffect(NamedEvent, Protocol):
-    """One past event and its effect on a recommendation (what ``explain`` reports per event)."""
+class WeighedEvent(NamedEvent, Protocol):
+    """One past event and its effect on a recommendation, such as the
+    :class:`~influrec.influence.results.EventEffect` that ``explain`` reports per event."""
 
     @property
     def effect(self) -> float: ...
@@ -51,7 +53,7 @@ class EventEffect(NamedEvent, Protocol):
 
 @dataclass(frozen=True)
 class Effect:
-    """A plain :class:`EventEffect`: ``behavior`` of ``item`` moved the measure by ``effect``."""
+    """A plain :class:`WeighedEvent`: ``behavior`` of ``item`` moved the measure by ``effect``."""
 
     item: str
     behavior: str
@@ -63,14 +65,14 @@ def event_words(event: NamedEvent) -> str:
     return f"your {NOUNS.get(event.behavior, event.behavior)} of {event.item}"
 
 
-def _listed(events: Sequence[EventEffect]) -> str:
+def _listed(events: Sequence[WeighedEvent]) -> str:
     parts = [f"{event_words(e)} ({e.effect:+.2f})" for e in events]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def because(
     item: str,
-    events: Sequence[EventEffect],
+    events: Sequence[WeighedEvent],
     *,
     supporters: int = 2,
     opposers: int = 1,
