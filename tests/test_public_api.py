@@ -33,7 +33,7 @@ def test_importing_the_package_loads_nothing_heavy() -> None:
         "heavy = ('torch', 'numpy', 'pyarrow', 'influrec.data')\n"
         "heavy = sorted(m for m in heavy if m in sys.modules)\n"
         "print(influrec.__version__, heavy)\n"
-        "influrec.History\n"
+        "influrec.Recommender\n"
         "print('torch' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

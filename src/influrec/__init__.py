@@ -31,7 +31,7 @@ _EXPORTS = {
     "RunEvaluation": "influrec.evaluation.runs",
     "evaluate_run": "influrec.evaluation.runs",
     # 4. recommend and explain
-    "History": "influrec.inference",
+    "History": "influrec.data.history",
     "Recommendation": "influrec.inference",
     "Recommender": "influrec.inference",
     "ExplainResult": "influrec.influence.results",
@@ -70,11 +70,12 @@ __all__ = [
 if TYPE_CHECKING:
     from influrec.config import ExperimentConfig, load_config
     from influrec.data.dataset import EventDataset, prepare
+    from influrec.data.history import History
     from influrec.data.synthesize import synthesize_dataset
     from influrec.data.synthetic import SynthConfig
     from influrec.errors import InputError
     from influrec.evaluation.runs import RunEvaluation, evaluate_run
-    from influrec.inference import History, Recommendation, Recommender
+    from influrec.inference import Recommendation, Recommender
     from influrec.influence.api import explain
     from influrec.influence.results import ExplainResult
     from influrec.influence.sentences import because

@@ -23,7 +23,7 @@ from influrec.folders import FolderKind, check_output_dir, remove_dir
 from influrec.inference import Recommender
 from influrec.influence.api import explain
 from influrec.influence.results import ExplainResult
-from influrec.training.checkpoint import RUN_FOLDER
+from influrec.run import RUN_FOLDER
 from influrec.training.loop import TrainResult, train
 
 PIPELINE_FOLDER = FolderKind(

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from influrec.data.dataset import EventDataset
+from influrec.data.history import History
 from influrec.data.sequences import SequenceData
 from influrec.errors import InputError
-from influrec.inference import History, Recommender
+from influrec.inference import Recommender
 from influrec.influence.attribution import leave_one_out
 from influrec.influence.engine import Scorer
 from influrec.influence.faithfulness import planted_cause_recovery
