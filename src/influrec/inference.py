@@ -16,6 +16,7 @@ import torch
 from influrec.data.batching import batch_histories
 from influrec.data.dataset import EventDataset
 from influrec.data.history import History
+from influrec.data.item_names import ItemNames
 from influrec.data.schema import MAX_ABS_VALUE
 from influrec.data.sequences import SequenceData
 from influrec.data.times import MAX_SECONDS, TIME_RANGE
@@ -92,6 +93,7 @@ class Recommender:
         self.data = SequenceData.from_dataset(dataset)
         self.item_ids: list[str] = dataset.items.column("item_id").to_pylist()
         self.item_index = {item: i + 1 for i, item in enumerate(self.item_ids)}
+        self.names = ItemNames.from_items(dataset.items)
         self.user_index = {
             u: i + 1 for i, u in enumerate(dataset.users.column("user_id").to_pylist())
         }
@@ -159,6 +161,16 @@ class Recommender:
             np.array(columns[3], np.float32),
         )
         return history, unknown
+
+    def item_title(self, item: str | int) -> str | None:
+        """The title or name of an item (its id, or its index 1..I), ``None`` when it has
+        none (see :class:`~influrec.data.item_names.ItemNames`)."""
+        return self.names.title(item if isinstance(item, str) else self.item_ids[int(item) - 1])
+
+    def item_label(self, item: str | int) -> str:
+        """What to show for an item (its id, or its index 1..I): ``Scream (1996)``, or the id
+        when the item table names none."""
+        return self.names.label(item if isinstance(item, str) else self.item_ids[int(item) - 1])
 
     @property
     def n_users(self) -> int:

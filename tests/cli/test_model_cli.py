@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from influrec.cli.main import main
+from influrec.cli.model import baseline_warnings
+from influrec.evaluation.protocol import Metrics
+from influrec.evaluation.runs import RunEvaluation
 from tests_helpers import train_tiny_run
 
 
@@ -79,3 +82,45 @@ def test_evaluate_ks_overrides_the_runs_cutoffs(
     report = json.loads(capsys.readouterr().out)
     assert "HR@3" in report and "NDCG@20" in report and "HR@10" not in report
     assert main(["evaluate", str(run), "--ks", "ten"]) == 2
+
+
+def test_evaluate_text_shows_every_cutoff_and_the_seen_share(
+    run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    capsys.readouterr()
+    argv = ["evaluate", str(run), "--ks", "1,3,5,10,20", "--baselines", "popularity"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    for k in (3, 5, 10, 20):  # more cut-offs than fit as columns: one row per metric
+        assert all(f"{m}@{k} " in text for m in ("HR", "NDCG", "MRR"))
+    assert text.count(f"({report['targets_seen']:.1%} already seen by their user)") == 2
+    if "behavior" in report:
+        assert "next behaviour (the behaviour head): accuracy" in text and "macro-F1" in text
+    beaten = report["baselines"]["popularity"]["NDCG@10"] > report["NDCG@10"]
+    assert ("popularity beats the model on NDCG@10 (seen items NOT masked)" in text) == beaten
+
+
+def test_a_baseline_ahead_on_the_monitored_metric_is_warned_about() -> None:
+    def metrics(ndcg: float, masked: float) -> Metrics:
+        return Metrics(unmasked={"NDCG@10": ndcg, "HR@10": 0.9}, masked={"NDCG@10": masked})
+
+    report = RunEvaluation(
+        run="r",
+        split="test",
+        split_kind="leave_one_out",
+        protocol="full ranking over all items",
+        targets=10,
+        targets_seen=0.0,
+        model=metrics(0.30, 0.40),
+        baselines={"markov": metrics(0.35, 0.20), "popularity": metrics(0.10, 0.10)},
+        monitor="NDCG@10",
+    )
+    assert baseline_warnings(report, masked=False) == [
+        "markov beats the model on NDCG@10 (seen items NOT masked): under-trained?"
+    ]
+    assert baseline_warnings(report, masked=True) == []
+    ahead_on_hr = RunEvaluation(**{**report.__dict__, "monitor": "HR@10"})
+    assert baseline_warnings(ahead_on_hr, masked=False) == []  # ties and lower are no warning

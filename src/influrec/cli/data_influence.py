@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from influrec.cli.common import at_least, positive_int, share
 from influrec.cli.data import overwrite_hint
+from influrec.data.item_names import ItemNames
+from influrec.data.times import readable_time
 from influrec.data_influence import DataInfluence, spearman
 from influrec.data_influence.cleaning import SCORES, denoise
 from influrec.errors import InputError
@@ -78,9 +81,11 @@ def run_data_influence(args: argparse.Namespace) -> int:
     order = np.argsort(-tracin, kind="stable")
     top = min(args.top, len(order))
     sides = {"supporting": order[:top], "opposing": order[::-1][:top]}
+    names = ItemNames.from_items(analysis.dataset.items)
     result: dict[str, Any] = {
         "user": args.user,
         "item": args.item,
+        **_titled(names, args.item),
         "method": "tracin",
         "checkpoints": [c["epoch"] for c in scores.checkpoints],
         "training_interactions": len(scores.events),
@@ -98,6 +103,7 @@ def run_data_influence(args: argparse.Namespace) -> int:
     for side, rows in sides.items():
         described = analysis.describe(scores.events[rows])
         for entry, row in zip(described, rows, strict=True):
+            entry.update(_titled(names, entry["item"]))
             entry["tracin"] = float(tracin[row])
             if if_scores is not None:
                 entry["influence_function"] = float(if_scores[row])
@@ -105,31 +111,46 @@ def run_data_influence(args: argparse.Namespace) -> int:
     if args.json:
         Console().print_json(json.dumps(result))
         return 0
+    _print_data_influence(result, names, sides=list(sides), seconds=scores.seconds)
+    return 0
+
+
+def _titled(names: ItemNames, item: str) -> dict[str, str]:
+    """``{"title": ...}`` for an item the item table names, else nothing."""
+    title = names.title(item)
+    return {} if title is None else {"title": title}
+
+
+def _print_data_influence(
+    result: dict[str, Any], names: ItemNames, *, sides: list[str], seconds: float
+) -> None:
     console = Console()
+    with_if = "influence_function" in result
+    item = escape(names.label(result["item"]))
     console.print(
-        f"training interactions behind recommending {args.item} to user {args.user} "
-        f"(TracIn over epochs {result['checkpoints']}, {len(scores.events):,} interactions, "
-        f"{scores.seconds:.1f} s)"
+        f"training interactions behind recommending {item} to user {result['user']} "
+        f"(TracIn over epochs {result['checkpoints']}, "
+        f"{result['training_interactions']:,} interactions, {seconds:.1f} s)"
     )
     for side in sides:
         table = Table(title=side, title_justify="left")
-        for column in ("user", "position", "item", "behavior", "timestamp", "tracin"):
+        for column in ("user", "position", "item", "behavior", "time (UTC)", "tracin"):
             table.add_column(
                 column, justify="right" if column in ("position", "tracin") else "left"
             )
-        if if_scores is not None:
+        if with_if:
             table.add_column("influence fn", justify="right")
         for entry in result[side]:
-            cells = [str(entry[c]) for c in ("user", "position", "item", "behavior", "timestamp")]
-            cells.append(f"{entry['tracin']:+.3g}")
-            if if_scores is not None:
+            cells = [str(entry["user"]), str(entry["position"])]
+            cells += [escape(names.label(entry["item"])), str(entry["behavior"])]
+            cells += [readable_time(entry["timestamp"]), f"{entry['tracin']:+.3g}"]
+            if with_if:
                 cells.append(f"{entry['influence_function']:+.3g}")
             table.add_row(*cells)
         console.print(table)
-    if if_scores is not None:
+    if with_if:
         agreement = result["influence_function"]["spearman_with_tracin"]
         console.print(f"TracIn vs influence function: Spearman {agreement:.3f}")
-    return 0
 
 
 def run_denoise(args: argparse.Namespace) -> int:

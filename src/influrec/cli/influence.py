@@ -8,15 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from influrec.cli.common import add_k, add_who, load_history, plot_path, positive_int
+from influrec.data.times import readable_time
 from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.measurement import MEASURES
 from influrec.influence.methods import METHODS, explaining_methods
-from influrec.influence.results import ExplainResult, Result
+from influrec.influence.results import ExplainResult, ItemExplanation, Result
+from influrec.influence.sentences import UNITS
 
 
 def register(commands: Any) -> None:
@@ -146,17 +149,46 @@ def run_explain(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     if result.note:
         console.print(f"[yellow]note:[/yellow] {result.note}")
+    if result.unit:
+        console.print(f"unit: {escape(result.unit)}")
     for r in result.recommendations:
-        table = Table(
-            title=f"#{r.rank} {r.item} (score {r.score:.3f}); {r.measurement} = {r.value:.3f}"
-        )
-        for name in ("position", "item", "behavior", "timestamp", "effect"):
-            table.add_column(name, justify="right" if name in ("position", "effect") else "left")
-        strongest = sorted(r.events, key=lambda e: -abs(e.effect))[:8]
-        for e in strongest:
-            table.add_row(str(e.position), e.item, e.behavior, str(e.timestamp), f"{e.effect:+.4f}")
-        console.print(table)
+        _print_explanation(console, rec, r, measure=args.measure, history_events=len(history))
     return 0
+
+
+def _unit_name(measure: str) -> str:
+    """``rank-margin points``: the short name of a measure's unit (:data:`UNITS`)."""
+    return UNITS[measure].split(":")[0] if measure in UNITS else "measure points"
+
+
+def window_words(seen: int, total: int, shown: int) -> str:
+    """``the last 50 of 183 events; 8 shown``: how much of the history the model saw."""
+    covered = f"all {total} events" if seen >= total else f"the last {seen} of {total} events"
+    return f"{covered}; {min(shown, seen)} shown"
+
+
+def _print_explanation(
+    console: Console, rec: Recommender, r: ItemExplanation, *, measure: str, history_events: int
+) -> None:
+    shown = 8
+    if r.sentence:
+        console.print(f"[bold]{escape(r.sentence)}[/bold]")
+    console.print(
+        f"effects in {_unit_name(measure)}; {window_words(len(r.events), history_events, shown)}"
+    )
+    label = escape(rec.item_label(r.item))
+    table = Table(title=f"#{r.rank} {label} (score {r.score:.3f}); {r.measurement} = {r.value:.3f}")
+    for name in ("position", "item", "behavior", "time (UTC)", "effect"):
+        table.add_column(name, justify="right" if name in ("position", "effect") else "left")
+    for e in sorted(r.events, key=lambda e: -abs(e.effect))[:shown]:
+        table.add_row(
+            str(e.position),
+            escape(rec.item_label(e.item)),
+            e.behavior,
+            readable_time(e.timestamp),
+            f"{e.effect:+.4f}",
+        )
+    console.print(table)
 
 
 def _explain_groups(
@@ -167,7 +199,7 @@ def _explain_groups(
         return 0
     console = Console(soft_wrap=True)
     for r in result.recommendations:
-        title = f"#{r.rank} {r.item}: {args.measure} {r.value:.3f}"
+        title = f"#{r.rank} {escape(rec.item_label(r.item))}: {args.measure} {r.value:.3f}"
         table = Table(title=f"{title} (no events: {r.empty_value:.3f})")
         for name in ("group", "events", "leave-group-out", "Shapley"):
             table.add_column(name, justify="left" if name == "group" else "right")
@@ -206,12 +238,15 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     if _emit(args, result, unknown):
         return 0
     console = Console(soft_wrap=True)
+    item = escape(rec.item_label(result.item))
     if not result.valid or not result.size:
-        console.print(f"no counterfactual set for {args.item}: {result.reason or 'none found'}")
+        console.print(f"no counterfactual set for {item}: {result.reason or 'none found'}")
         return 0
-    removed = ", ".join(f"#{e.position} {e.item}" for e in result.removed_events)
+    removed = ", ".join(
+        f"#{e.position} {escape(rec.item_label(e.item))}" for e in result.removed_events
+    )
     console.print(
-        f"without these {result.size} events ({removed}), {args.item} drops from rank "
+        f"without these {result.size} events ({removed}), {item} drops from rank "
         f"{result.original_rank} to {result.new_rank} (out of the top {args.k}); "
         f"verified by re-scoring, {result.evaluated} histories scored "
         f"in {result.seconds:.2f} s"
@@ -232,7 +267,12 @@ def run_whatif(args: argparse.Namespace) -> int:
         table.add_column(name)
     for i, (old, new) in enumerate(zip(result.before, result.after, strict=True)):
         change = result.rank_changes[new]
-        table.add_row(str(i + 1), old, new, f"{change.before} -> {change.after}")
+        table.add_row(
+            str(i + 1),
+            escape(rec.item_label(old)),
+            escape(rec.item_label(new)),
+            f"{change.before} -> {change.after}",
+        )
     Console().print(table)
     return 0
 
@@ -251,7 +291,9 @@ def run_influential_actions(args: argparse.Namespace) -> int:
     for name in ("item", "behavior", "churn (1 - Jaccard)", "rank movement"):
         table.add_column(name)
     for a in result.actions:
-        table.add_row(a.item, a.behavior, f"{a.churn:.2f}", f"{a.rank_movement:.0f}")
+        table.add_row(
+            escape(rec.item_label(a.item)), a.behavior, f"{a.churn:.2f}", f"{a.rank_movement:.0f}"
+        )
     Console().print(table)
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from influrec.cli.common import add_k, cutoffs, read_history_file
@@ -129,30 +130,69 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_columns(metrics: dict[str, float]) -> list[str]:
+    """``HR@k``, ``NDCG@k``, ``MRR@k`` for every cut-off k measured, smallest k first
+    (NDCG@1 and MRR@1 equal HR@1 and are left out)."""
+    ks = sorted({int(name.partition("@")[2]) for name in metrics if "@" in name})
+    columns = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG", "MRR") if f"{m}@{k}" in metrics]
+    return [c for c in columns if c not in ("NDCG@1", "MRR@1")]
+
+
+def baseline_warnings(report: RunEvaluation, *, masked: bool) -> list[str]:
+    """``markov beats the model on NDCG@10 ...``: each baseline ahead of the model on the
+    run's monitored metric, in one convention."""
+    label = "seen items masked" if masked else "seen items NOT masked"
+    model = report.model.masked if masked else report.model.unmasked
+    warnings = []
+    for name, metrics in report.baselines.items():
+        values = metrics.masked if masked else metrics.unmasked
+        if report.monitor in model and values.get(report.monitor, 0.0) > model[report.monitor]:
+            warnings.append(f"{name} beats the model on {report.monitor} ({label}): under-trained?")
+    return warnings
+
+
+WIDE = 7  # metric columns that still fit a terminal; more are listed as rows instead
+
+
+def _metrics_table(report: RunEvaluation, columns: list[str], *, masked: bool) -> Table:
+    """Models as rows and metrics as columns; metrics as rows when there are many cut-offs."""
+    rows = {"model": report.model, **report.baselines}
+    values = {name: m.masked if masked else m.unmasked for name, m in rows.items()}
+    table = Table()
+    if len(columns) <= WIDE:
+        table.add_column("model")
+        for c in columns:
+            table.add_column(c, justify="right")
+        for name, metrics in values.items():
+            table.add_row(name, *(f"{metrics[c]:.4f}" for c in columns))
+        return table
+    table.add_column("metric")
+    for name in values:
+        table.add_column(name, justify="right")
+    for c in columns:
+        table.add_row(c, *(f"{metrics[c]:.4f}" for metrics in values.values()))
+    return table
+
+
 def _print_report(report: RunEvaluation) -> None:
-    columns = [
-        f"{m}@{k}"
-        for k in (1, 10, 50)
-        for m in ("HR", "NDCG", "MRR")
-        if f"{m}@{k}" in report.model.unmasked
-    ]
-    columns = [c for c in columns if c not in ("NDCG@1", "MRR@1")]  # equal HR@1
+    columns = report_columns(report.model.unmasked)
     console = Console(soft_wrap=True)
     for masked in (False, True):
         label = "seen items masked" if masked else "seen items NOT masked"
         console.print(
             f"[bold]{report.split} split ({report.split_kind}), "
-            f"{report.targets:,} targets, full ranking over all items, {label}[/bold]"
+            f"{report.targets:,} targets ({report.targets_seen:.1%} already seen by their "
+            f"user), full ranking over all items, {label}[/bold]"
         )
-        table = Table()
-        table.add_column("model")
-        for c in columns:
-            table.add_column(c, justify="right")
-        rows = {"model": report.model, **report.baselines}
-        for name, metrics in rows.items():
-            values = metrics.masked if masked else metrics.unmasked
-            table.add_row(name, *(f"{values[c]:.4f}" for c in columns))
+        table = _metrics_table(report, columns, masked=masked)
         console.print(table)
+        for warning in baseline_warnings(report, masked=masked):
+            console.print(f"[yellow]warning:[/yellow] {warning}")
+    if report.behavior:
+        named = {"accuracy": "accuracy", "macro_f1": "macro-F1", "auc": "AUC"}
+        shown = {m: report.behavior[m] for m in named if m in report.behavior}
+        parts = [f"{named[m]} {v:.4f}" if v == v else f"{named[m]} n/a" for m, v in shown.items()]
+        console.print(f"next behaviour (the behaviour head): {', '.join(parts)}")
 
 
 def run_recommend(args: argparse.Namespace) -> int:
@@ -166,19 +206,33 @@ def run_recommend(args: argparse.Namespace) -> int:
         history = recommender.user_history(args.user)
     # an empty history is a cold start: recommend applies the one cold-start policy
     recs = recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
-    _print_recommendations(recs, args=args, unknown=unknown, cold_start=len(history) == 0)
+    titles = {r.item_id: t for r in recs if (t := recommender.item_title(r.item_id)) is not None}
+    _print_recommendations(recs, titles, args=args, unknown=unknown, cold_start=len(history) == 0)
     return 0
 
 
+def _titled(r: Recommendation, titles: dict[str, str]) -> dict[str, Any]:
+    """The recommendation as JSON, with a ``title`` after the id when the item has one."""
+    row: dict[str, Any] = {"rank": r.rank, "item_idx": r.item_idx, "item_id": r.item_id}
+    if r.item_id in titles:
+        row["title"] = titles[r.item_id]
+    return {**row, "score": r.score}
+
+
 def _print_recommendations(
-    recs: list[Recommendation], *, args: argparse.Namespace, unknown: list[str], cold_start: bool
+    recs: list[Recommendation],
+    titles: dict[str, str],
+    *,
+    args: argparse.Namespace,
+    unknown: list[str],
+    cold_start: bool,
 ) -> None:
     if args.json:
         payload = {
             "user": args.user,
             "cold_start": cold_start,
             "unknown": unknown,
-            "recommendations": [r.__dict__ for r in recs],
+            "recommendations": [_titled(r, titles) for r in recs],
         }
         Console().print_json(json.dumps(payload))
         return
@@ -191,8 +245,10 @@ def _print_recommendations(
         else f"top {len(recs)} for {args.user or args.history}"
     )
     table = Table(title=title)
-    for name in ("rank", "item", "score"):
+    columns = ("rank", "item", "id", "score") if titles else ("rank", "item", "score")
+    for name in columns:
         table.add_column(name)
     for r in recs:
-        table.add_row(str(r.rank), r.item_id, f"{r.score:.3f}")
+        named = [escape(titles.get(r.item_id, r.item_id)), r.item_id] if titles else [r.item_id]
+        table.add_row(str(r.rank), *named, f"{r.score:.3f}")
     console.print(table)

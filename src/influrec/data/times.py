@@ -164,3 +164,10 @@ def expected_time(unit: str | None) -> str:
         return f"an ISO-8601 time from {TIME_RANGE}"
     top = MAX_SECONDS * _UNIT_DIVISOR[unit]
     return f"epoch time in {UNIT_NAMES[unit]} as a number from 0 to {top} ({TIME_RANGE})"
+
+
+def readable_time(seconds: int) -> str:
+    """Epoch seconds as a UTC date and minute people read: ``1997-12-04 15:32``."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%d %H:%M")

@@ -36,6 +36,7 @@ class RunEvaluation:
     model: Metrics
     behavior: dict[str, float] | None = None  # behaviour-head metrics, when it has one
     baselines: dict[str, Metrics] = field(default_factory=dict)
+    monitor: str = "NDCG@10"  # the run's early-stopping metric (train.monitor)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout: the model's metrics at the top level (see :meth:`Metrics.to_dict`)."""
@@ -104,4 +105,5 @@ def evaluate_run(
         model=model_result.metrics,
         behavior=model_result.behavior,
         baselines={name: r.metrics for name, r in results.items()},
+        monitor=config.train.monitor,
     )

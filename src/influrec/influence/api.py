@@ -45,6 +45,7 @@ from influrec.influence.results import (
     RemovedEvent,
     WhatIfResult,
 )
+from influrec.influence.sentences import UNITS, Effect, because
 
 
 def _events(rec: Recommender, history: History, explanation: Explanation) -> list[EventEffect]:
@@ -61,9 +62,15 @@ def _events(rec: Recommender, history: History, explanation: Explanation) -> lis
         strict=True,
     )
     return [
-        EventEffect(position=p, item=i, behavior=b, timestamp=t, effect=e)
+        EventEffect(position=p, item=i, title=rec.item_title(i), behavior=b, timestamp=t, effect=e)
         for p, i, b, t, e in columns
     ]
+
+
+def sentence(rec: Recommender, item: str, events: Sequence[EventEffect]) -> str:
+    """:func:`~influrec.influence.sentences.because` with items named by their titles."""
+    named = [Effect(rec.item_label(e.item), e.behavior, e.effect) for e in events]
+    return because(rec.item_label(item), named)
 
 
 def explain(
@@ -84,20 +91,33 @@ def explain(
         explanations = leave_one_out_many(scorer, history, measurements)
     else:
         explanations = [run_method(method, scorer, history, m) for m in measurements]
-    out = [
-        ItemExplanation(
-            rank=r.rank,
-            item=r.item_id,
-            score=r.score,
-            measurement=explanation.measurement.replace(f"item {r.item_idx}", r.item_id),
-            value=explanation.value,
-            events=_events(rec, history, explanation),
-            **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
+    out = []
+    for r, explanation in zip(recommendations, explanations, strict=True):
+        events = _events(rec, history, explanation)
+        out.append(
+            ItemExplanation(
+                rank=r.rank,
+                item=r.item_id,
+                title=rec.item_title(r.item_id),
+                score=r.score,
+                measurement=explanation.measurement.replace(f"item {r.item_idx}", r.item_id),
+                value=explanation.value,
+                events=events,
+                # attention weights are no effects: no sentence claims they cause anything
+                sentence=None if method == "attention" else sentence(rec, r.item_id, events),
+                **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
+            )
         )
-        for r, explanation in zip(recommendations, explanations, strict=True)
-    ]
     note = "attention is a diagnostic, not a causal effect" if method == "attention" else None
-    return ExplainResult(method=method, measure=measure, k=k, recommendations=out, note=note)
+    return ExplainResult(
+        method=method,
+        measure=measure,
+        k=k,
+        recommendations=out,
+        note=note,
+        unit=UNITS.get(measure),
+        history_events=len(history),
+    )
 
 
 def item_index(rec: Recommender, item_id: str) -> int:
@@ -115,10 +135,15 @@ def counterfactual(
     result = counterfactual_set(Scorer(rec.model), history, item_index(rec, item_id), k=k)
     return CounterfactualResult(
         item=item_id,
+        title=rec.item_title(item_id),
         k=k,
         removed=result.removed,
         removed_events=[
-            RemovedEvent(position=p, item=rec.item_ids[int(history.items[p]) - 1])
+            RemovedEvent(
+                position=p,
+                item=rec.item_ids[int(history.items[p]) - 1],
+                title=rec.item_title(int(history.items[p])),
+            )
             for p in result.removed
         ],
         size=result.size,
@@ -175,6 +200,11 @@ def whatif(
     k = clamp_k(k, rec.n_items)
     result = what_if(ColdStartScorer(rec), history, edits, k=k)
     name = lambda i: rec.item_ids[i - 1]  # noqa: E731
+    titles = {
+        name(i): title
+        for i in (*result.before, *result.after)
+        if (title := rec.item_title(i)) is not None
+    }
     return WhatIfResult(
         before=[name(i) for i in result.before],
         after=[name(i) for i in result.after],
@@ -183,6 +213,7 @@ def whatif(
         },
         jaccard=result.jaccard,
         rbo=result.rbo,
+        titles=titles or None,
     )
 
 
@@ -204,6 +235,7 @@ def influential_actions(
         actions=[
             Action(
                 item=rec.item_ids[a["item"] - 1],
+                title=rec.item_title(a["item"]),
                 behavior=names[a["behavior"]],
                 churn=a["churn"],
                 rank_movement=a["rank_movement"],
@@ -215,14 +247,15 @@ def influential_actions(
 
 
 def effects_matrix(result: ExplainResult) -> tuple[np.ndarray, list[str], list[str]]:
-    """(recommendations x events) effects of an :func:`explain` result, with labels."""
+    """(recommendations x events) effects of an :func:`explain` result, with labels: items by
+    their titles where the item table names them, else by their ids."""
     recs = result.recommendations
     events = recs[0].events if recs else []
     matrix = np.array([[e.effect for e in r.events] for r in recs])
     return (
         matrix,
-        [f"{r.rank}. {r.item}" for r in recs],
-        [f"{e.item} ({e.behavior})" for e in events],
+        [f"{r.rank}. {r.title or r.item}" for r in recs],
+        [f"{e.title or e.item} ({e.behavior})" for e in events],
     )
 
 
@@ -293,6 +326,7 @@ def explain_groups(
             ItemGroupExplanation(
                 rank=r.rank,
                 item=r.item_id,
+                title=rec.item_title(r.item_id),
                 value=effects.value,
                 empty_value=effects.empty_value,
                 groups=[

@@ -26,6 +26,9 @@ class Result(BaseModel):
         return self.model_dump(by_alias=True)
 
 
+TITLE = "the item's title or name, when the dataset's item table has one"
+
+
 def missing(value: object) -> bool:
     """Optional details only some methods give are left out of the output when absent."""
     return value is None
@@ -34,6 +37,7 @@ def missing(value: object) -> bool:
 class EventEffect(Result):
     position: int = Field(description="index of the event in the history (0 = oldest)")
     item: str
+    title: str | None = Field(None, exclude_if=missing, description=TITLE)
     behavior: str
     timestamp: int = Field(description="epoch seconds")
     effect: float = Field(description="positive: the event pushes the measurement up")
@@ -44,6 +48,7 @@ class ItemExplanation(Result):
 
     rank: int
     item: str
+    title: str | None = Field(None, exclude_if=missing, description=TITLE)
     score: float
     measurement: str = Field(description="what is explained, e.g. rank margin(i7, top 10)")
     value: float = Field(description="the measurement on the whole history")
@@ -61,6 +66,12 @@ class ItemExplanation(Result):
     note: str | None = Field(
         None, exclude_if=missing, description="attention: a diagnostic, not a causal effect"
     )
+    sentence: str | None = Field(
+        None,
+        exclude_if=missing,
+        description="the explanation in plain words: the events that push the item up most, "
+        "then those that pull it down (influence.sentences.because)",
+    )
 
 
 class ExplainResult(Result):
@@ -73,6 +84,15 @@ class ExplainResult(Result):
         description="each top item with rank, score, measurement, value and every event's effect"
     )
     note: str | None = None
+    unit: str | None = Field(
+        None, exclude_if=missing, description="what one point of an effect is, in words"
+    )
+    history_events: int | None = Field(
+        None,
+        exclude_if=missing,
+        description="events in the history given; the model sees the most recent of them "
+        "(those listed under each item)",
+    )
 
 
 class GroupEffect(Result):
@@ -85,6 +105,7 @@ class GroupEffect(Result):
 class ItemGroupExplanation(Result):
     rank: int
     item: str
+    title: str | None = Field(None, exclude_if=missing, description=TITLE)
     value: float = Field(description="the measurement on the whole history")
     empty_value: float = Field(description="the measurement with no events")
     groups: list[GroupEffect]
@@ -102,12 +123,14 @@ class GroupExplainResult(Result):
 class RemovedEvent(Result):
     position: int
     item: str
+    title: str | None = Field(None, exclude_if=missing, description=TITLE)
 
 
 class CounterfactualResult(Result):
     """:func:`~influrec.influence.api.counterfactual`: events whose removal drops the item."""
 
     item: str
+    title: str | None = Field(None, exclude_if=missing, description=TITLE)
     k: int
     removed: list[int] = Field(description="positions of the removed events")
     removed_events: list[RemovedEvent]
@@ -135,10 +158,14 @@ class WhatIfResult(Result):
     )
     jaccard: float
     rbo: float = Field(description="rank-biased overlap (p = 0.9)")
+    titles: dict[str, str] | None = Field(
+        None, exclude_if=missing, description="title or name of each listed item that has one"
+    )
 
 
 class Action(Result):
     item: str
+    title: str | None = Field(None, exclude_if=missing, description=TITLE)
     behavior: str
     churn: float = Field(description="1 - Jaccard of the top k now and after the action")
     rank_movement: float

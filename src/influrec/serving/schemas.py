@@ -12,7 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from influrec.data.times import TIME_RANGE
 from influrec.inference import MAX_TIME, MAX_VALUE
-from influrec.influence.results import ExplainResult, InfluentialActionsResult, WhatIfResult
+from influrec.influence.results import (
+    TITLE,
+    ExplainResult,
+    InfluentialActionsResult,
+    WhatIfResult,
+    missing,
+)
 from influrec.serving.openapi import limited, limited_items
 
 MAX_ID = 256  # characters of a user, item or event id
@@ -88,6 +94,7 @@ class HistoryInfo(BaseModel):
 class RecommendedItem(BaseModel):
     rank: int
     item: str
+    title: str | None = Field(None, exclude_if=missing, description=TITLE)
     score: float
 
 

@@ -197,7 +197,10 @@ class Service:
             **dict(user.about(user_id)),
             k=k,
             recommendations=[
-                RecommendedItem(rank=r.rank, item=r.item_id, score=r.score) for r in recs
+                RecommendedItem(
+                    rank=r.rank, item=r.item_id, title=self.rec.item_title(r.item_id), score=r.score
+                )
+                for r in recs
             ],
         )
 
