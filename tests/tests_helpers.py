@@ -80,6 +80,40 @@ def train_tiny_run(
     return root / "run"
 
 
+ML100K = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ml-100k"
+
+
+def ml100k_slice_run(root: Path) -> Path:
+    """Through the CLI: a tiny model (window of 20 events) trained on the first 4,000 ratings
+    of ML-100k with u.item beside them, in root/run; skips the test when ml-100k is absent."""
+    import shutil
+
+    import pytest
+
+    from influrec.cli.main import main
+
+    if not (ML100K / "u.data").exists() or not (ML100K / "u.item").exists():
+        pytest.skip("shared dataset ml-100k (u.data, u.item) not present")
+    (root / "ml").mkdir()
+    lines = (ML100K / "u.data").read_text().splitlines(keepends=True)[:4000]
+    (root / "ml" / "u.data").write_text("".join(lines))
+    shutil.copy(ML100K / "u.item", root / "ml" / "u.item")
+    data, run = root / "data", root / "run"
+    prepare = ["data", "prepare", str(root / "ml" / "u.data"), "--format", "movielens"]
+    assert main([*prepare, "--out", str(data)]) == 0
+    settings = ["model.max_len=20", "model.d_model=16", "model.layers=1", "train.epochs=1"]
+    settings += ["eval.ks=[1,10]"]
+    argv = ["train", str(data), "--out", str(run), "--no-progress"]
+    assert main([*argv, *(p for s in settings for p in ("--set", s))]) == 0
+    return run
+
+
+def ml100k_titles() -> dict[str, str]:
+    """ML-100k item id -> title, read straight from u.item (ISO-8859-1, ``|``-separated)."""
+    text = (ML100K / "u.item").read_bytes().decode("latin-1")
+    return {f[0]: f[1] for f in (line.split("|") for line in text.splitlines() if line)}
+
+
 def held_out_events(ds: EventDataset) -> list[tuple[str, str, int]]:
     """(user, item, time) of every validation and test target under the leave-one-out split."""
     data = SequenceData.from_dataset(ds)

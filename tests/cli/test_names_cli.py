@@ -5,41 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from influrec.cli.main import main
 from influrec.inference import Recommender
-
-ML100K = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ml-100k"
+from tests_helpers import ml100k_slice_run, ml100k_titles
 
 
 @pytest.fixture(scope="module")
 def ml_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model trained on the first 4,000 ratings of ML-100k, u.item beside them."""
-    if not (ML100K / "u.data").exists() or not (ML100K / "u.item").exists():
-        pytest.skip("shared dataset ml-100k (u.data, u.item) not present")
-    root = tmp_path_factory.mktemp("ml100k-names")
-    (root / "ml").mkdir()
-    lines = (ML100K / "u.data").read_text().splitlines(keepends=True)[:4000]
-    (root / "ml" / "u.data").write_text("".join(lines))
-    shutil.copy(ML100K / "u.item", root / "ml" / "u.item")
-    data, run = root / "data", root / "run"
-    assert main(["data", "prepare", str(root / "ml" / "u.data"), "--format", "movielens",
-                 "--out", str(data)]) == 0  # fmt: skip
-    settings = ["model.max_len=20", "model.d_model=16", "model.layers=1", "train.epochs=1"]
-    settings += ["eval.ks=[1,10]"]
-    argv = ["train", str(data), "--out", str(run), "--no-progress"]
-    assert main([*argv, *(p for s in settings for p in ("--set", s))]) == 0
-    return run
-
-
-def ml_titles() -> dict[str, str]:
-    """item id -> title, read straight from u.item (ISO-8859-1, ``|``-separated)."""
-    text = (ML100K / "u.item").read_bytes().decode("latin-1")
-    return {f[0]: f[1] for f in (line.split("|") for line in text.splitlines() if line)}
+    return ml100k_slice_run(tmp_path_factory.mktemp("ml100k-names"))
 
 
 def output(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -60,7 +37,7 @@ def longest_user(run: Path) -> str:
 
 @pytest.mark.usefixtures("wide")
 def test_recommend_names_movies(ml_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    user, titles = longest_user(ml_run), ml_titles()
+    user, titles = longest_user(ml_run), ml100k_titles()
     payload = json.loads(output(capsys, ["recommend", str(ml_run), "--user", user, "--json"]))
     recs = payload["recommendations"]
     assert all(r["title"] == titles[r["item_id"]] for r in recs)
@@ -73,7 +50,7 @@ def test_recommend_names_movies(ml_run: Path, capsys: pytest.CaptureFixture[str]
 def test_explain_opens_with_a_sentence_in_titles(
     ml_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    user, titles = longest_user(ml_run), ml_titles()
+    user, titles = longest_user(ml_run), ml100k_titles()
     total = len(Recommender.load(ml_run).user_history(user))
     assert total > 20  # the window (max_len 20) covers only the last events
     argv = ["explain", str(ml_run), "--user", user, "--k", "2"]
@@ -99,7 +76,7 @@ def test_explain_opens_with_a_sentence_in_titles(
 def test_whatif_counterfactual_actions_name_movies(
     ml_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    user, titles = longest_user(ml_run), ml_titles()
+    user, titles = longest_user(ml_run), ml100k_titles()
     top = json.loads(output(capsys, ["recommend", str(ml_run), "--user", user, "--k", "1",
                                      "--json"]))["recommendations"][0]  # fmt: skip
     cf = ["counterfactual", str(ml_run), "--user", user, "--item", top["item_id"], "--k", "3"]
@@ -113,3 +90,17 @@ def test_whatif_counterfactual_actions_name_movies(
     found = json.loads(output(capsys, [*actions, "--top", "2", "--json"]))["actions"]
     assert all(a["title"] == titles[a["item"]] for a in found)
     assert titles[found[0]["item"]] in output(capsys, [*actions, "--top", "2"])
+
+
+def test_plot_labels_and_attention_carry_no_sentence(ml_run: Path) -> None:
+    from influrec.influence import api
+
+    rec, titles = Recommender.load(ml_run), ml100k_titles()
+    history = rec.user_history(longest_user(ml_run))
+    result = api.explain(rec, history, k=2)
+    _, rows, columns = api.effects_matrix(result)
+    first = result.recommendations[0]
+    assert rows[0] == f"1. {titles[first.item]}"
+    assert columns == [f"{titles[e.item]} (rate)" for e in first.events]
+    attention = api.explain(rec, history, k=2, method="attention")
+    assert all(r.sentence is None for r in attention.recommendations)  # weights are no causes
