@@ -21,6 +21,7 @@ from influrec.influence.results import (
     ItemExplanation,
     WhatIfResult,
 )
+from influrec.influence.sentences import UNITS, because
 from influrec.serving import schemas
 
 
@@ -37,8 +38,11 @@ def test_explain_is_typed_and_its_dict_keeps_the_json_field_names(
     first = result.recommendations[0]
     assert [e.position for e in first.events] == list(range(len(history)))
     out = result.to_dict()
-    assert list(out) == ["method", "measure", "k", "recommendations", "note"]
-    # loo has no method details: none of the optional fields appear, as before
+    fields = ["method", "measure", "k", "recommendations", "note", "unit", "history_events"]
+    assert list(out) == fields and out["history_events"] == len(history)
+    assert out["unit"] == UNITS["margin"]
+    # loo has no method details: none of the optional fields appear, as before; items of
+    # synthetic data have no titles, so no title field either; the sentence comes last
     assert list(out["recommendations"][0]) == [
         "rank",
         "item",
@@ -46,7 +50,9 @@ def test_explain_is_typed_and_its_dict_keeps_the_json_field_names(
         "measurement",
         "value",
         "events",
+        "sentence",
     ]
+    assert first.sentence == because(first.item, first.events)
     assert list(out["recommendations"][0]["events"][0]) == [
         "position",
         "item",
