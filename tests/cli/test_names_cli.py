@@ -104,3 +104,31 @@ def test_plot_labels_and_attention_carry_no_sentence(ml_run: Path) -> None:
     assert columns == [f"{titles[e.item]} (rate)" for e in first.events]
     attention = api.explain(rec, history, k=2, method="attention")
     assert all(r.sentence is None for r in attention.recommendations)  # weights are no causes
+
+
+def test_an_items_file_name_column_names_items(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    rows = ["user,item,behavior,time"]
+    for u in range(12):  # each user walks through 8 of 10 items, one a day
+        rows += [f"u{u},p{(u + t) % 10},view,{86400 * (100 + t)}" for t in range(8)]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    names = {f"p{i}": f"Shoe model {i}" for i in range(9)}  # p9 has no name
+    lines = ["item_id,name", *(f"{i},{n}" for i, n in names.items()), "p9,"]
+    (tmp_path / "items.csv").write_text("\n".join(lines) + "\n")
+    data, run = tmp_path / "data", tmp_path / "run"
+    argv = ["data", "prepare", str(tmp_path / "log.csv"), "--format", "csv", "--out", str(data)]
+    mapping = "user=user,item=item,behavior=behavior,time=time"
+    assert main([*argv, "--map", mapping, "--items-file", str(tmp_path / "items.csv")]) == 0
+    settings = ["model.max_len=8", "model.d_model=8", "model.layers=1", "train.epochs=1"]
+    train = ["train", str(data), "--out", str(run), "--no-progress"]
+    assert main([*train, *(p for s in settings for p in ("--set", s))]) == 0
+    explain = ["explain", str(run), "--user", "u3", "--k", "1"]
+    result = json.loads(output(capsys, [*explain, "--json"]))
+    events = result["recommendations"][0]["events"]
+    assert [e.get("title") for e in events] == [names.get(e["item"]) for e in events]
+    text = output(capsys, explain)
+    assert "1970-04-1" in text and "view" in text  # day 100 onwards, as a date
+    strongest = max(events, key=lambda e: abs(e["effect"]))
+    assert names.get(strongest["item"], strongest["item"]) in text
