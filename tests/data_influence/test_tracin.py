@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,11 @@ def test_data_influence_cli(run: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert set(first) >= {"user", "position", "item", "behavior", "timestamp", "tracin"}
     assert first["tracin"] >= result["supporting"][-1]["tracin"]
     assert result["opposing"][0]["tracin"] <= result["opposing"][-1]["tracin"]
+    text_argv = ["data-influence", str(run), "--user", user, "--item", items[0], "--top", "3"]
+    assert main([*text_argv, "--influence-function"]) == 0
+    text = capsys.readouterr().out
+    assert "TracIn vs influence function: Spearman" in text and "time (UTC)" in text
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", text)  # times as dates, not epochs
     assert -1 <= result["influence_function"]["spearman_with_tracin"] <= 1
     assert main(["data-influence", str(run), "--user", "nobody", "--item", items[0]]) == 2
     assert "nobody" in capsys.readouterr().err
