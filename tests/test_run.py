@@ -11,7 +11,8 @@ import pytest
 
 from influrec.config import ExperimentConfig
 from influrec.data_influence.tracin import tracin_checkpoints
-from influrec.errors import InputError
+from influrec.errors import DamagedRunError, InputError
+from influrec.inference import Recommender
 from influrec.run import RUN_FILE, RunInfo, load_model, read_run_info, saved_checkpoints
 from tests_helpers import train_tiny_run
 
@@ -65,3 +66,21 @@ def test_tracin_refuses_checkpoints_without_a_learning_rate_sum(run: Path, tmp_p
     state_file.write_text(json.dumps(state))
     with pytest.raises(InputError, match=r"epoch-0002: its state.json records no learning-rate"):
         tracin_checkpoints(old, config, n_windows=10, n_targets=10)
+
+
+def test_a_run_of_an_unregistered_model_kind_is_an_input_error_naming_run_json(
+    run: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    info = json.loads((other / RUN_FILE).read_text())
+    info["config"]["model"]["kind"] = "gru"  # a family this installation does not register
+    (other / RUN_FILE).write_text(json.dumps(info))
+    pattern = r"run\.json: model\.kind must name a registered model \(transformer\), got 'gru'"
+    with pytest.raises(DamagedRunError, match=pattern):
+        load_model(other)
+
+
+def test_an_unknown_user_is_named_in_library_terms(run: Path) -> None:
+    with pytest.raises(InputError, match=r"unknown user 'nobody': not in the run's dataset$"):
+        Recommender.load(run).user_history("nobody")

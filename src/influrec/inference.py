@@ -111,9 +111,7 @@ class Recommender:
         """All stored events of a user (raises InputError for an unknown user)."""
         u = self.user_index.get(str(user_id))
         if u is None:
-            raise InputError(
-                f"unknown user {user_id!r}; use --history FILE.json or --cold-start popular"
-            )
+            raise InputError(f"unknown user {user_id!r}: not in the run's dataset")
         span = slice(self.data.user_start[u], self.data.user_end[u])
         d = self.data
         return History(d.item[span], d.behavior[span], d.timestamp[span], d.value[span])

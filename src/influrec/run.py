@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from influrec import __version__
-from influrec.config import ExperimentConfig
+from influrec.config import ConfigError, ExperimentConfig
 from influrec.data.dataset import EventDataset
 from influrec.data.dataset_files import read_json_object
 from influrec.errors import DamagedRunError, InputError
@@ -214,7 +214,10 @@ def _run_config(info: dict[str, Any], path: Path) -> ExperimentConfig:
 def load_model(run_dir: Path, *, weights: Path | None = None) -> tuple[SequenceModel, RunInfo]:
     """The trained model of a run folder (best weights unless ``weights``), in eval mode."""
     info = read_run_info(run_dir)
-    model = build_model(info.config.model, **info.model_sizes)
+    try:
+        model = build_model(info.config.model, **info.model_sizes)
+    except ConfigError as exc:  # a model kind this installation does not register
+        raise DamagedRunError(Path(run_dir) / RUN_FILE, str(exc), RUN_REMEDY) from None
     path = weights or Path(run_dir) / MODEL_FILE
     if not path.exists():
         if weights is None and not saved_checkpoints(run_dir):

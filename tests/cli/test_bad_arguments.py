@@ -71,7 +71,16 @@ CASES = [
     ),
     Case("whatif remove outside", ("whatif", "{run}", "--user", "u3", "--remove", "999"), "999"),
     Case("whatif unknown item", ("whatif", "{run}", "--user", "u3", "--add", "nope:buy"), "nope"),
-    Case("unknown user", ("explain", "{run}", "--user", "nobody"), "nobody"),
+    Case(
+        "unknown user",  # explain has no --cold-start: the hint names only what it has
+        ("explain", "{run}", "--user", "nobody"),
+        "unknown user 'nobody': not in the run's dataset; give their events with --history",
+    ),
+    Case(
+        "train unknown model kind",
+        ("train", "{data}", "--out", "{tmp}/kind", "--set", "model.kind=gru"),
+        "model.kind must name a registered model (transformer), got 'gru'",
+    ),
     Case("synth users 0", ("data", "synth", "--out", "{tmp}/s", "--users", "0"), "--users"),
     Case("synth items 3", ("data", "synth", "--out", "{tmp}/s", "--items", "3"), "--items"),
     Case(

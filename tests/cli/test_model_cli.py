@@ -39,7 +39,8 @@ def test_recommend_user_history_and_cold_start(
         "cold_start"
     ]
     assert main(["recommend", str(run), "--user", "nobody"]) == 2
-    assert "unknown user 'nobody'" in capsys.readouterr().err
+    assert "unknown user 'nobody'" in (err := capsys.readouterr().err)
+    assert "--history, or pass --cold-start popular" in err
     assert (
         main(["recommend", str(run), "--user", "nobody", "--cold-start", "popular", "--json"]) == 0
     )

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from influrec.config import ModelConfig
+from influrec.config import ConfigError, ModelConfig
 from influrec.models.protocol import SequenceModel
 from influrec.models.registry import build_model
 
@@ -62,7 +62,9 @@ def test_too_long_and_unknown_kind() -> None:
     m = model()
     with pytest.raises(ValueError, match="longer than max_len"):
         m(*inputs(length=9))
-    with pytest.raises(ValueError, match="unknown model kind"):
+    with pytest.raises(
+        ConfigError, match=r"model\.kind must name a registered model \(transformer\)"
+    ):
         build_model(ModelConfig(kind="cnn"), n_items=3, n_behaviors=1)
 
 

@@ -103,8 +103,16 @@ def add_who(parser: Any) -> None:
 def load_history(rec: Recommender, args: argparse.Namespace) -> tuple[History, list[str]]:
     """The history named by --user or --history, and the ignored events of an ad-hoc history."""
     if args.history is None:
-        return rec.user_history(args.user), []
+        return known_user_history(rec, args.user, hint="give their events with --history"), []
     return rec.history_from_records(read_history_file(Path(args.history)))
+
+
+def known_user_history(rec: Recommender, user_id: str, *, hint: str) -> History:
+    """The stored history of ``user_id``; an unknown user is an InputError ending in ``hint``
+    (the flags that would help, which the library does not know about)."""
+    if str(user_id) not in rec.user_index:
+        raise InputError(f"unknown user {user_id!r}: not in the run's dataset; {hint}")
+    return rec.user_history(user_id)
 
 
 def read_history_file(path: Path) -> list[Any]:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from influrec.cli.common import add_k, cutoffs, read_history_file
+from influrec.cli.common import add_k, cutoffs, known_user_history, read_history_file
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.history import History
@@ -203,7 +203,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     elif args.user not in recommender.user_index and args.cold_start == "popular":
         history = History.empty()
     else:
-        history = recommender.user_history(args.user)
+        hint = "give their events with --history, or pass --cold-start popular"
+        history = known_user_history(recommender, args.user, hint=hint)
     # an empty history is a cold start: recommend applies the one cold-start policy
     recs = recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
     titles = {r.item_id: t for r in recs if (t := recommender.item_title(r.item_id)) is not None}

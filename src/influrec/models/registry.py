@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from influrec.config import ModelConfig
+from influrec.config import ConfigError, ModelConfig
 from influrec.models.protocol import SequenceModel
 from influrec.models.transformer import BehaviorTransformer
 
@@ -38,9 +38,13 @@ def build_model(
 ) -> SequenceModel:
     """A model of ``config.kind``; ``feature_values`` and ``feature_width`` size the item
     features (:class:`~influrec.data.item_features.ItemFeatures`) when ``config.item_features``
-    names any. ValueError for an unknown kind."""
+    names any. An unknown kind is a :class:`~influrec.config.ConfigError` of ``model.kind``
+    (a user's value: the config is checked against the registry only here)."""
     if config.kind not in MODELS:
-        raise ValueError(f"unknown model kind {config.kind!r}; known: {', '.join(MODELS)}")
+        raise ConfigError(
+            f"model.kind must name a registered model ({', '.join(MODELS)}), got {config.kind!r}",
+            key="model.kind",
+        )
     return MODELS[config.kind](
         config,
         n_items=n_items,
