@@ -7,13 +7,14 @@ import math
 
 import pytest
 
+from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import History, Recommender
+from influrec.inference import Recommender
 from influrec.influence import api
-from influrec.influence.attribution import leave_one_out
+from influrec.influence.attribution import Explanation, leave_one_out, leave_one_out_many
 from influrec.influence.engine import Scorer
-from influrec.influence.measurement import MEASURES, RankMargin, measurement_for
-from influrec.influence.methods import METHODS, run_method
+from influrec.influence.measurement import MEASURES, Measurement, RankMargin, measurement_for
+from influrec.influence.methods import METHODS, Method, run_method
 from influrec.influence.results import (
     ExplainResult,
     FaithfulnessReport,
@@ -21,7 +22,7 @@ from influrec.influence.results import (
     ItemExplanation,
     WhatIfResult,
 )
-from influrec.influence.sentences import UNITS, because
+from influrec.influence.sentences import because
 from influrec.serving import schemas
 
 
@@ -40,7 +41,7 @@ def test_explain_is_typed_and_its_dict_keeps_the_json_field_names(
     out = result.to_dict()
     fields = ["method", "measure", "k", "recommendations", "note", "unit", "history_events"]
     assert list(out) == fields and out["history_events"] == len(history)
-    assert out["unit"] == UNITS["margin"]
+    assert out["unit"] == MEASURES["margin"].unit
     # loo has no method details: none of the optional fields appear, as before; items of
     # synthetic data have no titles, so no title field either; the sentence comes last
     assert list(out["recommendations"][0]) == [
@@ -128,3 +129,28 @@ def test_run_method_calls_the_registered_function(recommender: Recommender) -> N
     assert seeded[0].effects.tolist() == seeded[1].effects.tolist() != seeded[2].effects.tolist()
     assert math.isnan(seeded[0].value)
     assert [m for m in METHODS if not METHODS[m].uses_measurement] == ["attention", "random"]
+
+
+def test_explain_takes_the_batched_form_and_the_note_from_the_registry(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def many(scorer: Scorer, history: History, measurements: list[Measurement]) -> list:
+        calls.append(len(measurements))
+        return leave_one_out_many(scorer, history, measurements)
+
+    def one_at_a_time(*args: object) -> Explanation:
+        raise AssertionError("explain must use the batched form when a method has one")
+
+    entry = Method("batched", one_at_a_time, "test entry", many=many, note="a test note")
+    monkeypatch.setitem(METHODS, "batched", entry)
+    history = some_history(recommender)
+    result = api.explain(recommender, history, k=3, method="batched")
+    assert calls == [3] and result.note == "a test note"
+    loo = api.explain(recommender, history, k=3, method="loo")
+    assert [r.events for r in result.recommendations] == [r.events for r in loo.recommendations]
+    assert loo.note is None
+    assert api.explain(recommender, history, k=1, method="attention").note == (
+        "attention is a diagnostic, not a causal effect"
+    )

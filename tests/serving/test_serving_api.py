@@ -208,6 +208,12 @@ def test_openapi_documents_the_routes_and_the_bearer_scheme(client: TestClient) 
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     post = spec["paths"]["/v1/events"]["post"]
     assert {"401", "403", "413", "422"} <= set(post["responses"])
+    # the schemas' descriptions are read by API users: plain words, no Python cross-references
+    described = {
+        n: d["description"] for n, d in spec["components"]["schemas"].items() if "description" in d
+    }
+    assert described["Explanations"].startswith("Each of the user's top k items")
+    assert not [n for n, text in described.items() if ":class:" in text or "influrec." in text]
 
 
 def _choices(parser: argparse.ArgumentParser, command: str, option: str) -> list[str]:
@@ -239,7 +245,9 @@ def test_a_registered_method_and_measure_become_cli_choices(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(METHODS, "occlusion", Method("occlusion", leave_one_out, "test entry"))
-    monkeypatch.setitem(MEASURES, "top1", Measure("top1", lambda item, k: InTopK(item, 1), "t"))
+    monkeypatch.setitem(
+        MEASURES, "top1", Measure("top1", lambda item, k: InTopK(item, 1), "t", "u")
+    )
     parser = build_parser()
     assert "occlusion" in _choices(parser, "explain", "--method")
     assert "top1" in _choices(parser, "explain", "--measure")

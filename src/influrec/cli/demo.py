@@ -25,6 +25,7 @@ from influrec.data.synthetic import SynthConfig
 from influrec.evaluation.runs import RunEvaluation
 from influrec.folders import check_output_dir
 from influrec.inference import Recommender
+from influrec.influence.measurement import MEASURES
 from influrec.influence.planted import (
     PlantedCase,
     PlantedRecovery,
@@ -32,7 +33,7 @@ from influrec.influence.planted import (
     planted_cause_of_user,
     planted_cause_rate,
 )
-from influrec.influence.sentences import UNITS, because, event_words
+from influrec.influence.sentences import because, event_words
 from influrec.pipeline import PIPELINE_FOLDER, PipelineResult, run_pipeline
 from influrec.run import RUN_FOLDER
 
@@ -145,7 +146,7 @@ def _print_reasons(console: Console, result: PipelineResult) -> None:
     explanation = result.explanation
     console.print(
         f"top-{explanation.k} next items and why (exact leave-one-out: each past event "
-        f"deleted in turn; effects in {UNITS[explanation.measure]}):"
+        f"deleted in turn; effects in {MEASURES[explanation.measure].unit}):"
     )
     for item in explanation.recommendations:
         console.print(f"{item.rank:>3}. {escape(because(item.item, item.events))}")

@@ -19,7 +19,6 @@ from influrec.influence import api
 from influrec.influence.measurement import MEASURES
 from influrec.influence.methods import METHODS, explaining_methods
 from influrec.influence.results import ExplainResult, ItemExplanation, Result
-from influrec.influence.sentences import UNITS
 
 
 def register(commands: Any) -> None:
@@ -157,8 +156,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def _unit_name(measure: str) -> str:
-    """``rank-margin points``: the short name of a measure's unit (:data:`UNITS`)."""
-    return UNITS[measure].split(":")[0] if measure in UNITS else "measure points"
+    """``rank-margin points``: the short name of a measure's unit (``Measure.unit``)."""
+    return MEASURES[measure].unit.split(":")[0] if measure in MEASURES else "measure points"
 
 
 def window_words(seen: int, total: int, shown: int) -> str:

@@ -14,11 +14,7 @@ import torch
 from influrec.data.history import History
 from influrec.errors import InputError
 from influrec.inference import Recommender, clamp_k
-from influrec.influence.attribution import (
-    Explanation,
-    integrated_gradients_many,
-    leave_one_out_many,
-)
+from influrec.influence.attribution import Explanation
 from influrec.influence.counterfactual import (
     Edit,
     counterfactual_set,
@@ -28,8 +24,8 @@ from influrec.influence.counterfactual import (
     influential_actions as _actions,
 )
 from influrec.influence.engine import Scorer
-from influrec.influence.measurement import measurement_for
-from influrec.influence.methods import METHODS, run_method
+from influrec.influence.measurement import MEASURES, measurement_for
+from influrec.influence.methods import METHODS, run_method_many
 from influrec.influence.results import (
     Action,
     CounterfactualResult,
@@ -45,7 +41,7 @@ from influrec.influence.results import (
     RemovedEvent,
     WhatIfResult,
 )
-from influrec.influence.sentences import UNITS, Effect, because
+from influrec.influence.sentences import Effect, because
 
 
 def _events(rec: Recommender, history: History, explanation: Explanation) -> list[EventEffect]:
@@ -85,12 +81,7 @@ def explain(
     scorer = Scorer(rec.model)
     recommendations = rec.recommend(history, k=k)
     measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
-    if method == "ig":  # one path (forward pass) for all k items
-        explanations = integrated_gradients_many(scorer, history, measurements)
-    elif method == "loo":  # one batch of deletions serves all k items
-        explanations = leave_one_out_many(scorer, history, measurements)
-    else:
-        explanations = [run_method(method, scorer, history, m) for m in measurements]
+    explanations = run_method_many(method, scorer, history, measurements)
     out = []
     for r, explanation in zip(recommendations, explanations, strict=True):
         events = _events(rec, history, explanation)
@@ -108,14 +99,14 @@ def explain(
                 **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
             )
         )
-    note = "attention is a diagnostic, not a causal effect" if method == "attention" else None
+    note = METHODS[method].note
     return ExplainResult(
         method=method,
         measure=measure,
         k=k,
         recommendations=out,
         note=note,
-        unit=UNITS.get(measure),
+        unit=MEASURES[measure].unit if measure in MEASURES else None,
         history_events=len(history),
     )
 

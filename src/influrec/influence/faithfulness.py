@@ -43,7 +43,7 @@ def _method_measurement(method: str, item: int) -> Measurement:
     explain log p(j). Attention and random ignore it."""
     if not METHODS[method].uses_measurement:
         return ItemScore(item)
-    return Rank(item) if method in ("loo", "shapley") else LogProbability(item)
+    return LogProbability(item) if METHODS[method].gradients else Rank(item)
 
 
 def _perturbation_rows(n: int, order: np.ndarray) -> list[np.ndarray]:

@@ -128,20 +128,44 @@ class InTopK:
 
 @dataclass(frozen=True)
 class Measure:
-    """A named kind of measurement users ask for: ``build(item, k)`` makes it for one item."""
+    """A named kind of measurement users ask for: ``build(item, k)`` makes it for one item;
+    ``unit`` says in words what one point of an effect on it is (a positive effect: deleting
+    the event lowers the measurement), once per answer, as sentences carry no unit."""
 
     name: str
     build: Callable[[int, int], Measurement]
     description: str
+    unit: str
 
 
 MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
-        Measure("margin", RankMargin, "score minus the score it must beat to be in the top k"),
-        Measure("score", lambda item, k: ItemScore(item), "the raw score (logit) of the item"),
-        Measure("logp", lambda item, k: LogProbability(item), "log-probability of the item"),
-        Measure("rank", lambda item, k: Rank(item), "minus the item's rank (1 = first)"),
+        Measure(
+            "margin",
+            RankMargin,
+            "score minus the score it must beat to be in the top k",
+            "rank-margin points: how much the item's lead over the first item outside the top k "
+            "(a difference of model scores) shrinks when that one past event is deleted",
+        ),
+        Measure(
+            "score",
+            lambda item, k: ItemScore(item),
+            "the raw score (logit) of the item",
+            "score points: how much the item's model score drops when that one event is deleted",
+        ),
+        Measure(
+            "logp",
+            lambda item, k: LogProbability(item),
+            "log-probability of the item",
+            "log-probability points: how much log p(item) drops when that one event is deleted",
+        ),
+        Measure(
+            "rank",
+            lambda item, k: Rank(item),
+            "minus the item's rank (1 = first)",
+            "places: how many places the item falls when that one event is deleted",
+        ),
     )
 }
 """Measure name -> :class:`Measure`; the one list of what the influence questions explain."""

@@ -6,7 +6,7 @@ so a new method is one function in :mod:`influrec.influence.attribution` plus on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from influrec.data.history import History
@@ -15,7 +15,9 @@ from influrec.influence.attribution import (
     attention_rollout,
     gradient_x_input,
     integrated_gradients,
+    integrated_gradients_many,
     leave_one_out,
+    leave_one_out_many,
     random_ranking,
     shapley_sampling,
 )
@@ -28,30 +30,49 @@ class Method:
     """An influence method: ``function(scorer, history, measurement, **options)``.
 
     ``uses_measurement``: the events' ranking depends on what is measured (attention and the
-    random baseline ignore it); ``seeded``: it takes a ``seed`` option; ``explains``: offered
-    to users to explain recommendations (the random baseline is only for faithfulness tables).
+    random baseline ignore it); ``gradients``: it differentiates the measurement (so it needs a
+    differentiable one), where the others delete events; ``seeded``: it takes a ``seed``
+    option; ``explains``: offered to users to explain recommendations (the random baseline is
+    only for faithfulness tables); ``many``: ``many(scorer, history, measurements)`` explains
+    several measurements at the cost of about one; ``note``: what a reader of its effects must
+    know.
     """
 
     name: str
     function: Callable[..., Explanation]
     description: str
     uses_measurement: bool = True
+    gradients: bool = False
     seeded: bool = False
     explains: bool = True
+    many: Callable[[Scorer, History, Sequence[Measurement]], list[Explanation]] | None = None
+    note: str | None = None
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("loo", leave_one_out, "exact leave-one-out: each event really deleted"),
-        Method("gxi", gradient_x_input, "gradient x input on the event embeddings"),
-        Method("ig", integrated_gradients, "integrated gradients on the event embeddings"),
+        Method(
+            "loo",
+            leave_one_out,
+            "exact leave-one-out: each event really deleted",
+            many=leave_one_out_many,  # one batch of deletions serves every measurement
+        ),
+        Method("gxi", gradient_x_input, "gradient x input on the event embeddings", gradients=True),
+        Method(
+            "ig",
+            integrated_gradients,
+            "integrated gradients on the event embeddings",
+            gradients=True,
+            many=integrated_gradients_many,  # one path (forward pass) for every measurement
+        ),
         Method("shapley", shapley_sampling, "Shapley values by permutation sampling", seeded=True),
         Method(
             "attention",
             attention_rollout,
             "attention rollout: where the model looks, a diagnostic, not an effect",
             uses_measurement=False,
+            note="attention is a diagnostic, not a causal effect",
         ),
         Method(
             "random",
@@ -78,3 +99,14 @@ def run_method(
     method = METHODS[name]
     options = {"seed": seed} if method.seeded else {}
     return method.function(scorer, history, measurement, **options)
+
+
+def run_method_many(
+    name: str, scorer: Scorer, history: History, measurements: Sequence[Measurement]
+) -> list[Explanation]:
+    """Effects on each of ``measurements`` by the registered method ``name``: in one go when
+    the method has a ``many`` form, else one measurement after another."""
+    many = METHODS[name].many
+    if many is not None:
+        return many(scorer, history, measurements)
+    return [run_method(name, scorer, history, m) for m in measurements]

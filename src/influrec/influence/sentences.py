@@ -7,8 +7,8 @@ into a sentence such as
     i13 is recommended mainly because of your buy of i232 (+0.41) and your view of i7 (+0.12);
     your view of i634 pulls it down (-0.10).
 
-The effects carry no unit in the sentence: :data:`UNITS` says, once per answer, what one
-point of a measure is.
+The effects carry no unit in the sentence: the measure's
+:attr:`~influrec.influence.measurement.Measure.unit` says, once per answer, what one point is.
 """
 
 from __future__ import annotations
@@ -16,18 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-UNITS = {
-    "margin": (
-        "rank-margin points: how much the item's lead over the first item outside the top k "
-        "(a difference of model scores) shrinks when that one past event is deleted"
-    ),
-    "score": "score points: how much the item's model score drops when that one event is deleted",
-    "logp": ("log-probability points: how much log p(item) drops when that one event is deleted"),
-    "rank": "places: how many places the item falls when that one event is deleted",
-}
-"""What one point of an effect is, for each measure :func:`~influrec.influence.api.explain`
-takes (a positive effect: deleting the event lowers the measure)."""
 
 NOUNS = {"cart": "add-to-cart", "fav": "favourite", "pv": "view", "rate": "rating"}
 """Behaviour names that read badly as nouns ("your rate of i5") and the noun used instead."""

@@ -125,7 +125,8 @@ class ExplainedForUser(ForUser):
 
 
 class Explanations(ExplainResult, ExplainedForUser):
-    """:class:`~influrec.influence.results.ExplainResult` for a user of the service."""
+    # results.ExplainResult for one user; the docstring is its OpenAPI text
+    """Each of the user's top k items with the effect of every event the model sees on it."""
 
 
 class AddedEvent(Strict):
@@ -155,11 +156,13 @@ class WhatIfRequest(Strict):
 
 
 class WhatIf(WhatIfResult, ForUserAtK):
-    """:class:`~influrec.influence.results.WhatIfResult` for a user of the service."""
+    # results.WhatIfResult for one user; the docstring is its OpenAPI text
+    """The user's top k before and after hypothetical edits of their history."""
 
 
 class InfluentialActions(InfluentialActionsResult, ForUserAtK):
-    """:class:`~influrec.influence.results.InfluentialActionsResult` for a user of the service."""
+    # results.InfluentialActionsResult for one user; the docstring is its OpenAPI text
+    """The user's next actions that would change their top k the most."""
 
 
 class Erasure(BaseModel):
