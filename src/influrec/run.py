@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from influrec import __version__
-from influrec.config import ConfigError, ExperimentConfig
+from influrec.config import REMOVED_KEYS, ConfigError, ExperimentConfig
 from influrec.data.dataset import EventDataset
 from influrec.data.dataset_files import read_json_object
 from influrec.errors import DamagedRunError, InputError
@@ -208,6 +208,13 @@ def _run_config(info: dict[str, Any], path: Path) -> ExperimentConfig:
     try:
         return ExperimentConfig.from_dict(info["config"])
     except InputError as exc:
+        if (
+            isinstance(exc, ConfigError) and exc.key in REMOVED_KEYS
+        ):  # an intact run of an older influrec, not a damaged one
+            raise InputError(
+                f"{path}: the run used a setting this influrec no longer has ({exc}); "
+                "train it again"
+            ) from None
         raise DamagedRunError(path, f"holds an invalid config ({exc})", RUN_REMEDY) from None
 
 

@@ -13,7 +13,7 @@ from influrec.config import load_config
 from influrec.data.dataset import EventDataset, prepare
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
-from influrec.errors import InputError
+from influrec.errors import DamagedRunError, InputError
 from influrec.evaluation.runs import evaluate_run
 from influrec.inference import Recommender
 from influrec.run import list_checkpoints, load_model, saved_checkpoints
@@ -64,8 +64,11 @@ def test_runs_saved_before_the_value_head_was_removed_still_load(
     assert all(torch.equal(old.state_dict()[k], v) for k, v in fresh.state_dict().items())
     info["config"]["model"]["value_head"] = "mse"  # a run that trained the removed head
     (run / "run.json").write_text(json.dumps(info))
-    with pytest.raises(InputError, match=r"model\.value_head: the value head was removed"):
+    with pytest.raises(InputError, match=r"model\.value_head: the value head was removed") as error:
         load_model(run)
+    # an intact run of an older version: not reported as damaged, nor restored from a copy
+    assert str(error.value).endswith("train it again") and "restore" not in str(error.value)
+    assert not isinstance(error.value, DamagedRunError)
 
 
 def test_saved_model_scores_equal_the_trained_model(dataset: EventDataset, tmp_path: Path) -> None:

@@ -127,8 +127,3 @@ def evaluate_targets(
         ),
         behavior=behavior,
     )
-
-
-def headline(result: TargetEvaluation, *, mask_seen: bool) -> dict[str, Any]:
-    """Flat metrics of one convention, labelled: {"HR@10": ..., "seen_items_masked": bool}."""
-    return result.metrics.headline(mask_seen=mask_seen)

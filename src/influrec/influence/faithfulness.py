@@ -105,9 +105,6 @@ def faithfulness(
     return {m: {k: float(np.mean(v)) for k, v in metrics.items()} for m, metrics in totals.items()}
 
 
-LOWER_IS_BETTER = ("DEL", "POS", "CDCG", "DEL-AUC")
-
-
 def better(metric: str, a: float, b: float) -> bool:
     """True when value ``a`` is more faithful than ``b`` for ``metric``."""
     lower = metric.startswith(("DEL@", "POS@", "CDCG@")) or metric == "DEL-AUC"

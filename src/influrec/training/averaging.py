@@ -7,7 +7,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from influrec import run as run_folder
-from influrec.evaluation.protocol import headline
 
 if TYPE_CHECKING:
     from influrec.training.loop import Trainer
@@ -37,7 +36,7 @@ def average_best(trainer: Trainer, count: int) -> None:
     }
     trainer.model.load_state_dict(mean)
     valid = trainer.evaluate(trainer.split.valid)
-    metric = float(headline(valid, mask_seen=trainer.config.eval.mask_seen)[monitor])
+    metric = float(valid.metrics.headline(mask_seen=trainer.config.eval.mask_seen)[monitor])
     kept = metric > trainer.best_metric
     trainer.averaged = {"epochs": sorted(epochs), "valid": metric, "kept": kept}
     log.info(
