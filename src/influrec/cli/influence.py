@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from influrec.data.times import readable_time
 from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
+from influrec.influence.counterfactual import Edit
 from influrec.influence.measurement import MEASURES
 from influrec.influence.methods import METHODS, explaining_methods
 from influrec.influence.results import ExplainResult, ItemExplanation, Result
@@ -255,10 +257,26 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_edits(rec: Recommender, add: Sequence[str], remove: Sequence[int]) -> list[Edit]:
+    """``add`` entries ``ITEM:BEHAVIOR`` (behaviour optional), ``remove`` positions."""
+    edits = [Edit("remove", position=int(p)) for p in remove]
+    default = next(iter(rec.behavior_index.values()))
+    for text in add:
+        item, _, behavior = text.partition(":")
+        b = rec.behavior_index.get(behavior, None) if behavior else default
+        if b is None:
+            raise InputError(
+                f"--add {text!r}: unknown behaviour {behavior!r}; "
+                f"known: {', '.join(rec.behavior_index)}"
+            )
+        edits.append(Edit("add", item=api.item_index(rec, item), behavior=b))
+    return edits
+
+
 def run_whatif(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run)
     history, unknown = load_history(rec, args)
-    result = api.whatif(rec, history, api.parse_edits(rec, args.add, args.remove), k=args.k)
+    result = api.whatif(rec, history, _parse_edits(rec, args.add, args.remove), k=args.k)
     if _emit(args, result, unknown):
         return 0
     table = Table(title=f"top {args.k}: Jaccard {result.jaccard:.2f}, RBO {result.rbo:.2f}")

@@ -147,22 +147,6 @@ def counterfactual(
     )
 
 
-def parse_edits(rec: Recommender, add: Sequence[str], remove: Sequence[int]) -> list[Edit]:
-    """``add`` entries ``ITEM:BEHAVIOR`` (behaviour optional), ``remove`` positions."""
-    edits = [Edit("remove", position=int(p)) for p in remove]
-    default = next(iter(rec.behavior_index.values()))
-    for text in add:
-        item, _, behavior = text.partition(":")
-        b = rec.behavior_index.get(behavior, None) if behavior else default
-        if b is None:
-            raise InputError(
-                f"--add {text!r}: unknown behaviour {behavior!r}; "
-                f"known: {', '.join(rec.behavior_index)}"
-            )
-        edits.append(Edit("add", item=item_index(rec, item), behavior=b))
-    return edits
-
-
 class ColdStartScorer(Scorer):
     """A :class:`Scorer` that scores an edited history with no events by the cold-start policy
     (:meth:`Recommender.cold_start_scores`, the popular items), as ``recommend`` does, instead
@@ -300,7 +284,7 @@ def explain_groups(
     from influrec.influence.groups import behavior_groups, group_effects, time_groups
 
     if by not in ("behavior", "time"):
-        raise InputError(f"--groups must be behavior or time, got {by!r}")
+        raise InputError(f"groups must be 'behavior' or 'time', got {by!r}")
     if len(history) == 0:
         raise InputError("the history is empty: there is nothing to explain")
     k = clamp_k(k, rec.n_items)
