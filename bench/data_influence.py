@@ -37,12 +37,11 @@ from influrec.data_influence.cleaning import (
     SCORES,
     remove_events,
     signal,
-    training_targets,
     worst,
 )
 from influrec.evaluation.runs import evaluate_run
 from influrec.training.loop import train
-from noise import flag_quality, inject_noise
+from noise import flag_quality, inject_noise, training_targets
 from train import OUT, ROOT, machine_line, prepared
 
 DI = OUT / "di"

@@ -16,7 +16,15 @@ import pyarrow as pa
 
 from influrec.config import ExperimentConfig
 from influrec.data.dataset import EventDataset
-from influrec.data_influence.cleaning import training_targets
+from influrec.data.sequences import SequenceData
+from influrec.data.splits import make_split
+
+
+def training_targets(dataset: EventDataset, config: ExperimentConfig) -> np.ndarray:
+    """Event indices of the dataset's training targets under ``config.data``'s split."""
+    data = SequenceData.from_dataset(dataset)
+    train = make_split(data, config.data).train
+    return np.sort(train[train > data.user_start[data.user[train]]])
 
 
 @dataclass

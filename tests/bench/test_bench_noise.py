@@ -12,8 +12,7 @@ from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
-from influrec.data_influence.cleaning import training_targets
-from noise import flag_quality, inject_noise
+from noise import flag_quality, inject_noise, training_targets
 from tests_helpers import held_out_events
 
 

@@ -18,10 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from influrec.config import ExperimentConfig
 from influrec.data.dataset import DATASET_FOLDER, EventDataset, check_output_dir
-from influrec.data.sequences import SequenceData
-from influrec.data.splits import make_split
 from influrec.data_influence.tracin import DataInfluence, TracInScores
 from influrec.folders import new_folder
 
@@ -31,13 +28,6 @@ interaction (highest first; see :class:`TracInScores`), the loss alone (highest 
 self-influence (highest first), TracIn influence on the validation loss (most negative
 first)."""
 REMOVED_FILE = "removed.parquet"
-
-
-def training_targets(dataset: EventDataset, config: ExperimentConfig) -> np.ndarray:
-    """Event indices of the dataset's training targets under ``config.data``'s split."""
-    data = SequenceData.from_dataset(dataset)
-    train = make_split(data, config.data).train
-    return np.sort(train[train > data.user_start[data.user[train]]])
 
 
 def remove_events(
