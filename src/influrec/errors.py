@@ -40,7 +40,4 @@ class BadRowError(InputError):
         self.path, self.line, self.reason = path, line, reason
         self.text, self.expected = text, expected
         shown = text if len(text) <= 200 else text[:200] + "..."
-        super().__init__(
-            f"{path}:{line}: {reason}: expected {expected}; got {shown!r}. "
-            "Fix the row, or pass --on-bad-rows skip to drop and count such rows."
-        )
+        super().__init__(f"{path}:{line}: {reason}: expected {expected}; got {shown!r}")

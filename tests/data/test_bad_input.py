@@ -391,3 +391,16 @@ def test_values_beyond_the_model_bound_are_bad_rows(tmp_path: Path) -> None:
     with pytest.raises(BadRowError, match=r"magnitude at most 1e\+15") as error:
         read(path, "csv", "error", column_map=mapping)
     assert error.value.line == 3
+
+
+def test_a_bad_row_names_the_flag_only_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_log(tmp_path / "log.csv", ["1600000000", "soon", "1600000002"], "csv")
+    with pytest.raises(BadRowError) as error:
+        read(path, "csv", "error")
+    assert "--" not in str(error.value) and str(error.value).startswith(f"{path}:")
+    args = [str(path), "--format", "csv", "--map", "user=uid,item=sku,time=ts"]
+    code, err = prepare_cli(args, tmp_path / "out", capsys)
+    assert code == 2 and str(error.value) in err
+    assert "Fix the row, or pass --on-bad-rows skip to drop and count such rows." in err

@@ -19,7 +19,7 @@ from influrec.data.parsing import TIME_UNITS
 from influrec.data.preprocess import PrepareConfig
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
-from influrec.errors import InputError
+from influrec.errors import BadRowError, InputError
 from influrec.folders import FolderExistsError
 
 
@@ -145,7 +145,11 @@ def run_prepare(args: argparse.Namespace) -> int:
         clip_quantile=args.clip_quantile,
         dedupe=not args.no_dedupe,
     )
-    dataset = prepare(args.input, args.fmt, read_options=options, config=config)
+    try:
+        dataset = prepare(args.input, args.fmt, read_options=options, config=config)
+    except BadRowError as exc:
+        hint = "Fix the row, or pass --on-bad-rows skip to drop and count such rows."
+        raise InputError(f"{exc}. {hint}") from None
     if dataset.stats["events"] == 0:
         raise InputError(_nothing_left(args.input, dataset.stats))
     with overwrite_hint():

@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 from influrec.data.textio import source_lines
-from influrec.errors import BadRowError, InputError
+from influrec.errors import BadRowError
 
 BadRowPolicy = Literal["error", "skip"]
 MAX_EXAMPLES = 5
 RowText = str | Callable[[], str] | None
 """A bad row's text: as read, a function that builds it, or None to read it back from the file."""
-
-__all__ = ["MAX_EXAMPLES", "BadRowError", "BadRowPolicy", "BadRows", "InputError", "RowText"]
 
 
 @dataclass
