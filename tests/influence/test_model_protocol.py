@@ -201,6 +201,16 @@ def test_attention_rollout_needs_a_model_with_attention(gru: SequenceModel) -> N
         attention_rollout(Scorer(gru), random_history(5), ItemScore(1))
 
 
+def test_a_class_that_declares_a_capability_it_lacks_is_a_bug_not_bad_input(
+    gru: SequenceModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(TinyGRU, "capabilities", Capabilities(True, True, True))
+    with pytest.raises(TypeError, match="declares prefix_reuse but is not a BehaviorTransformer"):
+        Scorer(gru).deletion_scores_reusing_prefix(random_history(5))
+    with pytest.raises(TypeError, match="declares attention weights without the method"):
+        attention_rollout(Scorer(gru), random_history(5), ItemScore(1))
+
+
 @pytest.mark.parametrize("time_buckets", [0, 8])
 @pytest.mark.parametrize("n", [3, MAX_LEN + 3])
 def test_transformer_fast_and_generic_paths_equal_one_at_a_time_rescoring(

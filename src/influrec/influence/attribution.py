@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from influrec.data.history import History
 from influrec.errors import InputError
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import Measurement
-from influrec.models.protocol import AttentionModel
+from influrec.models.protocol import has_attention
 
 
 @dataclass
@@ -191,7 +191,7 @@ def shapley_sampling(
 def attention_rollout(scorer: Scorer, history: History, measurement: Measurement) -> Explanation:
     """Attention rollout to the last position (Abnar & Zuidema): a diagnostic, not an effect."""
     model = scorer.model
-    if not model.capabilities.attention_weights:
+    if not has_attention(model):
         raise InputError(
             f"attention rollout needs attention weights, and a {type(model).__name__} model "
             "has none; use loo, gxi, ig or shapley"
@@ -200,8 +200,7 @@ def attention_rollout(scorer: Scorer, history: History, measurement: Measurement
     batch = batch_rows(
         history, [window], max_len=scorer.max_len, time_buckets=model.config.time_buckets
     )
-    attention = cast(AttentionModel, model)  # declared by its capabilities
-    weights = attention.attention_weights(batch.items, batch.behaviors, batch.gaps, batch.values)
+    weights = model.attention_weights(batch.items, batch.behaviors, batch.gaps, batch.values)
     length = batch.items.shape[1]
     rollout = torch.eye(length)
     for layer in weights:  # (1, H, T, T)

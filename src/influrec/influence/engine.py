@@ -19,7 +19,7 @@ the first layer's attention between all deletions (:mod:`~influrec.influence.del
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 import torch
@@ -190,10 +190,12 @@ class Scorer:
         """The model, for the exact-LOO kernels that read its Transformer layers; ValueError
         when its class does not declare ``capability`` (see
         :class:`~influrec.models.protocol.Capabilities`)."""
+        name = type(self.model).__name__
         if not getattr(self.model.capabilities, capability):
-            name = type(self.model).__name__
             raise ValueError(f"{name} does not declare {capability}; use deletion_scores_rescoring")
-        return cast(BehaviorTransformer, self.model)  # declared: built from Transformer blocks
+        if not isinstance(self.model, BehaviorTransformer):  # a model class's own bug
+            raise TypeError(f"{name} declares {capability} but is not a BehaviorTransformer")
+        return self.model
 
 
 SHARED_FLOATS = 2**25

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeGuard
 
 import torch
 from torch import nn
@@ -40,8 +40,9 @@ class Capabilities:
     ``prefix_reuse``: the keys and values of a sequence's first events can be encoded once and
     reused by every sequence that starts with them (:mod:`influrec.influence.prefix_cache`).
     ``shared_first_layer_deletions``: every leave-one-out deletion of one history can share the
-    first layer's attention (:mod:`influrec.influence.deletions`). Both need the model to be
-    built from :class:`~influrec.models.transformer.Block` layers, which those kernels read.
+    first layer's attention (:mod:`influrec.influence.deletions`). Both kernels read the layers
+    of :class:`~influrec.models.transformer.BehaviorTransformer`: a class declaring them must be
+    one (or a subclass); the engine checks, and a class that is not gets a TypeError.
     ``attention_weights``: ``attention_weights(items, behaviors, gaps, values)`` returns the
     attention probabilities (B, H, T, T) of every layer (attention rollout).
     """
@@ -164,6 +165,16 @@ class AttentionModel(SequenceModel, Protocol):
         values: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Per layer, the attention probabilities (B, H, T, T) of the forward pass."""
+
+
+def has_attention(model: SequenceModel) -> TypeGuard[AttentionModel]:
+    """Whether ``model`` declares attention weights (TypeError when it declares them without
+    an ``attention_weights`` method: a bug of its class)."""
+    if not model.capabilities.attention_weights:
+        return False
+    if not callable(getattr(model, "attention_weights", None)):
+        raise TypeError(f"{type(model).__name__} declares attention weights without the method")
+    return True
 
 
 def last_hidden(
