@@ -18,6 +18,7 @@ from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.counterfactual import Edit
+from influrec.influence.groups import GROUPINGS
 from influrec.influence.measurement import MEASURES
 from influrec.influence.methods import METHODS, explaining_methods
 from influrec.influence.results import ExplainResult, ItemExplanation, Result
@@ -45,7 +46,7 @@ def _register_explain(commands: Any) -> None:
     )
     e.add_argument(
         "--groups",
-        choices=["behavior", "time"],
+        choices=list(GROUPINGS),
         default=None,
         help="effects of whole behaviour types or time windows (exact group Shapley)",
     )

@@ -94,8 +94,8 @@ def explain(
                 measurement=explanation.measurement.replace(f"item {r.item_idx}", r.item_id),
                 value=explanation.value,
                 events=events,
-                # attention weights are no effects: no sentence claims they cause anything
-                sentence=None if method == "attention" else sentence(rec, r.item_id, events),
+                # a diagnostic's weights are no effects: no sentence claims they cause anything
+                sentence=sentence(rec, r.item_id, events) if METHODS[method].causal else None,
                 **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
             )
         )
@@ -281,18 +281,14 @@ def explain_groups(
     measure: str = "margin",
 ) -> GroupExplainResult:
     """For each of the top ``k`` items: effects of whole behaviour types or time windows."""
-    from influrec.influence.groups import behavior_groups, group_effects, time_groups
+    from influrec.influence.groups import GROUPINGS, group_effects
 
-    if by not in ("behavior", "time"):
-        raise InputError(f"groups must be 'behavior' or 'time', got {by!r}")
+    if by not in GROUPINGS:
+        raise InputError(f"groups must be one of {', '.join(GROUPINGS)}, got {by!r}")
     if len(history) == 0:
         raise InputError("the history is empty: there is nothing to explain")
     k = clamp_k(k, rec.n_items)
-    groups = (
-        behavior_groups(history, rec.dataset.behaviors)
-        if by == "behavior"
-        else time_groups(history)
-    )
+    groups = GROUPINGS[by](history, rec.dataset.behaviors)
     scorer = Scorer(rec.model)
     out = []
     for r in rec.recommend(history, k=k):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from math import factorial
@@ -54,6 +55,14 @@ def time_groups(history: History) -> dict[str, np.ndarray]:
         lower = limit
     groups["older"] = np.flatnonzero(age > lower)
     return {k: v for k, v in groups.items() if len(v)}
+
+
+GROUPINGS: dict[str, Callable[[History, list[str]], dict[str, np.ndarray]]] = {
+    "behavior": behavior_groups,
+    "time": lambda history, _names: time_groups(history),
+}
+"""How events can be grouped -> positions of each group, given the history and the behaviour
+names; the one list the CLI's and the library's choices come from."""
 
 
 def group_effects(

@@ -35,7 +35,9 @@ class Method:
     option; ``explains``: offered to users to explain recommendations (the random baseline is
     only for faithfulness tables); ``many``: ``many(scorer, history, measurements)`` explains
     several measurements at the cost of about one; ``note``: what a reader of its effects must
-    know.
+    know; ``causal``: its values estimate each event's effect on the measurement, so a plain
+    sentence may say a recommendation is "because of" an event (attention rollout only shows
+    where the model looks).
     """
 
     name: str
@@ -47,6 +49,7 @@ class Method:
     explains: bool = True
     many: Callable[[Scorer, History, Sequence[Measurement]], list[Explanation]] | None = None
     note: str | None = None
+    causal: bool = True
 
 
 METHODS: dict[str, Method] = {
@@ -73,6 +76,7 @@ METHODS: dict[str, Method] = {
             "attention rollout: where the model looks, a diagnostic, not an effect",
             uses_measurement=False,
             note="attention is a diagnostic, not a causal effect",
+            causal=False,
         ),
         Method(
             "random",
