@@ -135,8 +135,10 @@ def _print_data_influence(
     for side in sides:
         table = Table(title=side, title_justify="left")
         for column in ("user", "position", "item", "behavior", "time (UTC)", "tracin"):
-            table.add_column(
-                column, justify="right" if column in ("position", "tracin") else "left"
+            table.add_column(  # on a narrow terminal, only item names wrap
+                column,
+                justify="right" if column in ("position", "tracin") else "left",
+                no_wrap=column != "item",
             )
         if with_if:
             table.add_column("influence fn", justify="right")
