@@ -31,7 +31,11 @@ def test_defaults() -> None:
     config = load_config()
     assert config == ExperimentConfig()
     assert config.model == ModelConfig()
-    assert (config.model.kind, config.model.d_model, config.model.heads) == ("transformer", 64, 2)
+    assert (config.model.architecture, config.model.d_model, config.model.heads) == (
+        "transformer",
+        64,
+        2,
+    )
     assert (config.train.lr, config.train.loss, config.train.monitor) == (1e-3, "ce", "NDCG@10")
     assert config.train.bf16 is True
     assert config.data.split == "leave_one_out"
@@ -48,7 +52,7 @@ def test_file_values_apply_and_missing_keys_keep_defaults(tmp_path: Path) -> Non
     path = write(tmp_path, '[model]\nlayers = 3\nkind = "gru"\n\n[eval]\nks = [5, 10]\n')
     config = load_config(path)
     assert config.model.layers == 3
-    assert config.model.kind == "gru"
+    assert config.model.architecture == "gru"  # `kind`, the old name, still loads
     assert config.eval.ks == (5, 10)
     assert config.model.d_model == 64
     assert config.train == TrainConfig()
@@ -73,8 +77,8 @@ def test_override_wins_over_file_and_later_override_wins(tmp_path: Path) -> None
         ("eval.ks = [ 10 ]", "eval", "ks", (10,)),
         ("train.loss=sampled", "train", "loss", "sampled"),
         ('train.loss="bce"', "train", "loss", "bce"),
-        ("model.kind=my-model", "model", "kind", "my-model"),
-        ("model.kind=true", "model", "kind", "true"),
+        ("model.architecture=my-model", "model", "architecture", "my-model"),
+        ("model.architecture=true", "model", "architecture", "true"),
         ("train.monitor=HR@10", "train", "monitor", "HR@10"),
     ],
 )
@@ -106,7 +110,7 @@ def test_list_becomes_tuple_in_direct_construction() -> None:
         ('[train]\nlr = "fast"', "train.lr", "float", "'fast'"),
         ("[train]\nlr = true", "train.lr", "float", "True"),
         ("[train]\nbf16 = 1", "train.bf16", "bool", "1"),
-        ("[model]\nkind = 3", "model.kind", "str", "3"),
+        ("[model]\narchitecture = 3", "model.architecture", "str", "3"),
         ("[eval]\nks = 10", "eval.ks", "list of int", "10"),
         ('[eval]\nks = [1, "5"]', "eval.ks", "list of int", "[1, '5']"),
         ("[eval]\nks = [1, true]", "eval.ks", "list of int", "[1, True]"),
@@ -143,8 +147,14 @@ def test_unknown_key_lists_valid_keys_and_suggests_the_close_one(tmp_path: Path)
     assert message.startswith(f"{path}: unknown key 'model.layer'")
     assert "did you mean 'model.layers'?" in message
     valid = ", ".join(ModelConfig.model_fields)
-    assert valid.startswith("kind, max_len, d_model, layers, heads,")
+    assert valid.startswith("architecture, activation, max_len, d_model, layers, heads,")
     assert message.endswith(f"valid keys in [model]: {valid}")
+
+
+def test_the_old_name_of_architecture_loads_but_not_beside_the_new_one() -> None:
+    assert ModelConfig(kind="cnn") == ModelConfig(architecture="cnn")
+    with pytest.raises(ConfigError, match=r"model\.kind is the old name of model\.architecture"):
+        ModelConfig(kind="cnn", architecture="gru")
 
 
 def test_unknown_key_in_override() -> None:
@@ -206,7 +216,7 @@ def test_file_problems(tmp_path: Path) -> None:
         ("model.positions=begin", "model.positions must be one of end, start, got 'begin'"),
         ("model.score_temperature=-1", "model.score_temperature must be >= 0, got -1"),
         ("model.item_features=['a','a']", "model.item_features must list distinct, non-empty"),
-        ("model.kind=''", "model.kind must be a non-empty"),
+        ("model.architecture=''", "model.architecture must be a non-empty"),
         ("train.lr=0", "train.lr must be positive"),
         ("train.lr=nan", "train.lr must be positive"),
         ("train.epochs=0", "train.epochs must be positive"),
@@ -262,7 +272,7 @@ def test_validation_in_direct_construction() -> None:
 def non_default_config() -> ExperimentConfig:
     return ExperimentConfig(
         model=ModelConfig(
-            kind='my "odd"\\model\tnew\nline\x7f', d_model=96, heads=3, use_value=True
+            architecture='my "odd"\\model\tnew\nline\x7f', d_model=96, heads=3, use_value=True
         ),
         train=TrainConfig(lr=3e-4, weight_decay=1e-05, loss="sampled", bf16=False, monitor="HR@7"),
         data=DataConfig(split="temporal", valid_fraction=0.05, test_fraction=0.2),
@@ -295,7 +305,7 @@ def test_save_config_round_trips(tmp_path: Path) -> None:
 
 def test_saved_toml_reads_as_expected() -> None:
     text = config_to_toml(ExperimentConfig())
-    assert text.startswith('[model]\nkind = "transformer"\nmax_len = 50\n')
+    assert text.startswith('[model]\narchitecture = "transformer"\nactivation = "gelu"\n')
     assert "\n\n[eval]\nks = [1, 5, 10, 20, 50]\n" in text
     assert "bf16 = true\n" in text and "lr = 0.001\n" in text
 

@@ -156,7 +156,7 @@ def gru(monkeypatch: pytest.MonkeyPatch) -> SequenceModel:
     """A TinyGRU built through the registry, as a new model family would be."""
     monkeypatch.setitem(registry.MODELS, "tiny-gru", TinyGRU)
     torch.manual_seed(0)
-    config = ModelConfig(kind="tiny-gru", max_len=MAX_LEN, d_model=8, heads=2)
+    config = ModelConfig(architecture="tiny-gru", max_len=MAX_LEN, d_model=8, heads=2)
     return build_model(config, n_items=N_ITEMS, n_behaviors=3).eval()
 
 

@@ -58,14 +58,14 @@ def test_scores_and_heads() -> None:
     assert m.num_parameters() == sum(p.numel() for p in m.parameters()) > 0
 
 
-def test_too_long_and_unknown_kind() -> None:
+def test_too_long_and_unknown_architecture() -> None:
     m = model()
     with pytest.raises(ValueError, match="longer than max_len"):
         m(*inputs(length=9))
     with pytest.raises(
-        ConfigError, match=r"model\.kind must name a registered model \(transformer\)"
+        ConfigError, match=r"model\.architecture must name a registered model \(transformer\)"
     ):
-        build_model(ModelConfig(kind="cnn"), n_items=3, n_behaviors=1)
+        build_model(ModelConfig(architecture="rnn"), n_items=3, n_behaviors=1)
 
 
 def test_last_only_equals_the_last_column_of_the_full_pass() -> None:

@@ -31,6 +31,8 @@ REMOVED_KEYS: dict[str, tuple[Callable[[object], bool], str, str]] = {
         "any number (it had no effect without the value head)",
     ),
 }
+# Keys of older configs read under their new name: old key -> new key (same section).
+RENAMED_KEYS: dict[str, str] = {"model.kind": "model.architecture"}
 
 
 class _Config(BaseModel):
@@ -61,6 +63,13 @@ class _Config(BaseModel):
             if section == cls.section and name in kept and not accepts(value := kept.pop(name)):
                 message = f"{key}: {why}; older configs load with {loads}, got {value!r}"
                 raise ConfigError(message, key=key)
+        for key, new in RENAMED_KEYS.items():
+            section, _, name = key.partition(".")
+            new_name = new.partition(".")[2]
+            if section == cls.section and name in kept:
+                if new_name in kept:
+                    raise ConfigError(f"{key} is the old name of {new}: give only {new}", key=key)
+                kept[new_name] = kept.pop(name)
         return kept
 
 
@@ -68,14 +77,37 @@ class ModelConfig(_Config):
     """The network: its size, its inputs and how it scores items."""
 
     section: ClassVar[str] = "model"
-    kind: str = Field(
-        default="transformer", min_length=1, description="Registry name of the model."
+    architecture: str = Field(
+        default="transformer",
+        min_length=1,
+        description="Model family, a registry name: `transformer`, `gru` (GRU4Rec-style "
+        "recurrent) or `cnn` (NextItNet-style dilated causal convolutions). "
+        "Older configs call it `kind`.",
+    )
+    activation: Literal["gelu", "relu", "tanh", "sigmoid"] = Field(
+        default="gelu",
+        description="Activation of the feed-forward parts (the Transformer's MLP, the "
+        "convolution blocks).",
     )
     max_len: int = Field(default=50, gt=0, description="Events of history the model sees.")
     d_model: int = Field(default=64, gt=0, description="Width of embeddings and hidden states.")
-    layers: int = Field(default=2, gt=0, description="Transformer blocks.")
+    layers: int = Field(
+        default=2,
+        gt=0,
+        description="Transformer blocks, GRU layers, or repeats of the `cnn` dilation stack.",
+    )
     heads: int = Field(default=2, gt=0, description="Attention heads; must divide `model.d_model`.")
     ff_mult: int = Field(default=4, gt=0, description="Feed-forward width = `ff_mult * d_model`.")
+    kernel_size: int = Field(
+        default=3, ge=2, description="`cnn`: width of each causal convolution, in events."
+    )
+    dilations: tuple[Annotated[int, Field(gt=0)], ...] = Field(
+        default=(1, 2, 4, 8),
+        strict=False,
+        min_length=1,
+        description="`cnn`: one residual block per dilation d (two convolutions, dilated d and "
+        "2d), the whole stack repeated `model.layers` times.",
+    )
     dropout: float = Field(default=0.2, ge=0, lt=1, description="Embedding and residual dropout.")
     attn_dropout: float = Field(
         default=0.2, ge=0, lt=1, description="Dropout on attention weights."

@@ -1,4 +1,4 @@
-"""Model registry: ``model.kind`` -> the class that builds it, and :func:`build_model`."""
+"""Model registry: ``model.architecture`` -> the class that builds it, and :func:`build_model`."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ class ModelClass(Protocol):
     ) -> SequenceModel: ...
 
 
-MODELS: dict[str, ModelClass] = {"transformer": BehaviorTransformer}
-"""``model.kind`` -> model class implementing :class:`~influrec.models.protocol.SequenceModel`
-(a new family is one class and one entry here)."""
+MODELS: dict[str, ModelClass] = {
+    "transformer": BehaviorTransformer,
+}
+"""``model.architecture`` -> model class implementing
+:class:`~influrec.models.protocol.SequenceModel` (a new family is one class and one entry here)."""
 
 
 def build_model(
@@ -36,16 +38,18 @@ def build_model(
     feature_values: int = 0,
     feature_width: int = 1,
 ) -> SequenceModel:
-    """A model of ``config.kind``; ``feature_values`` and ``feature_width`` size the item
+    """A model of ``config.architecture``; ``feature_values`` and ``feature_width`` size the item
     features (:class:`~influrec.data.item_features.ItemFeatures`) when ``config.item_features``
-    names any. An unknown kind is a :class:`~influrec.config.ConfigError` of ``model.kind``
-    (a user's value: the config is checked against the registry only here)."""
-    if config.kind not in MODELS:
+    names any. An unknown architecture is a :class:`~influrec.config.ConfigError` of
+    ``model.architecture`` (a user's value: the config is checked against the registry only
+    here)."""
+    if config.architecture not in MODELS:
         raise ConfigError(
-            f"model.kind must name a registered model ({', '.join(MODELS)}), got {config.kind!r}",
-            key="model.kind",
+            f"model.architecture must name a registered model ({', '.join(MODELS)}), "
+            f"got {config.architecture!r}",
+            key="model.architecture",
         )
-    return MODELS[config.kind](
+    return MODELS[config.architecture](
         config,
         n_items=n_items,
         n_behaviors=n_behaviors,
