@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from influrec.config import ConfigError, ModelConfig
+from influrec.models.cnn import BehaviorCNN
 from influrec.models.gru import BehaviorGRU
 from influrec.models.protocol import SequenceModel
 from influrec.models.transformer import BehaviorTransformer
@@ -27,6 +28,7 @@ class ModelClass(Protocol):
 MODELS: dict[str, ModelClass] = {
     "transformer": BehaviorTransformer,
     "gru": BehaviorGRU,
+    "cnn": BehaviorCNN,
 }
 """``model.architecture`` -> model class implementing
 :class:`~influrec.models.protocol.SequenceModel` (a new family is one class and one entry here)."""
