@@ -68,15 +68,15 @@ def test_tracin_refuses_checkpoints_without_a_learning_rate_sum(run: Path, tmp_p
         tracin_checkpoints(old, config, n_windows=10, n_targets=10)
 
 
-def test_a_run_of_an_unregistered_model_kind_is_an_input_error_naming_run_json(
+def test_a_run_of_an_unregistered_architecture_is_an_input_error_naming_run_json(
     run: Path, tmp_path: Path
 ) -> None:
     other = tmp_path / "other"
     shutil.copytree(run, other)
     info = json.loads((other / RUN_FILE).read_text())
-    info["config"]["model"]["kind"] = "gru"  # a family this installation does not register
+    info["config"]["model"]["architecture"] = "rnn"  # a family this installation lacks
     (other / RUN_FILE).write_text(json.dumps(info))
-    pattern = r"run\.json: model\.kind must name a registered model \(transformer\), got 'gru'"
+    pattern = r"run\.json: model\.architecture must name a registered model \(.*\), got 'rnn'"
     with pytest.raises(DamagedRunError, match=pattern):
         load_model(other)
 

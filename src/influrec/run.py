@@ -223,7 +223,7 @@ def load_model(run_dir: Path, *, weights: Path | None = None) -> tuple[SequenceM
     info = read_run_info(run_dir)
     try:
         model = build_model(info.config.model, **info.model_sizes)
-    except ConfigError as exc:  # a model kind this installation does not register
+    except ConfigError as exc:  # an architecture this installation does not register
         raise DamagedRunError(Path(run_dir) / RUN_FILE, str(exc), RUN_REMEDY) from None
     path = weights or Path(run_dir) / MODEL_FILE
     if not path.exists():

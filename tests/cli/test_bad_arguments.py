@@ -77,9 +77,9 @@ CASES = [
         "unknown user 'nobody': not in the run's dataset; give their events with --history",
     ),
     Case(
-        "train unknown model kind",
-        ("train", "{data}", "--out", "{tmp}/kind", "--set", "model.kind=gru"),
-        "model.kind must name a registered model (transformer), got 'gru'",
+        "train unknown model architecture",
+        ("train", "{data}", "--out", "{tmp}/kind", "--set", "model.architecture=rnn"),
+        "model.architecture must name a registered model (transformer, gru, cnn), got 'rnn'",
     ),
     Case("synth users 0", ("data", "synth", "--out", "{tmp}/s", "--users", "0"), "--users"),
     Case("synth items 3", ("data", "synth", "--out", "{tmp}/s", "--items", "3"), "--items"),

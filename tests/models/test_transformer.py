@@ -63,7 +63,8 @@ def test_too_long_and_unknown_architecture() -> None:
     with pytest.raises(ValueError, match="longer than max_len"):
         m(*inputs(length=9))
     with pytest.raises(
-        ConfigError, match=r"model\.architecture must name a registered model \(transformer\)"
+        ConfigError,
+        match=r"model\.architecture must name a registered model \(transformer, gru, cnn\)",
     ):
         build_model(ModelConfig(architecture="rnn"), n_items=3, n_behaviors=1)
 
