@@ -6,7 +6,8 @@ Anything else that escapes the library (a ``ValueError``, an ``IndexError``...) 
 influrec and is shown as one, with its traceback.
 
 Library messages speak the library's terms (what is wrong, with which value); the CLI and the
-HTTP layer add their own hints (flags, fields).
+HTTP layer add their own hints (flags, fields). An error about one setting says which in
+:attr:`InputError.setting`, so that they can name their own way of giving it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ class InflurecError(Exception):
 
 
 class InputError(InflurecError):
-    """A problem with the user's input that they can fix (missing file, bad option, bad row)."""
+    """A problem with the user's input that they can fix (missing file, bad option, bad row).
+
+    ``setting`` is the name of the library setting whose value is wrong, or that would fix the
+    problem, when there is one: a parameter such as ``"time_unit"`` or ``"column_map"``, or a
+    config key such as ``"train.lr"``. The message names it in the library's terms; the CLI and
+    the service map it to their flag or field.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class DamagedRunError(InputError):

@@ -5,7 +5,7 @@ A run folder holds everything needed to use the model without the code that trai
 
     run.json            format version, influrec/torch versions, config, vocabulary sizes,
                         parameter count, training summary (best epoch, metric, seconds)
-    config.toml         the experiment config, loadable with --config
+    config.toml         the experiment config, read by load_config
     data/               the prepared dataset the model was trained on (vocabularies included)
     model.safetensors   the best weights (by the validation metric)
     metrics.jsonl       one JSON line per epoch

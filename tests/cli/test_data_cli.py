@@ -9,8 +9,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from influrec.cli.main import main
+from influrec.cli.common import with_flag
+from influrec.cli.data import PREPARE_FLAGS
+from influrec.cli.main import build_parser, main
 from influrec.data.dataset import EventDataset
+from influrec.data.loaders import ReadOptions
+from influrec.data.preprocess import PrepareConfig
+from influrec.errors import InputError
 
 UDATA = "1\t10\t5\t300\n1\t11\t3\t100\n2\t10\t4\t200\n1\t11\t3\t100\n1\t12\t2\t100\n"
 
@@ -140,7 +145,10 @@ def test_clear_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
             ],
             "no column 't'",
         ),
-        (["data", "prepare", str(csv), "--format", "csv", "--out", out], "needs --map"),
+        (
+            ["data", "prepare", str(csv), "--format", "csv", "--out", out],
+            "format csv needs a column map, e.g. user=uid,item=sku,time=ts; set it with --map",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2
@@ -209,3 +217,27 @@ def test_real_taobao_counts(shared_file, tmp_path: Path) -> None:
     same_user = user[1:] == user[:-1]
     assert np.all(np.diff(user) >= 0) and np.all(ts[1:][same_user] >= ts[:-1][same_user])
     assert "category" in ds.items.column_names
+
+
+def test_every_setting_flag_of_prepare_is_one_of_its_options() -> None:
+    base = ["data", "prepare", "log.csv", "--format", "csv", "--out", "out"]
+    defaults = build_parser().parse_args(base)
+    assert defaults.setting_flags is PREPARE_FLAGS
+    for flag in PREPARE_FLAGS.values():
+        value = {"--map": "user=u,item=i", "--time-unit": "s"}.get(flag, "0.25")
+        if flag.startswith("--min-"):
+            value = "3"
+        # an unknown flag exits; a known one changes what was parsed
+        assert build_parser().parse_args([*base, flag, value]) != defaults
+    # each setting is a field of the library object that the flag's value goes into
+    fields = set(PrepareConfig.__dataclass_fields__) | set(ReadOptions.__dataclass_fields__)
+    assert set(PREPARE_FLAGS) <= fields
+
+
+def test_with_flag_adds_only_the_flag_of_a_known_setting() -> None:
+    flags = {"time_unit": "--time-unit"}
+    assert with_flag(InputError("bad unit", setting="time_unit"), flags) == (
+        "bad unit; set it with --time-unit"
+    )
+    assert with_flag(InputError("bad map", setting="column_map"), flags) == "bad map"
+    assert with_flag(InputError("no setting"), flags) == "no setting"

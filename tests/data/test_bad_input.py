@@ -83,8 +83,11 @@ def test_guess_waits_for_a_block_with_times_that_parse(
 def test_a_column_mixing_seconds_and_milliseconds_is_refused(tmp_path: Path, fmt: str) -> None:
     times = ["1600000000", "1600000001", "1600000002000", "1600000003"]
     path = write_log(tmp_path / f"log.{fmt}", times, fmt)
-    with pytest.raises(InputError, match=r"mixes epoch seconds .* and milliseconds .*--time-unit"):
+    with pytest.raises(
+        InputError, match=r"mixes epoch seconds .* and milliseconds .*time unit"
+    ) as e:
         read(path, fmt)
+    assert e.value.setting == "time_unit"
     log = read(path, fmt, time_unit="s")  # told the unit: the other magnitude is a bad row
     assert dict(log.bad.counts) == {"bad_time": 1}
 
@@ -274,8 +277,9 @@ def test_jsonl_map_key_that_no_row_has(tmp_path: Path) -> None:
     for policy in ("error", "skip"):
         with pytest.raises(
             InputError, match=r"no row has key 'user'.*keys seen: 'uid', 'sku', 'ts'"
-        ):
+        ) as error:
             read(path, "jsonl", policy, column_map=ColumnMap.parse("user=user,item=sku,time=ts"))
+        assert error.value.setting == "column_map"
 
 
 def test_jsonl_optional_value_key_may_be_absent_from_every_row(tmp_path: Path) -> None:
@@ -404,3 +408,66 @@ def test_a_bad_row_names_the_flag_only_on_the_command_line(
     code, err = prepare_cli(args, tmp_path / "out", capsys)
     assert code == 2 and str(error.value) in err
     assert "Fix the row, or pass --on-bad-rows skip to drop and count such rows." in err
+
+
+COLUMN_MAP_ERRORS = [
+    ("user=uid", "the column map must name the item column(s), got 'user=uid'"),
+    ("user=uid,sku", "column map: cannot read 'sku'; expected FIELD=COLUMN"),
+    ("user=uid,price=p,item=sku", "column map: cannot read 'price=p'"),
+]
+
+
+@pytest.mark.parametrize(("text", "says"), COLUMN_MAP_ERRORS)
+def test_a_bad_column_map_names_the_setting_not_a_flag(text: str, says: str) -> None:
+    with pytest.raises(InputError) as error:
+        ColumnMap.parse(text)
+    assert error.value.setting == "column_map" and says in str(error.value)
+    assert "--" not in str(error.value)
+
+
+def test_a_missing_column_map_and_a_missing_column_name_the_setting(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "log.csv", ["1600000000"], "csv")
+    with pytest.raises(InputError, match="format csv needs a column map") as error:
+        read_log(path, "csv", ReadOptions())
+    assert error.value.setting == "column_map"
+    with pytest.raises(InputError, match=r"no column 't'.*check the column map") as error:
+        read(path, "csv", column_map=ColumnMap.parse("user=uid,item=sku,time=t"))
+    assert error.value.setting == "column_map"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["--min-user-events", "-1"],
+            "min_user_events must be >= 0, got -1; set it with --min-user-events",
+        ),
+        (
+            ["--min-item-events", "-3"],
+            "min_item_events must be >= 0, got -3; set it with --min-item-events",
+        ),
+        (["--fill-value", "average"], "got 'average'; set it with --fill-value"),
+        (
+            ["--clip-quantile", "0.7"],
+            "clip_quantile must be in (0, 0.5), got 0.7; set it with --clip-quantile",
+        ),
+        (["--map", "user=uid"], "must name the item column(s), got 'user=uid'; set it with --map"),
+        (
+            ["--map", "user=uid,item=sku,time=t"],
+            "check the column map (e.g. user=uid,item=sku,time=ts); set it with --map",
+        ),
+        (
+            ["--map", "user=uid,item=sku,time=ts"],
+            "which one it is (times of another magnitude "
+            "then become bad_time rows); set it with --time-unit",
+        ),
+    ],
+)
+def test_prepare_names_the_flag_of_the_bad_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    mixed = ["1600000000", "1600000001", "1600000002000"]
+    log = write_log(tmp_path / "log.csv", mixed, "csv")
+    code, err = prepare_cli([str(log), "--format", "csv", *args], tmp_path / "out", capsys)
+    assert code == 2 and says in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

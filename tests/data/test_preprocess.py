@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -86,13 +88,19 @@ def test_fill_and_clip_rules_per_behaviour() -> None:
     assert np.allclose(out.value[1:], [1.25, 1.75, 3.25, 3.75])
 
 
-def test_bad_config_values() -> None:
-    with pytest.raises(InputError, match="fill-value"):
-        PrepareConfig(fill_value="average")
-    with pytest.raises(InputError, match="clip-quantile"):
-        PrepareConfig(clip_quantile=0.7)
-    with pytest.raises(InputError, match=">= 0"):
-        PrepareConfig(min_user_events=-1)
+@pytest.mark.parametrize(
+    ("options", "setting", "says"),
+    [
+        ({"fill_value": "average"}, "fill_value", "fill_value must be one of none, zero"),
+        ({"clip_quantile": 0.7}, "clip_quantile", "clip_quantile must be in (0, 0.5), got 0.7"),
+        ({"min_user_events": -1}, "min_user_events", "min_user_events must be >= 0, got -1"),
+        ({"min_item_events": -2}, "min_item_events", "min_item_events must be >= 0, got -2"),
+    ],
+)
+def test_bad_config_values(options: dict[str, Any], setting: str, says: str) -> None:
+    with pytest.raises(InputError) as error:
+        PrepareConfig(**options)
+    assert error.value.setting == setting and says in str(error.value)
 
 
 def reference_kcore(user: list[int], item: list[int], min_user: int, min_item: int) -> set[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,17 @@ from influrec.inference import Recommender
 
 # What matplotlib can write; --plot names one of them by its suffix.
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps")
+
+
+def with_flag(error: InputError, setting_flags: Mapping[str, str]) -> str:
+    """The error's message, ending with the flag that gives its setting when the command has one.
+
+    ``setting_flags`` maps library settings (:attr:`InputError.setting`, e.g. ``"time_unit"``)
+    to the command's flags (``"--time-unit"``); a command declares it with
+    ``parser.set_defaults(setting_flags=...)`` and ``main`` adds the hint to the error line.
+    """
+    flag = setting_flags.get(error.setting or "")
+    return str(error) if flag is None else f"{error}; set it with {flag}"
 
 
 def _bounded(convert: Any, low: float, kind: str) -> Any:

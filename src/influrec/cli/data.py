@@ -22,6 +22,17 @@ from influrec.data.synthetic import SynthConfig
 from influrec.errors import BadRowError, InputError
 from influrec.folders import FolderExistsError
 
+# The library settings of ``prepare`` (ReadOptions, ColumnMap, PrepareConfig) -> the flags
+# that give them; an InputError about one of them ends with its flag.
+PREPARE_FLAGS = {
+    "column_map": "--map",
+    "time_unit": "--time-unit",
+    "min_user_events": "--min-user-events",
+    "min_item_events": "--min-item-events",
+    "fill_value": "--fill-value",
+    "clip_quantile": "--clip-quantile",
+}
+
 
 def register(commands: Any) -> None:
     group = commands.add_parser("data", help="prepare, generate, summarise and download event logs")
@@ -108,7 +119,7 @@ def _register_prepare(sub: Any) -> None:
         action="store_true",
         help="replace --out if it is a prepared dataset that does not hold INPUT",
     )
-    p.set_defaults(handler=run_prepare)
+    p.set_defaults(handler=run_prepare, setting_flags=PREPARE_FLAGS)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from influrec import __version__
 from influrec.cli import data, data_influence, demo, influence, model, serve
+from influrec.cli.common import with_flag
 from influrec.errors import InputError
 from influrec.runtime import keep_freed_memory
 
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except InputError as exc:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[red]error:[/red] {escape(str(exc))}"
+            f"[red]error:[/red] {escape(with_flag(exc, getattr(args, 'setting_flags', {})))}"
         )
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:  # Ctrl-C: the user's choice, not a bug

@@ -24,7 +24,7 @@ class ConfigError(InputError):
     """An invalid configuration. ``key`` is the offending ``section.key`` when there is one."""
 
     def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, setting=key)
         self.key = key
 
 

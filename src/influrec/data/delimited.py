@@ -24,6 +24,8 @@ from influrec.data.badrows import RowText
 from influrec.data.textio import Utf8Guard, open_binary
 from influrec.errors import InputError
 
+EXAMPLE_MAP = "user=uid,item=sku,time=ts"  # a column map, as ColumnMap.parse reads it
+
 Invalid = tuple[int, str, RowText, str]  # (line, reason, text, expected)
 
 
@@ -85,8 +87,9 @@ def check_columns(path: Path, header: list[str], wanted: list[str]) -> None:
     missing = [c for c in wanted if c not in header]
     if missing:
         raise InputError(
-            f"{path}: no column {', '.join(map(repr, missing))}; the file has {header}. "
-            "Check --map (e.g. --map user=uid,item=sku,time=ts)."
+            f"{path}: no column {', '.join(map(repr, missing))}; the file has {header}; "
+            f"check the column map (e.g. {EXAMPLE_MAP})",
+            setting="column_map",
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from influrec.data.badrows import BadRowPolicy, BadRows
-from influrec.data.delimited import TextBlock, stream_delimited
+from influrec.data.delimited import EXAMPLE_MAP, TextBlock, stream_delimited
 from influrec.data.metadata import read_item_metadata
 from influrec.data.parsing import EncodedColumns, EventBuilder, FieldBatch
 from influrec.data.rowreaders import jsonl_blocks, parquet_blocks, s3rec_blocks
@@ -29,7 +29,8 @@ ROWS_PER_BATCH = 1 << 16  # rows per batch for line-by-line formats
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which source column holds each canonical field (``--map user=uid,item=sku,...``)."""
+    """Which source column holds each canonical field; :meth:`parse` reads the text form
+    ``user=uid,item=sku,...``."""
 
     user: str
     item: str
@@ -44,13 +45,17 @@ class ColumnMap:
             key, sep, column = part.partition("=")
             if not sep or key.strip() not in cls.__dataclass_fields__ or not column.strip():
                 raise InputError(
-                    f"--map: cannot read {part!r}; expected FIELD=COLUMN with FIELD one of "
-                    f"{', '.join(cls.__dataclass_fields__)} (e.g. user=uid,item=sku,time=ts)"
+                    f"column map: cannot read {part!r}; expected FIELD=COLUMN with FIELD one of "
+                    f"{', '.join(cls.__dataclass_fields__)} (e.g. {EXAMPLE_MAP})",
+                    setting="column_map",
                 )
             fields[key.strip()] = column.strip()
         missing = [k for k in ("user", "item") if k not in fields]
         if missing:
-            raise InputError(f"--map must name the {' and '.join(missing)} column(s)")
+            raise InputError(
+                f"the column map must name the {' and '.join(missing)} column(s), got {text!r}",
+                setting="column_map",
+            )
         return cls(**fields)
 
     def columns(self) -> dict[str, str]:
@@ -187,12 +192,14 @@ def read_s3rec(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder:
 
 def _require_map(options: ReadOptions, fmt: str) -> ColumnMap:
     if options.column_map is None:
-        raise InputError(f"--format {fmt} needs --map, e.g. --map user=uid,item=sku,time=ts")
+        raise InputError(
+            f"format {fmt} needs a column map, e.g. {EXAMPLE_MAP}", setting="column_map"
+        )
     return options.column_map
 
 
 def read_csv(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder:
-    """Any delimited file with a header row; ``--map`` says which column is which."""
+    """Any delimited file with a header row; the column map says which column is which."""
     mapping = _require_map(options, "csv").columns()
     wanted = list(dict.fromkeys(mapping.values()))
     blocks = _delimited(path, delimiter=options.delimiter, names=None, wanted=wanted)
@@ -200,14 +207,14 @@ def read_csv(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder:
 
 
 def read_parquet(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder:
-    """A Parquet file; ``--map`` says which column is which. ``line`` = 1-based row number."""
+    """A Parquet file; the column map says which column is which. ``line`` = 1-based row number."""
     mapping = _require_map(options, "parquet").columns()
     blocks = parquet_blocks(path, mapping, ROWS_PER_BATCH)
     return _feed(EventBuilder(bad, time_unit=options.time_unit), blocks, mapping)
 
 
 def read_jsonl(path: Path, bad: BadRows, options: ReadOptions) -> EventBuilder:
-    """JSON lines (one object per line); ``--map`` says which key is which."""
+    """JSON lines (one object per line); the column map says which key is which."""
     mapping = _require_map(options, "jsonl").columns()
     keys = list(dict.fromkeys(mapping.values()))
     required = [key for field, key in mapping.items() if field != "value"]

@@ -195,8 +195,9 @@ class EventBuilder:
             shown.append(f"{UNIT_NAMES[unit]} (e.g. {text!r} on line {line})")
         return InputError(
             f"{self.bad.path}: the time column mixes epoch {' and '.join(shown)}; "
-            "pass --time-unit s, ms or us to say which one it is (times of another magnitude "
-            "then become bad_time rows)"
+            "give the time unit, s, ms or us, to say which one it is (times of another "
+            "magnitude then become bad_time rows)",
+            setting="time_unit",
         )
 
     def _report(
@@ -239,8 +240,9 @@ class EventBuilder:
         if len(self.behaviors.tokens) > MAX_BEHAVIORS:
             raise InputError(
                 f"{self.bad.path}: {len(self.behaviors.tokens)} distinct behaviour values by "
-                f"line {int(batch.lines[-1])}; at most {MAX_BEHAVIORS} are supported. Is the "
-                "behavior column (--map behavior=...) really a behaviour type?"
+                f"line {int(batch.lines[-1])}; at most {MAX_BEHAVIORS} are supported: check "
+                "that the behavior column of the column map holds behaviour types",
+                setting="column_map",
             )
         for name, values in batch.item_attrs.items():
             self._add_attrs(name, item_codes, clean_text(pc.filter(values, mask)))

@@ -44,18 +44,26 @@ class PrepareConfig:
     dedupe: bool = True
 
     def __post_init__(self) -> None:
-        if self.min_user_events < 0 or self.min_item_events < 0:
-            raise InputError("--min-user-events and --min-item-events must be >= 0")
+        for name, value in (
+            ("min_user_events", self.min_user_events),
+            ("min_item_events", self.min_item_events),
+        ):
+            if value < 0:
+                raise InputError(f"{name} must be >= 0, got {value}", setting=name)
         if self.fill_value not in FILL_RULES:
             try:
                 float(self.fill_value)
             except ValueError:
                 raise InputError(
-                    f"--fill-value must be one of {', '.join(FILL_RULES)} or a number, "
-                    f"got {self.fill_value!r}"
+                    f"fill_value must be one of {', '.join(FILL_RULES)} or a number, "
+                    f"got {self.fill_value!r}",
+                    setting="fill_value",
                 ) from None
         if self.clip_quantile is not None and not 0 < self.clip_quantile < 0.5:
-            raise InputError(f"--clip-quantile must be in (0, 0.5), got {self.clip_quantile}")
+            raise InputError(
+                f"clip_quantile must be in (0, 0.5), got {self.clip_quantile}",
+                setting="clip_quantile",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

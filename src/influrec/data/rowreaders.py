@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from influrec.data.delimited import Invalid, TextBlock, check_columns
+from influrec.data.delimited import EXAMPLE_MAP, Invalid, TextBlock, check_columns
 from influrec.data.textio import open_binary
 from influrec.errors import InputError
 
@@ -84,8 +84,9 @@ class _JsonRows:
         if absent and self.objects:
             raise InputError(
                 f"{path}: no row has key {', '.join(map(repr, absent))} (checked the first "
-                f"{self.objects} objects); keys seen: {', '.join(map(repr, self.seen))}. "
-                "Check --map (e.g. --map user=uid,item=sku,time=ts)."
+                f"{self.objects} objects); keys seen: {', '.join(map(repr, self.seen))}; "
+                f"check the column map (e.g. {EXAMPLE_MAP})",
+                setting="column_map",
             )
 
     def block(self) -> TextBlock:

@@ -1,7 +1,7 @@
 """The influence questions a user asks, by name, over a loaded :class:`Recommender`.
 
 Each returns a typed result of :mod:`influrec.influence.results` (the service serves the same
-types; ``result.to_dict()`` is what the CLI prints with ``--json``).
+types; ``result.to_dict()`` is the JSON the CLI prints).
 """
 
 from __future__ import annotations
