@@ -79,7 +79,7 @@ CASES = [
     Case(
         "train unknown model architecture",
         ("train", "{data}", "--out", "{tmp}/kind", "--set", "model.architecture=rnn"),
-        "model.architecture must name a registered model (transformer, gru, cnn), got 'rnn'",
+        "model.architecture must name a registered model (transformer, gru, cnn, mlp), got 'rnn'",
     ),
     Case("synth users 0", ("data", "synth", "--out", "{tmp}/s", "--users", "0"), "--users"),
     Case("synth items 3", ("data", "synth", "--out", "{tmp}/s", "--items", "3"), "--items"),

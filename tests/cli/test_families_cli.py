@@ -20,7 +20,7 @@ from influrec.serving.app import create_app
 from influrec.serving.settings import ServiceSettings
 from tests_helpers import train_tiny_run, user_history
 
-ARCHITECTURES = ["gru", "cnn"]
+ARCHITECTURES = ["gru", "cnn", "mlp"]
 
 
 @pytest.fixture(scope="module", params=ARCHITECTURES)

@@ -25,7 +25,7 @@ from influrec.influence.measurement import ItemScore, LogProbability
 from influrec.models.protocol import Capabilities, SequenceModel
 from influrec.models.registry import MODELS, build_model
 
-FAMILIES = ["gru", "cnn"]
+FAMILIES = ["gru", "cnn", "mlp"]
 MAX_LEN, N_ITEMS = 10, 25
 
 
@@ -68,7 +68,7 @@ def random_history(n: int, seed: int = 0) -> History:
 
 
 def test_each_family_is_registered_and_declares_no_fast_path() -> None:
-    assert list(MODELS) == ["transformer", "gru", "cnn"]
+    assert list(MODELS) == ["transformer", "gru", "cnn", "mlp"]
     for name in FAMILIES:
         assert MODELS[name].capabilities == Capabilities()  # type: ignore[attr-defined]
         model = family(name)
@@ -176,7 +176,7 @@ def test_gradients_and_shapley_explain_every_family(architecture: str) -> None:
 
 
 def test_activation_is_used_by_the_feed_forward_parts() -> None:
-    for architecture in ("transformer", "cnn"):
+    for architecture in ("transformer", "cnn", "mlp"):
         outputs = []
         for name in ("gelu", "relu", "tanh", "sigmoid"):
             model = family(architecture, activation=name)

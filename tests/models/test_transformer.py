@@ -64,7 +64,7 @@ def test_too_long_and_unknown_architecture() -> None:
         m(*inputs(length=9))
     with pytest.raises(
         ConfigError,
-        match=r"model\.architecture must name a registered model \(transformer, gru, cnn\)",
+        match=r"model\.architecture must name a registered model \(transformer, gru, cnn, mlp\)",
     ):
         build_model(ModelConfig(architecture="rnn"), n_items=3, n_behaviors=1)
 

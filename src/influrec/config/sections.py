@@ -81,20 +81,22 @@ class ModelConfig(_Config):
         default="transformer",
         min_length=1,
         description="Model family, a registry name: `transformer`, `gru` (GRU4Rec-style "
-        "recurrent) or `cnn` (NextItNet-style dilated causal convolutions). "
+        "recurrent), `cnn` (NextItNet-style dilated causal convolutions) or `mlp` "
+        "(FMLP-Rec-style learnable causal filter and feed-forward blocks). "
         "Older configs call it `kind`.",
     )
     activation: Literal["gelu", "relu", "tanh", "sigmoid"] = Field(
         default="gelu",
-        description="Activation of the feed-forward parts (the Transformer's MLP, the "
-        "convolution blocks).",
+        description="Activation of the feed-forward parts (the Transformer's and the `mlp` "
+        "family's feed-forward layers, the convolution blocks).",
     )
     max_len: int = Field(default=50, gt=0, description="Events of history the model sees.")
     d_model: int = Field(default=64, gt=0, description="Width of embeddings and hidden states.")
     layers: int = Field(
         default=2,
         gt=0,
-        description="Transformer blocks, GRU layers, or repeats of the `cnn` dilation stack.",
+        description="Transformer blocks, GRU layers, `mlp` filter blocks, or repeats of the "
+        "`cnn` dilation stack.",
     )
     heads: int = Field(default=2, gt=0, description="Attention heads; must divide `model.d_model`.")
     ff_mult: int = Field(default=4, gt=0, description="Feed-forward width = `ff_mult * d_model`.")

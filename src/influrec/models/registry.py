@@ -7,6 +7,7 @@ from typing import Protocol
 from influrec.config import ConfigError, ModelConfig
 from influrec.models.cnn import BehaviorCNN
 from influrec.models.gru import BehaviorGRU
+from influrec.models.mlp import BehaviorMLP
 from influrec.models.protocol import SequenceModel
 from influrec.models.transformer import BehaviorTransformer
 
@@ -29,6 +30,7 @@ MODELS: dict[str, ModelClass] = {
     "transformer": BehaviorTransformer,
     "gru": BehaviorGRU,
     "cnn": BehaviorCNN,
+    "mlp": BehaviorMLP,
 }
 """``model.architecture`` -> model class implementing
 :class:`~influrec.models.protocol.SequenceModel` (a new family is one class and one entry here)."""

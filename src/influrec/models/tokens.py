@@ -1,7 +1,7 @@
 """What every model family shares: the event tokens going in and the two heads coming out.
 
-:class:`EventModel` is the base of each family (``transformer``, ``gru``, ``cnn``). It builds,
-in this order, the token embeddings (item, with optional item features; behaviour type;
+:class:`EventModel` is the base of each family (``transformer``, ``gru``, ``cnn``, ``mlp``).
+It builds, in this order, the token embeddings (item, with optional item features; behaviour type;
 learned position; optional time-gap bucket; optional value), then lets the family build its
 layers, then the final LayerNorm and the behaviour head (:meth:`EventModel.finish`). A family
 implements only :meth:`EventModel.encode_embeddings`: (B, T, D) token embeddings -> (B, T, D)
