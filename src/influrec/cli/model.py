@@ -17,6 +17,8 @@ from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.history import History
 from influrec.errors import DamagedRunError, InputError
+from influrec.evaluation.compare import RunComparison, compare_runs
+from influrec.evaluation.protocol import Metrics
 from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderExistsError
 from influrec.inference import Recommendation, Recommender
@@ -64,6 +66,12 @@ def register(commands: Any) -> None:
         type=cutoffs,
         default=None,
         help="cut-offs, e.g. 10,50,200 (default: the run's eval.ks)",
+    )
+    e.add_argument(
+        "--compare",
+        default="",
+        metavar="RUN2,RUN3",
+        help="also evaluate these runs (same prepared dataset and split) in the same table",
     )
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_evaluate)
@@ -122,6 +130,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
+    if args.compare:
+        others = [Path(r) for r in args.compare.split(",") if r]
+        comparison = compare_runs(
+            [args.run, *others], split=args.split, baselines=baselines, ks=args.ks
+        )
+        if args.json:
+            Console().print_json(json.dumps(comparison.to_dict()))
+        else:
+            _print_comparison(comparison)
+        return 0
     report = evaluate_run(args.run, split=args.split, baselines=baselines, ks=args.ks)
     if args.json:
         Console().print_json(json.dumps(report.to_dict()))
@@ -154,9 +172,8 @@ def baseline_warnings(report: RunEvaluation, *, masked: bool) -> list[str]:
 WIDE = 7  # metric columns that still fit a terminal; more are listed as rows instead
 
 
-def _metrics_table(report: RunEvaluation, columns: list[str], *, masked: bool) -> Table:
+def _metrics_table(rows: dict[str, Metrics], columns: list[str], *, masked: bool) -> Table:
     """Models as rows and metrics as columns; metrics as rows when there are many cut-offs."""
-    rows = {"model": report.model, **report.baselines}
     values = {name: m.masked if masked else m.unmasked for name, m in rows.items()}
     table = Table()
     if len(columns) <= WIDE:
@@ -174,17 +191,32 @@ def _metrics_table(report: RunEvaluation, columns: list[str], *, masked: bool) -
     return table
 
 
+def _heading(report: RunEvaluation | RunComparison, *, masked: bool) -> str:
+    label = "seen items masked" if masked else "seen items NOT masked"
+    return (
+        f"[bold]{report.split} split ({report.split_kind}), "
+        f"{report.targets:,} targets ({report.targets_seen:.1%} already seen by their "
+        f"user), full ranking over all items, {label}[/bold]"
+    )
+
+
+def _print_comparison(comparison: RunComparison) -> None:
+    """One table per masking convention: each run (folder name and family), then baselines."""
+    rows = {escape(f"{r.label} ({r.architecture})"): r.metrics for r in comparison.runs}
+    rows.update(comparison.baselines)
+    columns = report_columns(comparison.runs[0].metrics.unmasked)
+    console = Console(soft_wrap=True)
+    for masked in (False, True):
+        console.print(_heading(comparison, masked=masked))
+        console.print(_metrics_table(rows, columns, masked=masked))
+
+
 def _print_report(report: RunEvaluation) -> None:
     columns = report_columns(report.model.unmasked)
     console = Console(soft_wrap=True)
     for masked in (False, True):
-        label = "seen items masked" if masked else "seen items NOT masked"
-        console.print(
-            f"[bold]{report.split} split ({report.split_kind}), "
-            f"{report.targets:,} targets ({report.targets_seen:.1%} already seen by their "
-            f"user), full ranking over all items, {label}[/bold]"
-        )
-        table = _metrics_table(report, columns, masked=masked)
+        console.print(_heading(report, masked=masked))
+        table = _metrics_table({"model": report.model, **report.baselines}, columns, masked=masked)
         console.print(table)
         for warning in baseline_warnings(report, masked=masked):
             console.print(f"[yellow]warning:[/yellow] {warning}")
