@@ -55,6 +55,29 @@ def register(commands: Any) -> None:
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=run_train)
+    _register_evaluate(commands)
+    r = commands.add_parser("recommend", help="top-K items for a user or an ad-hoc history")
+    r.add_argument("run", type=Path)
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a user id of the training data")
+    who.add_argument(
+        "--history", type=Path, help='JSON list of events: [{"item": ..., "behavior": ...}, ...]'
+    )
+    add_k(r)
+    r.add_argument(
+        "--exclude-seen", action="store_true", help="leave out items already in the history"
+    )
+    r.add_argument(
+        "--cold-start",
+        choices=["error", "popular"],
+        default="error",
+        help="unknown user: error or popular items",
+    )
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=run_recommend)
+
+
+def _register_evaluate(commands: Any) -> None:
     e = commands.add_parser("evaluate", help="full-ranking metrics of a trained run")
     e.add_argument("run", type=Path)
     e.add_argument("--split", choices=["test", "valid"], default="test")
@@ -75,25 +98,6 @@ def register(commands: Any) -> None:
     )
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_evaluate)
-    r = commands.add_parser("recommend", help="top-K items for a user or an ad-hoc history")
-    r.add_argument("run", type=Path)
-    who = r.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", help="a user id of the training data")
-    who.add_argument(
-        "--history", type=Path, help='JSON list of events: [{"item": ..., "behavior": ...}, ...]'
-    )
-    add_k(r)
-    r.add_argument(
-        "--exclude-seen", action="store_true", help="leave out items already in the history"
-    )
-    r.add_argument(
-        "--cold-start",
-        choices=["error", "popular"],
-        default="error",
-        help="unknown user: error or popular items",
-    )
-    r.add_argument("--json", action="store_true")
-    r.set_defaults(handler=run_recommend)
 
 
 def run_train(args: argparse.Namespace) -> int:
