@@ -107,7 +107,8 @@ class RunComparison:
     baselines: dict[str, Metrics] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON layout: each run as ``evaluate --json`` shows its model, plus labels."""
+        """The JSON layout: each run's metrics as :meth:`Metrics.to_dict` lays them out, with
+        its label, folder and family; the baselines likewise."""
         return {
             "split": self.split,
             "split_kind": self.split_kind,
