@@ -29,7 +29,9 @@ from influrec.training.resume import RESUMABLE_KEYS, check_run_dir
 
 
 def register(commands: Any) -> None:
-    t = commands.add_parser("train", help="train the behaviour Transformer on a prepared dataset")
+    t = commands.add_parser(
+        "train", help="train a sequence model (transformer, gru, cnn or mlp) on a prepared dataset"
+    )
     t.add_argument(
         "dataset", type=Path, help="prepared dataset folder (influrec data prepare/synth)"
     )
