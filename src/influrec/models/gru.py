@@ -28,27 +28,12 @@ class BehaviorGRU(EventModel):
 
     capabilities: ClassVar[Capabilities] = Capabilities()
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        *,
-        n_items: int,
-        n_behaviors: int,
-        feature_values: int = 0,
-        feature_width: int = 1,
-    ) -> None:
-        super().__init__(
-            config,
-            n_items=n_items,
-            n_behaviors=n_behaviors,
-            feature_values=feature_values,
-            feature_width=feature_width,
-        )
+    def build_layers(self, config: ModelConfig) -> None:
+        """The layers between the token embeddings and the final LayerNorm."""
         d = config.d_model
         between = config.dropout if config.layers > 1 else 0.0
         self.gru = nn.GRU(d, d, num_layers=config.layers, batch_first=True, dropout=between)
         self.out_dropout = nn.Dropout(config.dropout)
-        self.finish()
 
     def encode_embeddings(
         self, x: torch.Tensor, items: torch.Tensor, *, last_only: bool = False

@@ -2,9 +2,10 @@
 
 :class:`EventModel` is the base of each family (``transformer``, ``gru``, ``cnn``, ``mlp``).
 It builds, in this order, the token embeddings (item, with optional item features; behaviour type;
-learned position; optional time-gap bucket; optional value), then lets the family build its
-layers, then the final LayerNorm and the behaviour head (:meth:`EventModel.finish`). A family
-implements only :meth:`EventModel.encode_embeddings`: (B, T, D) token embeddings -> (B, T, D)
+learned position; optional time-gap bucket; optional value), then the family's layers
+(:meth:`EventModel.build_layers`), then the final LayerNorm and the behaviour head
+(:meth:`EventModel.finish`). A family implements only ``build_layers`` and
+:meth:`EventModel.encode_embeddings`: (B, T, D) token embeddings -> (B, T, D)
 hidden states, position t summarising events 0..t of left-padded sequences.
 
 Items are scored by a dot product with the (tied) item table, a second head predicts the next
@@ -49,7 +50,7 @@ class EventModel(nn.Module):
         feature_values: int = 0,
         feature_width: int = 1,
     ) -> None:
-        """Build the embeddings; the subclass then builds its layers and calls :meth:`finish`."""
+        """The embeddings, the family's layers (:meth:`build_layers`), then :meth:`finish`."""
         super().__init__()
         self.config, self.n_items, self.n_behaviors = config, n_items, n_behaviors
         d = config.d_model
@@ -67,6 +68,14 @@ class EventModel(nn.Module):
         )
         self.value_embedding = nn.Linear(1, d) if config.use_value else None
         self.dropout = nn.Dropout(config.dropout)
+        self.build_layers(config)
+        self.finish()
+
+    def build_layers(self, config: ModelConfig) -> None:
+        """Build the family's layers (each family overrides this; called between the
+        embeddings and :meth:`finish`, so every family draws its initial weights in the same
+        order)."""
+        raise NotImplementedError(f"{type(self).__name__} does not build its layers")
 
     def finish(self) -> None:
         """Build the final LayerNorm and the behaviour head, then initialise every weight

@@ -147,24 +147,9 @@ class BehaviorTransformer(EventModel):
         prefix_reuse=True, shared_first_layer_deletions=True, attention_weights=True
     )
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        *,
-        n_items: int,
-        n_behaviors: int,
-        feature_values: int = 0,
-        feature_width: int = 1,
-    ) -> None:
-        super().__init__(
-            config,
-            n_items=n_items,
-            n_behaviors=n_behaviors,
-            feature_values=feature_values,
-            feature_width=feature_width,
-        )
+    def build_layers(self, config: ModelConfig) -> None:
+        """The layers between the token embeddings and the final LayerNorm."""
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
-        self.finish()
 
     def encode_embeddings(
         self, x: torch.Tensor, items: torch.Tensor, *, last_only: bool = False
