@@ -139,6 +139,17 @@ def user_history(rec: Recommender, n: int | None = None) -> History:
     return History(h.items[:n], h.behaviors[:n], h.timestamps[:n], h.values[:n])
 
 
+def random_history(n: int, *, n_items: int, seed: int = 0) -> History:
+    """``n`` random events over items 1..n_items and behaviours 1..3, times increasing."""
+    rng = np.random.default_rng(seed)
+    return History(
+        rng.integers(1, n_items + 1, n),
+        rng.integers(1, 4, n),
+        np.cumsum(rng.integers(0, 100_000, n)),
+        rng.random(n).astype(np.float32),
+    )
+
+
 def drop_events(history: History, positions: Sequence[int]) -> History:
     """The history with the events at ``positions`` really deleted (the later ones move up)."""
     index = np.asarray(positions, dtype=np.int64)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import tests_helpers
 from influrec.config import ModelConfig
 from influrec.data.batching import batch_histories
 from influrec.data.history import History
@@ -114,13 +115,7 @@ class TinyGRU(nn.Module):
 
 
 def random_history(n: int, seed: int = 0) -> History:
-    rng = np.random.default_rng(seed)
-    return History(
-        rng.integers(1, N_ITEMS + 1, n),
-        rng.integers(1, 4, n),
-        np.cumsum(rng.integers(0, 100_000, n)),
-        rng.random(n).astype(np.float32),
-    )
+    return tests_helpers.random_history(n, n_items=N_ITEMS, seed=seed)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import tests_helpers
 from influrec.config import ModelConfig
 from influrec.data.batching import batch_histories
 from influrec.data.history import History
@@ -58,13 +59,7 @@ def inputs(batch: int = 3, length: int = MAX_LEN) -> tuple[torch.Tensor, ...]:
 
 
 def random_history(n: int, seed: int = 0) -> History:
-    rng = np.random.default_rng(seed)
-    return History(
-        rng.integers(1, N_ITEMS + 1, n),
-        rng.integers(1, 4, n),
-        np.cumsum(rng.integers(0, 100_000, n)),
-        rng.random(n).astype(np.float32),
-    )
+    return tests_helpers.random_history(n, n_items=N_ITEMS, seed=seed)
 
 
 def test_each_family_is_registered_and_declares_no_fast_path() -> None:

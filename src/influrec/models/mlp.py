@@ -30,7 +30,7 @@ from torch import nn
 
 from influrec.config import ModelConfig
 from influrec.models.protocol import Capabilities
-from influrec.models.tokens import EventModel, activation
+from influrec.models.tokens import EventModel, feed_forward
 
 
 class CausalFilter(nn.Module):
@@ -77,12 +77,7 @@ class FilterBlock(nn.Module):
         self.filter = CausalFilter(d, max_len=config.max_len)
         self.filter_dropout = nn.Dropout(config.dropout)
         self.ln2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(
-            nn.Linear(d, config.ff_mult * d),
-            activation(config),
-            nn.Linear(config.ff_mult * d, d),
-            nn.Dropout(config.dropout),
-        )
+        self.mlp = feed_forward(config)
 
     def forward(
         self, x: torch.Tensor, real: torch.Tensor, *, last_only: bool = False

@@ -34,6 +34,18 @@ def activation(config: ModelConfig) -> nn.Module:
     return ACTIVATIONS[config.activation]()
 
 
+def feed_forward(config: ModelConfig) -> nn.Sequential:
+    """The position-wise feed-forward part of a block: D -> ff_mult * D -> D, with
+    ``config.activation`` between and dropout after."""
+    d = config.d_model
+    return nn.Sequential(
+        nn.Linear(d, config.ff_mult * d),
+        activation(config),
+        nn.Linear(config.ff_mult * d, d),
+        nn.Dropout(config.dropout),
+    )
+
+
 class EventModel(nn.Module):
     """Token embeddings, tied item scores and the behaviour head of a sequence model."""
 

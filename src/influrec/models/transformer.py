@@ -31,7 +31,7 @@ from torch import nn
 
 from influrec.config import ModelConfig
 from influrec.models.protocol import Capabilities
-from influrec.models.tokens import EventModel, activation
+from influrec.models.tokens import EventModel, feed_forward
 
 
 class CausalSelfAttention(nn.Module):
@@ -109,12 +109,7 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(d)
         self.attn = CausalSelfAttention(config)
         self.ln2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(
-            nn.Linear(d, config.ff_mult * d),
-            activation(config),
-            nn.Linear(config.ff_mult * d, d),
-            nn.Dropout(config.dropout),
-        )
+        self.mlp = feed_forward(config)
 
     def forward(
         self, x: torch.Tensor, allowed: torch.Tensor | None, *, last_only: bool = False
