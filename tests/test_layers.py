@@ -1,7 +1,7 @@
 """The layers stay in order: read every module's imports (with ast, nothing is imported) and
 check who may import whom, so a shortcut through a higher layer fails here instead of tangling
-the code. From the bottom: errors; config, folders; models, data; run (a run folder); evaluation,
-inference; training, influence, data_influence; serving, cli."""
+the code. From the bottom: errors, progress; config, folders; models, data; run (a run folder);
+evaluation, inference; training, influence, data_influence; serving, cli."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "influrec"
 # package (or top-level module) -> the influrec packages it may import besides itself
 ALLOWED = {
     "errors": set(),
+    "progress": set(),
     "config": {"errors"},
     "folders": {"errors"},
     "models": {"config", "errors"},

@@ -1,0 +1,67 @@
+"""Progress over a known number of steps, shared by every long command.
+
+`steps(total, "what")` is a context manager whose `.advance()` moves a rich progress bar with an
+ETA on stderr. It draws only where stderr is a terminal (or when asked with `enabled=True`), so
+library callers, tests and logs see nothing unless they opt in.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class Steps:
+    """A progress bar over `total` steps; every method is a no-op when disabled."""
+
+    def __init__(self, total: int, description: str, *, enabled: bool | None = None) -> None:
+        self.total, self.description = total, description
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> Steps:
+        if self.enabled:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        """Count `n` more steps done."""
+        if self._progress is not None:
+            self._progress.update(self._task, advance=n)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def steps(total: int, description: str, *, enabled: bool | None = None) -> Steps:
+    """A progress bar over `total` steps (drawn only on a terminal unless `enabled` says)."""
+    return Steps(total, description, enabled=enabled)
