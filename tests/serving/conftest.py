@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,3 +105,34 @@ def serve_process(
 def server() -> LiveServer:
     """``with server(run, store, log) as (client, process)``: a real ``influrec serve``."""
     return serve_process
+
+
+def missing(reason: str, required_by: str) -> None:
+    """Skip, or fail where the component is required (the variable set to 1, as in CI)."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{required_by}=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A real PostgreSQL server of the test session's own (Debian's postgresql package)."""
+    from pg_cluster import Cluster, server_bindir
+
+    if server_bindir() is None:
+        missing("PostgreSQL server not installed (Debian: postgresql)", "INFLUREC_REQUIRE_POSTGRES")
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        missing("psycopg 3 not installed (pip install -e '.[dev]')", "INFLUREC_REQUIRE_POSTGRES")
+    with Cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a fresh event store lives, once per back end: an SQLite file, a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "events.sqlite3"
+    return str(request.getfixturevalue("postgres_cluster").create_database())

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from influrec.serving.app import create_app
 from influrec.serving.schemas import MAX_ABS_VALUE, MAX_TIMESTAMP
 from influrec.serving.settings import Limits, ServiceSettings
-from influrec.serving.store import EventStore, StoredEvent
+from influrec.serving.sqlite_store import SqliteStore
+from influrec.serving.store import StoredEvent
 from tests_helpers import train_tiny_run
 
 ADMIN = {"Authorization": "Bearer admin-key"}
@@ -60,7 +61,7 @@ def test_stored_rows_out_of_bounds_are_skipped_not_fed_to_the_model(
     value_run: Path, tmp_path: Path
 ) -> None:
     """A store written before the bounds (or by hand) must not turn answers into []."""
-    store = EventStore(tmp_path / "old.sqlite3")
+    store = SqliteStore(tmp_path / "old.sqlite3")
     store.append(
         [
             StoredEvent("old", "i3", "buy", 100, 3e38),  # finite in float32, NaN in the model

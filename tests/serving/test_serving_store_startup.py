@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from influrec.errors import InputError
-from influrec.serving.store import EventStore, StoredEvent
+from influrec.serving.sqlite_store import SqliteStore
+from influrec.serving.store import StoredEvent
 
 
 def truncated_store(path: Path) -> Path:
-    store = EventStore(path)
+    store = SqliteStore(path)
     store.append([StoredEvent(f"user-{n}", "i1" * 50, "buy", n, 1.0) for n in range(3000)])
     store.close()  # the last connection checkpoints the log into the file
     size = path.stat().st_size
@@ -84,7 +85,7 @@ def test_store_refusals_say_what_is_wrong(tmp_path: Path) -> None:
     }
     for name, path in stores.items():
         with pytest.raises(InputError, match=expected[name]):
-            EventStore(path)
+            SqliteStore(path)
     # a new file, and a store the service wrote, open fine
-    EventStore(tmp_path / "new" / "events.sqlite3").close()
-    EventStore(tmp_path / "new" / "events.sqlite3").close()
+    SqliteStore(tmp_path / "new" / "events.sqlite3").close()
+    SqliteStore(tmp_path / "new" / "events.sqlite3").close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,8 @@ from influrec.errors import InputError
 from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware, nesting_depth
 from influrec.serving.settings import ServiceSettings, parse_api_keys
-from influrec.serving.store import EventStore, StoredEvent
+from influrec.serving.sqlite_store import SqliteStore
+from influrec.serving.store import StoredEvent
 from tests_helpers import metric_samples
 
 
@@ -36,15 +35,17 @@ def test_api_keys_parse_and_admin_implies_read_and_write() -> None:
     }
     from_env = ServiceSettings(Path("runs/x"))
     assert from_env.resolved_keys({"INFLUREC_API_KEYS": "b:read"}) == {"b": frozenset({"read"})}
-    assert from_env.store_path == Path("runs/x/events.sqlite3")
+    assert from_env.store_location == Path("runs/x/events.sqlite3")
 
 
 def event(user: str, item: str, t: int, event_id: str | None = None) -> StoredEvent:
     return StoredEvent(user, item, "view", t, None, event_id)
 
 
-def test_store_is_wal_with_full_sync_and_keeps_time_then_arrival_order(tmp_path: Path) -> None:
-    store = EventStore(tmp_path / "s.sqlite3")
+def test_sqlite_store_is_wal_with_full_sync(tmp_path: Path) -> None:
+    """SQLite's durability settings (the contract shared with PostgreSQL is in
+    test_store_contract.py)."""
+    store = SqliteStore(tmp_path / "s.sqlite3")
     assert store.append([event("u", "late", 20), event("u", "a", 10), event("v", "x", 1)]) == [
         True,
         True,
@@ -56,57 +57,6 @@ def test_store_is_wal_with_full_sync_and_keeps_time_then_arrival_order(tmp_path:
     connection = store._connection()
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    store.close()
-
-
-def test_store_event_ids_are_unique_and_nulls_never_conflict(tmp_path: Path) -> None:
-    store = EventStore(tmp_path / "s.sqlite3")
-    assert store.append([event("u", "a", 1, "e1"), event("u", "b", 2), event("u", "b", 2)]) == [
-        True,
-        True,
-        True,
-    ]
-    assert store.append([event("u", "c", 3, "e1"), event("u", "d", 4, "e2")]) == [False, True]
-    assert [e.item_id for e in store.user_events("u")] == ["a", "b", "b", "d"]
-    store.close()
-
-
-def test_store_erasure_survives_reopening(tmp_path: Path) -> None:
-    store = EventStore(tmp_path / "s.sqlite3")
-    store.append([event("u", "a", 1, "e1"), event("u", "b", 2), event("v", "c", 3)])
-    assert store.erase_user("u") == 2 and store.is_erased("u") and not store.is_erased("v")
-    store.close()
-    reopened = EventStore(tmp_path / "s.sqlite3")
-    assert reopened.is_erased("u") and reopened.user_events("u") == []
-    assert reopened.count() == 1
-    reopened.close()
-    raw = sqlite3.connect(tmp_path / "s.sqlite3")
-    assert raw.execute("SELECT count(*) FROM events WHERE user_id = 'u'").fetchone()[0] == 0
-    raw.close()
-
-
-def test_store_concurrent_retries_store_each_event_once(tmp_path: Path) -> None:
-    """Eight threads send overlapping batches at once: every id ends up stored exactly once."""
-    store = EventStore(tmp_path / "s.sqlite3")
-    results: list[list[bool]] = []
-    lock = threading.Lock()
-
-    def send(offset: int) -> None:
-        batch = [event("u", "i", n, f"id{n}") for n in range(offset, offset + 50)]
-        stored = store.append(batch)
-        with lock:
-            results.append(stored)
-
-    threads = [threading.Thread(target=send, args=(25 * (n % 4),)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert sum(sum(r) for r in results) == store.count() == 125
-    raw = sqlite3.connect(tmp_path / "s.sqlite3")
-    counts = raw.execute("SELECT count(*) FROM events GROUP BY event_id").fetchall()
-    assert len(counts) == 125 and {c for (c,) in counts} == {1}
-    raw.close()
     store.close()
 
 

@@ -20,7 +20,10 @@ def register(commands: Any) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=port_number, default=8000, help="TCP port (0: any free one)")
     s.add_argument(
-        "--store", type=Path, default=None, help="event store (default: RUN/events.sqlite3)"
+        "--store",
+        default=None,
+        help="event store: an SQLite file (default: RUN/events.sqlite3) or a "
+        "postgresql://user:password@host:port/database URL, shared by several serve processes",
     )
     s.set_defaults(handler=run_serve)
 
@@ -39,7 +42,7 @@ def port_number(text: str) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from influrec.inference import Recommender
     from influrec.serving.settings import API_KEYS_ENV, ServiceSettings
-    from influrec.serving.store import EventStore
+    from influrec.serving.store import open_store
 
     if not (args.run / "run.json").exists():
         raise InputError(f"{args.run}: not a trained run (no run.json); see `influrec train`")
@@ -49,7 +52,7 @@ def run_serve(args: argparse.Namespace) -> int:
             f"no API keys: set {API_KEYS_ENV}, e.g. {API_KEYS_ENV}='k1:read,write;k2:admin'"
         )
     try:  # before uvicorn starts: its lifespan would print a bad store as a long traceback
-        EventStore(settings.store_path).close()
+        open_store(settings.store_location).close()
     except InputError as exc:
         raise InputError(f"--store: {exc}") from exc
 

@@ -51,7 +51,7 @@ def create_app(settings: ServiceSettings, *, recommender: Recommender | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Service.open(settings, metrics, recommender)
-        log.info("loaded %s; events in %s", settings.run_dir, settings.store_path)
+        log.info("loaded %s; events in %s", settings.run_dir, service.store.location)
         app.state.service = service
         try:
             yield

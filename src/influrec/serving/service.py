@@ -40,7 +40,7 @@ from influrec.serving.schemas import (
     WhatIfRequest,
 )
 from influrec.serving.settings import ServiceSettings
-from influrec.serving.store import EventStore, StoredEvent
+from influrec.serving.store import EventStore, StoredEvent, open_store
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Service:
         """The service over ``rec``, or over the run of ``settings`` loaded now."""
         rec = rec or Recommender.load(Path(settings.run_dir))
         rec.model.eval()
-        return cls(settings, rec, EventStore(settings.store_path), metrics)
+        return cls(settings, rec, open_store(settings.store_location), metrics)
 
     def close(self) -> None:
         self.store.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from influrec.errors import InputError
+from influrec.serving.store import is_postgres
 
 SCOPES = ("read", "write", "admin")
 API_KEYS_ENV = "INFLUREC_API_KEYS"
@@ -35,17 +36,21 @@ class ServiceSettings:
 
     ``api_keys`` maps a key to its scopes (``admin`` implies ``read`` and ``write``); ``None``
     reads them from the environment variable ``INFLUREC_API_KEYS`` (``key1:read,write;key2:admin``)
-    when the app is created. ``store`` defaults to ``RUN_DIR/events.sqlite3``.
+    when the app is created. ``store`` is an SQLite file (default ``RUN_DIR/events.sqlite3``)
+    or a ``postgresql://`` URL.
     """
 
     run_dir: Path
-    store: Path | None = None
+    store: Path | str | None = None
     api_keys: Mapping[str, frozenset[str]] | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
-    def store_path(self) -> Path:
-        return Path(self.store) if self.store is not None else Path(self.run_dir) / "events.sqlite3"
+    def store_location(self) -> Path | str:
+        """The event store: a ``postgresql://`` URL as given, else an SQLite file's path."""
+        if self.store is None:
+            return Path(self.run_dir) / "events.sqlite3"
+        return self.store if is_postgres(self.store) else Path(self.store)
 
     def resolved_keys(self, environ: Mapping[str, str] | None = None) -> dict[str, frozenset[str]]:
         """The API keys with their expanded scopes (from the settings, else the environment)."""

@@ -1,64 +1,32 @@
-"""The service's event store: one embedded SQLite file.
+"""The service's event store: what every back end promises, and how one is chosen.
 
-Durability. The database runs in WAL mode with ``synchronous=FULL``: every commit appends the
-transaction to the write-ahead log and fsyncs it before ``commit`` returns, and the service
-acknowledges events only after that. An acknowledged event therefore survives a killed process
-(SIGKILL), an OS crash and a power cut. ``synchronous=NORMAL`` would skip that fsync and only
-survive a killed process: a power cut could lose the last acknowledged batches, which an
-"acknowledged" answer must not allow. The cost is one fsync per request (not per event), which
-batching amortises.
+Two back ends keep the same contract (tests/serving/test_store_contract.py runs it on both):
 
-Idempotency. ``event_id`` (the client's id, optional) is UNIQUE; inserting one that is already
-stored does nothing (``ON CONFLICT(event_id) DO NOTHING``) and is reported back as a duplicate,
-so a retried request never stores an event twice. Events without an id are always stored.
+- SQLite (`sqlite_store.SqliteStore`), one embedded file: the default, for one service process;
+- PostgreSQL (`postgres_store.PostgresStore`), a database server shared by several service
+  processes or machines.
 
-Erasure. Deleting a user removes their events and records the user in ``erased_users`` in the
-same transaction, so the erasure survives restarts. ``secure_delete`` overwrites the deleted
-content in the database file, and a WAL checkpoint is attempted afterwards so the old pages leave
-the log too.
+The contract:
 
-Threads. Each thread gets its own connection (FastAPI runs sync endpoints in a threadpool);
-writes take ``BEGIN IMMEDIATE`` and SQLite serialises writers (``busy_timeout`` waits for the
-lock), while WAL lets readers proceed during a write.
+- **Acknowledged means durable.** `append` stores a batch in one transaction and returns only
+  after its commit is on disk; what it reports stored survives a killed process.
+- **Idempotent.** An event's `event_id` (the client's id, optional) is unique: appending one that
+  is stored already does nothing and is reported as a duplicate, so a retry never stores an
+  event twice, whichever process receives it. Events without an id are always stored.
+- **Erasure.** Erasing a user deletes their events and records the erasure in the same
+  transaction, so it survives restarts.
+- **Order.** A user's events come back in time order, ties in arrival order.
+- **Read your writes.** Once `append` returned, every process reading the store sees the events.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from influrec.errors import InputError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order
-    user_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    behavior TEXT NOT NULL,
-    timestamp INTEGER NOT NULL,             -- epoch seconds
-    value REAL,
-    event_id TEXT UNIQUE                    -- the client's id; NULLs never conflict
-);
-CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, timestamp, seq);
-CREATE TABLE IF NOT EXISTS erased_users (
-    user_id TEXT PRIMARY KEY,
-    erased_at INTEGER NOT NULL              -- epoch seconds of the latest erasure
-);
-"""
-
-COLUMNS = {
-    "events": ["seq", "user_id", "item_id", "behavior", "timestamp", "value", "event_id"],
-    "erased_users": ["user_id", "erased_at"],
-}
-
-INSERT = """
-INSERT INTO events (user_id, item_id, behavior, timestamp, value, event_id)
-VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING
-"""
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -71,147 +39,47 @@ class StoredEvent:
     event_id: str | None = None
 
 
-class EventStore:
+class EventStore(Protocol):
     """Append-only events per user, with idempotent appends and per-user erasure."""
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
-        """Open the store at ``path``, creating it (and its folder) when absent.
-
-        Raises InputError, naming the path and the problem, when ``path`` is not a usable
-        store: not an SQLite database (random bytes, text, a folder), a damaged one (e.g.
-        truncated; ``PRAGMA quick_check`` reads every page once), or one holding other tables
-        or other columns than this store's.
-        """
-        self.path = Path(path)
-        self._busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            problem = self._open_schema()
-        except (OSError, sqlite3.Error) as exc:
-            problem = f"SQLite cannot use it ({exc})"
-        if problem is not None:
-            self.close()
-            raise InputError(
-                f"{self.path}: not a usable event store: {problem}; give a new file name, or "
-                "a store this service wrote"
-            )
-
-    def _open_schema(self) -> str | None:
-        """Create the tables in a new database; the problem with an existing one, if any."""
-        connection = self._connection()
-        tables = {
-            name
-            for (name,) in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        }
-        if tables and tables != set(COLUMNS):
-            return f"it holds other tables ({', '.join(sorted(tables))})"
-        for table in sorted(tables):
-            columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
-            if columns != COLUMNS[table]:
-                return f"table {table} has columns {columns}, expected {COLUMNS[table]}"
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.executescript(SCHEMA)
-        check = [row[0] for row in connection.execute("PRAGMA quick_check")]
-        if check != ["ok"]:
-            return f"it is damaged ({'; '.join(check[:3])})"
-        return None
-
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            # isolation_level=None: transactions are begun and committed explicitly below.
-            connection = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA secure_delete=ON")
-            self._local.connection = connection
-            with self._lock:
-                self._all.append(connection)
-        return connection
+    location: str  # where the events live, fit for a log line (never a password)
 
     def append(self, events: Sequence[StoredEvent]) -> list[bool]:
-        """Store the events in one transaction; True where stored, False where a duplicate.
-
-        Returns only after the commit (and its fsync): what it reports stored is durable.
-        """
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            stored = [
-                connection.execute(
-                    INSERT,
-                    (e.user_id, e.item_id, e.behavior, e.timestamp, e.value, e.event_id),
-                ).rowcount
-                == 1
-                for e in events
-            ]
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        return stored
+        """Store the events in one transaction; True where stored, False where a duplicate."""
+        ...
 
     def user_events(self, user_id: str, *, limit: int | None = None) -> list[StoredEvent]:
-        """The user's most recent ``limit`` events (all by default), oldest first.
-
-        Time order with ties in insertion order (a stable order, like the training data's).
-        """
-        rows = (
-            self._connection()
-            .execute(
-                "SELECT user_id, item_id, behavior, timestamp, value, event_id FROM events "
-                "WHERE user_id = ? ORDER BY timestamp DESC, seq DESC LIMIT ?",
-                (user_id, -1 if limit is None else limit),
-            )
-            .fetchall()
-        )
-        return [StoredEvent(*row) for row in reversed(rows)]
+        """The user's most recent `limit` events (all by default), oldest first."""
+        ...
 
     def erase_user(self, user_id: str, *, now: int | None = None) -> int:
-        """Delete the user's events and record the erasure; returns how many were deleted."""
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            deleted = connection.execute(
-                "DELETE FROM events WHERE user_id = ?", (user_id,)
-            ).rowcount
-            connection.execute(
-                "INSERT INTO erased_users (user_id, erased_at) VALUES (?, ?) "
-                "ON CONFLICT (user_id) DO UPDATE SET erased_at = excluded.erased_at",
-                (user_id, int(time.time()) if now is None else now),
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        # Best effort: copy the log into the database and truncate it (readers may block it).
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        return int(deleted)
+        """Delete the user's events and record the erasure; how many events were deleted."""
+        ...
 
-    def is_erased(self, user_id: str) -> bool:
-        row = (
-            self._connection()
-            .execute("SELECT 1 FROM erased_users WHERE user_id = ?", (user_id,))
-            .fetchone()
-        )
-        return row is not None
+    def is_erased(self, user_id: str) -> bool: ...
 
     def count(self) -> int:
         """Events in the store now."""
-        return int(self._connection().execute("SELECT count(*) FROM events").fetchone()[0])
+        ...
 
-    def close(self) -> None:
-        with self._lock:
-            connections, self._all = self._all, []
-        for connection in connections:
-            connection.close()
-        self._local = threading.local()
+    def close(self) -> None: ...
+
+
+def is_postgres(location: str | Path) -> bool:
+    """Whether `location` names a PostgreSQL database (a `postgresql://` URL)."""
+    return str(location).startswith(POSTGRES_SCHEMES)
+
+
+def open_store(location: str | Path) -> EventStore:
+    """The store at `location`: a `postgresql://user:password@host:port/db` URL, or the path of
+    an SQLite file (created with its folder when absent).
+
+    Raises InputError, naming the store and the problem, when it cannot be used.
+    """
+    if is_postgres(location):
+        from influrec.serving.postgres_store import PostgresStore
+
+        return PostgresStore(str(location))
+    from influrec.serving.sqlite_store import SqliteStore
+
+    return SqliteStore(Path(location))
