@@ -18,3 +18,22 @@ def shared_file():
         return path
 
     return get
+
+
+@pytest.fixture(scope="session")
+def sentence_encoder(tmp_path_factory: pytest.TempPathFactory):
+    """The real all-MiniLM-L6-v2 (from its PyPI package, unpacked into a temporary cache)."""
+    import os
+
+    pytest.importorskip("sentence_transformers", reason="the text extra is not installed")
+    from influrec.data.text_encoder import SentenceEncoder
+
+    previous = os.environ.get("INFLUREC_CACHE")
+    os.environ["INFLUREC_CACHE"] = str(tmp_path_factory.mktemp("encoder-cache"))
+    try:
+        return SentenceEncoder()
+    finally:
+        if previous is None:
+            del os.environ["INFLUREC_CACHE"]
+        else:
+            os.environ["INFLUREC_CACHE"] = previous

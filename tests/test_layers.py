@@ -19,7 +19,7 @@ ALLOWED = {
     "config": {"errors"},
     "folders": {"errors"},
     "models": {"config", "errors"},
-    "data": {"errors", "folders", "__init__"},
+    "data": {"errors", "folders", "progress", "__init__"},
     "run": {"config", "errors", "folders", "models", "data", "__init__"},
 }
 # package -> packages it must never import (it sits below them, or beside them on purpose)

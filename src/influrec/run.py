@@ -67,7 +67,8 @@ RUN_KEYS: dict[str, type | tuple[type, ...]] = {
     "n_items": int,
     "n_behaviors": int,
 }
-OPTIONAL_RUN_KEYS = {"feature_values": 0, "feature_width": 1}  # ints; absent in older runs
+# ints; absent in older runs
+OPTIONAL_RUN_KEYS = {"feature_values": 0, "feature_width": 1, "text_dim": 0}
 STATE_KEYS: dict[str, type | tuple[type, ...]] = {
     "epoch": int,
     "step": int,
@@ -141,6 +142,7 @@ class RunInfo:
     n_behaviors: int  # real behaviours (index 0 is padding)
     feature_values: int = 0  # item-feature vocabulary size (0: no item features)
     feature_width: int = 1  # feature values per item
+    text_dim: int = 0  # size of the item text vectors (0: no item text)
     parameters: int | None = None  # trainable parameters
     split: dict[str, Any] = field(default_factory=dict)  # kind, its settings, target counts
     training_windows: int | None = None  # input windows per epoch
@@ -167,6 +169,7 @@ class RunInfo:
             "n_behaviors": self.n_behaviors,
             "feature_values": self.feature_values,
             "feature_width": self.feature_width,
+            "text_dim": self.text_dim,
         }
 
 

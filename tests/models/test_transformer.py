@@ -121,11 +121,11 @@ def test_the_item_table_is_kept_without_gradients_until_a_weight_changes() -> No
         m.feature_embedding.weight[1] += 1.0  # type: ignore[union-attr]
         changed = m.item_table()
         assert changed is not first
-        torch.testing.assert_close(changed, m._features_table())
+        torch.testing.assert_close(changed, m._content_table())
         state = {k: v.clone() for k, v in m.state_dict().items()}
         state["item_embedding.weight"] *= 2.0
         m.load_state_dict(state)  # copied in place: the same storage, a new version
-        torch.testing.assert_close(m.item_table(), m._features_table())
+        torch.testing.assert_close(m.item_table(), m._content_table())
         assert not torch.allclose(m.item_table(), changed)
         m.set_item_features(torch.zeros(21, 2, dtype=torch.long))
         torch.testing.assert_close(m.item_table(), m.item_embedding.weight)

@@ -19,6 +19,7 @@ from influrec.config.errors import (
     unknown_section,
 )
 
+TEXT_FEATURE = "text"  # the item_features name of the item text vectors
 _VALUE_HEAD_GONE = "the value head was removed: it was trained, but nothing read its predictions"
 # Keys of older configs (saved run folders, run.json) that are read and dropped:
 # key -> (accepts the value?, why the key is gone, the values older configs load with).
@@ -141,8 +142,19 @@ class ModelConfig(_Config):
         strict=False,
         description="Item metadata columns (`|`-separated values, e.g. genres or attributes) "
         "whose learned embeddings, averaged, are added to each item's own embedding, "
-        "for inputs and scores alike. Distinct, non-empty names.",
+        f"for inputs and scores alike. Distinct, non-empty names. `{TEXT_FEATURE}` adds a "
+        "learned projection of each item's text vector (`influrec data embed-text`), and "
+        "items without training events are then embedded by their content alone.",
     )
+
+    @property
+    def categorical_features(self) -> tuple[str, ...]:
+        """The item-table columns of `item_features` (all but the text vectors)."""
+        return tuple(name for name in self.item_features if name != TEXT_FEATURE)
+
+    @property
+    def uses_text(self) -> bool:
+        return TEXT_FEATURE in self.item_features
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:

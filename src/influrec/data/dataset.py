@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from influrec import __version__
 from influrec.data import dataset_files as files
 from influrec.data import schema
+from influrec.data.item_text import TEXT_FILE, TEXT_INFO_FILE, ItemText, load_item_text
 from influrec.data.loaders import LoadedLog, ReadOptions, read_log
 from influrec.data.parsing import MAX_BEHAVIORS, EncodedColumns, Vocabulary
 from influrec.data.preprocess import CleanEvents, PrepareConfig, clean, first_appearance_codes
@@ -52,6 +53,7 @@ class EventDataset:
     behaviors: list[str]
     stats: dict[str, Any]
     ground_truth: pa.Table | None = None
+    item_text: ItemText | None = None  # sentence-encoder vectors (`embed_item_text`)
 
     @property
     def n_users(self) -> int:
@@ -123,6 +125,7 @@ class EventDataset:
             behaviors=behaviors,
             stats=stats,
             ground_truth=files.read_table(truth, [], remedy) if truth.exists() else None,
+            item_text=load_item_text(folder, items.num_rows),
         )
 
 
@@ -138,6 +141,8 @@ DATASET_FOLDER = FolderKind(
             schema.STATS_FILE,
             schema.GROUND_TRUTH_FILE,
             "removed.parquet",  # written by denoise
+            TEXT_FILE,  # written by embed_item_text
+            TEXT_INFO_FILE,
         )
     ),
     part_of=("run.json", "run folder"),  # a run's data/: replacing it would break the run

@@ -130,6 +130,10 @@ class SequenceModel(Protocol):
     def set_item_features(self, table: torch.Tensor) -> None:
         """Value ids (I + 1, width) of each item's features (models built with features)."""
 
+    def set_item_text(self, vectors: torch.Tensor, cold: torch.Tensor) -> None:
+        """Text vectors (I + 1, text_dim) and cold items (I + 1,) bool (models built with
+        item text)."""
+
     def num_parameters(self) -> int: ...
 
     # what the package uses of torch.nn.Module

@@ -23,6 +23,7 @@ class ModelClass(Protocol):
         n_behaviors: int,
         feature_values: int = 0,
         feature_width: int = 1,
+        text_dim: int = 0,
     ) -> SequenceModel: ...
 
 
@@ -43,12 +44,13 @@ def build_model(
     n_behaviors: int,
     feature_values: int = 0,
     feature_width: int = 1,
+    text_dim: int = 0,
 ) -> SequenceModel:
     """A model of ``config.architecture``; ``feature_values`` and ``feature_width`` size the item
     features (:class:`~influrec.data.item_features.ItemFeatures`) when ``config.item_features``
-    names any. An unknown architecture is a :class:`~influrec.config.ConfigError` of
-    ``model.architecture`` (a user's value: the config is checked against the registry only
-    here)."""
+    names any, ``text_dim`` the item text vectors when it names ``"text"``. An unknown
+    architecture is a :class:`~influrec.config.ConfigError` of ``model.architecture`` (a user's
+    value: the config is checked against the registry only here)."""
     if config.architecture not in MODELS:
         raise ConfigError(
             f"model.architecture must name a registered model ({', '.join(MODELS)}), "
@@ -61,4 +63,5 @@ def build_model(
         n_behaviors=n_behaviors,
         feature_values=feature_values,
         feature_width=feature_width,
+        text_dim=text_dim,
     )

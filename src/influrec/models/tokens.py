@@ -50,6 +50,8 @@ class EventModel(nn.Module):
     """Token embeddings, tied item scores and the behaviour head of a sequence model."""
 
     item_features: torch.Tensor  # (n_items + 1, width) value ids, with model.item_features
+    item_text: torch.Tensor  # (n_items + 1, text_dim) frozen text vectors, with "text"
+    cold_items: torch.Tensor  # (n_items + 1,) bool: no training event (content alone)
     ln_final: nn.LayerNorm  # built by finish()
     behavior_head: nn.Linear | None
 
@@ -61,18 +63,29 @@ class EventModel(nn.Module):
         n_behaviors: int,
         feature_values: int = 0,
         feature_width: int = 1,
+        text_dim: int = 0,
     ) -> None:
-        """The embeddings, the family's layers (:meth:`build_layers`), then :meth:`finish`."""
+        """The embeddings, the family's layers (:meth:`build_layers`), then :meth:`finish`.
+
+        ``text_dim`` > 0 adds each item's text vector (:meth:`set_item_text`) through a learned
+        projection, and lets items without training events be embedded by content alone."""
         super().__init__()
         self.config, self.n_items, self.n_behaviors = config, n_items, n_behaviors
         d = config.d_model
         self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.feature_embedding: nn.Embedding | None = None
         self._table_cache: tuple[tuple[tuple[int, int], ...], torch.Tensor] | None = None
-        if config.item_features:  # value ids per item: set_item_features, or loaded weights
+        if config.categorical_features:  # value ids per item: set_item_features, or loaded weights
             self.feature_embedding = nn.Embedding(feature_values + 1, d, padding_idx=0)
             table = torch.zeros(n_items + 1, max(1, feature_width), dtype=torch.long)
             self.register_buffer("item_features", table)
+        self.text_projection: nn.Linear | None = None
+        if config.uses_text:
+            if text_dim <= 0:
+                raise ValueError("model.item_features names text: give the vectors' text_dim")
+            self.text_projection = nn.Linear(text_dim, d, bias=False)
+            self.register_buffer("item_text", torch.zeros(n_items + 1, text_dim))
+            self.register_buffer("cold_items", torch.zeros(n_items + 1, dtype=torch.bool))
         self.behavior_embedding = nn.Embedding(n_behaviors + 1, d, padding_idx=0)
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.gap_embedding = (
@@ -114,29 +127,54 @@ class EventModel(nn.Module):
             raise ValueError("item feature ids outside 0..feature_values")
         self.item_features.copy_(table)
 
+    def set_item_text(self, vectors: torch.Tensor, cold: torch.Tensor) -> None:
+        """Each item's text vector (n_items + 1, text_dim), zero without text, and which items
+        have no training event (n_items + 1,) bool: those are embedded by content alone."""
+        if self.text_projection is None:
+            raise ValueError("this model was built without item text (model.item_features)")
+        if vectors.shape != self.item_text.shape or cold.shape != self.cold_items.shape:
+            raise ValueError(
+                f"item text {tuple(vectors.shape)} / cold items {tuple(cold.shape)} != "
+                f"{tuple(self.item_text.shape)} / {tuple(self.cold_items.shape)}"
+            )
+        self.item_text.copy_(vectors)
+        self.cold_items.copy_(cold)
+
     def item_table(self) -> torch.Tensor:
         """Every item's embedding (n_items + 1, D): its own vector, plus the mean of its feature
-        values' vectors when the model has item features. Row 0 (padding) is zero.
+        values' vectors when the model has item features, plus the projection of its text
+        vector when it has item text (an item without training events then drops its own,
+        untrained vector). Row 0 (padding) is zero.
 
-        With features and without gradients the table is kept until a weight or the feature
-        ids change (their version counters and storage say when): a recommendation would
+        With content and without gradients the table is kept until a weight or the content
+        changes (their version counters and storage say when): a recommendation would
         otherwise rebuild it twice, about 1.2 ms each on Beauty's 12k items."""
         own = self.item_embedding.weight
-        if self.feature_embedding is None:
+        if self.feature_embedding is None and self.text_projection is None:
             return own
         if torch.is_grad_enabled():
-            return self._features_table()
-        values, ids = self.feature_embedding.weight, self.item_features
-        key = tuple((t.data_ptr(), t._version) for t in (own, values, ids))
+            return self._content_table()
+        parts = [own]
+        if self.feature_embedding is not None:
+            parts += [self.feature_embedding.weight, self.item_features]
+        if self.text_projection is not None:
+            parts += [self.text_projection.weight, self.item_text, self.cold_items]
+        key = tuple((t.data_ptr(), t._version) for t in parts)
         if self._table_cache is None or self._table_cache[0] != key:
-            self._table_cache = (key, self._features_table())
+            self._table_cache = (key, self._content_table())
         return self._table_cache[1]
 
-    def _features_table(self) -> torch.Tensor:
-        assert self.feature_embedding is not None
-        ids = self.item_features
-        count = (ids > 0).sum(dim=1, keepdim=True).clamp(min=1)
-        return self.item_embedding.weight + self.feature_embedding(ids).sum(dim=1) / count
+    def _content_table(self) -> torch.Tensor:
+        table = self.item_embedding.weight
+        if self.text_projection is not None:
+            table = table.masked_fill(self.cold_items[:, None], 0.0)
+        if self.feature_embedding is not None:
+            ids = self.item_features
+            count = (ids > 0).sum(dim=1, keepdim=True).clamp(min=1)
+            table = table + self.feature_embedding(ids).sum(dim=1) / count
+        if self.text_projection is not None:
+            table = table + self.text_projection(self.item_text)
+        return table
 
     def position_ids(self, items: torch.Tensor) -> torch.Tensor:
         """Position ids of left-padded events (B, T): (1, T) for ``"end"``, (B, T) for

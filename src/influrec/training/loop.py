@@ -26,13 +26,13 @@ from influrec import run as run_folder
 from influrec.config import ExperimentConfig
 from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
-from influrec.data.item_features import ItemFeatures
 from influrec.data.sequences import SequenceData, training_windows
 from influrec.data.splits import Split, make_split
 from influrec.errors import InputError
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
 from influrec.models import SequenceModel, build_model
 from influrec.training.averaging import average_best, best_epochs
+from influrec.training.content import ItemContent
 from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
 from influrec.training.progress import EpochProgress, MetricsLog
 from influrec.training.resume import check_run_dir, open_run_dir
@@ -121,23 +121,15 @@ class Trainer:
         self.split = make_split(self.data, config.data)
         self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
         _require_targets(self.windows, self.split, config)
-        self.features = (
-            ItemFeatures.from_items(dataset.items, config.model.item_features, self.data.n_items)
-            if config.model.item_features
-            else None
-        )
-        self.feature_sizes = {  # build_model's keywords, also recorded in run.json
-            "feature_values": len(self.features.values) if self.features else 0,
-            "feature_width": self.features.width if self.features else 1,
-        }
+        self.content = ItemContent.of(dataset, config.model, self.data, self.windows)
+        self.feature_sizes = self.content.sizes  # build_model's keywords, also in run.json
         self.model = build_model(
             config.model,
             n_items=self.data.n_items,
             n_behaviors=self.data.n_behaviors,
             **self.feature_sizes,
         )
-        if self.features is not None:
-            self.model.set_item_features(torch.from_numpy(self.features.table))
+        self.content.apply(self.model)
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(
             _param_groups(self.model, config.train.weight_decay), lr=config.train.lr
