@@ -89,6 +89,11 @@ def test_embedding_is_stored_reloaded_and_only_changed_items_are_encoded_again(
     third = embed_item_text(folder, ["title", "category"], sentence_encoder)
     assert third.encoded == 25  # other columns: other documents, nothing reused
 
+    copy = EventDataset.load(folder).save(tmp_path / "copy")  # e.g. a cleaned dataset
+    kept = load_item_text(copy, 25)
+    assert kept is not None and kept.columns == ("title", "category")
+    np.testing.assert_array_equal(kept.vectors, load_item_text(folder, 25).vectors)
+
 
 def test_cli_embeds_and_a_text_model_trains_and_recommends(
     tmp_path: Path, sentence_encoder, monkeypatch: pytest.MonkeyPatch, capsys

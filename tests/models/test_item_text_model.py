@@ -83,3 +83,11 @@ def test_trained_items_are_those_training_windows_read() -> None:
     windows = training_windows(data, split.train, max_len=4)
     trained = trained_items(data, windows)
     assert np.flatnonzero(trained).tolist() == [1, 2, 3]
+
+
+def test_content_only_items_need_text() -> None:
+    from influrec.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.id_embeddings false needs text"):
+        ModelConfig(id_embeddings=False, item_features=("genres",))
+    assert not ModelConfig(id_embeddings=False, item_features=("text",)).id_embeddings

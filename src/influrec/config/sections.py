@@ -147,6 +147,12 @@ class ModelConfig(_Config):
         "items without training events are then embedded by their content alone.",
     )
 
+    id_embeddings: bool = Field(
+        default=True,
+        description=f"false: items have no vector of their own and are their content alone "
+        f"(needs `{TEXT_FEATURE}` in model.item_features), as for items no one has touched yet.",
+    )
+
     @property
     def categorical_features(self) -> tuple[str, ...]:
         """The item-table columns of `item_features` (all but the text vectors)."""
@@ -164,6 +170,8 @@ class ModelConfig(_Config):
         distinct = all(names) and len(set(names)) == len(names)
         rule = "must list distinct, non-empty column names"
         require(distinct, "model.item_features", rule, list(names))
+        rule = f"false needs {TEXT_FEATURE} in model.item_features (an item's only content)"
+        require(self.id_embeddings or self.uses_text, "model.id_embeddings", rule, False)
         return self
 
 

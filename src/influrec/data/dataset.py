@@ -34,7 +34,13 @@ import pyarrow.parquet as pq
 from influrec import __version__
 from influrec.data import dataset_files as files
 from influrec.data import schema
-from influrec.data.item_text import TEXT_FILE, TEXT_INFO_FILE, ItemText, load_item_text
+from influrec.data.item_text import (
+    TEXT_FILE,
+    TEXT_INFO_FILE,
+    ItemText,
+    load_item_text,
+    write_item_text,
+)
 from influrec.data.loaders import LoadedLog, ReadOptions, read_log
 from influrec.data.parsing import MAX_BEHAVIORS, EncodedColumns, Vocabulary
 from influrec.data.preprocess import CleanEvents, PrepareConfig, clean, first_appearance_codes
@@ -87,6 +93,8 @@ class EventDataset:
             pq.write_table(self.ground_truth, folder / schema.GROUND_TRUTH_FILE)
         _write_json(folder / schema.BEHAVIORS_FILE, self.behaviors)
         _write_json(folder / schema.STATS_FILE, self.stats)
+        if self.item_text is not None:
+            write_item_text(folder, self.item_text.vectors, self.item_text.info)
 
     @classmethod
     def load(cls, folder: Path, *, remedy: str = files.DATASET_REMEDY) -> EventDataset:

@@ -55,6 +55,7 @@ class ItemText:
     encoder: str
     encoder_version: str
     columns: tuple[str, ...]
+    info: dict[str, Any]  # item_text.json as read (item ids and content hashes included)
 
     @property
     def dim(self) -> int:
@@ -133,7 +134,7 @@ def embed_item_text(
         "dim": encoder.dim,
         "hashes": {item: h for item, h in zip(ids[1:], hashes[1:], strict=True) if h},
     }
-    _write(folder, vectors, info)
+    write_item_text(folder, vectors, info)
     return EmbedReport(
         items=len(documents) - 1,
         encoded=len(todo),
@@ -176,7 +177,7 @@ def _reuse(
     return filled
 
 
-def _write(folder: Path, vectors: np.ndarray, info: dict[str, Any]) -> None:
+def write_item_text(folder: Path, vectors: np.ndarray, info: dict[str, Any]) -> None:
     """Write both files through temporary names, so a killed run leaves the old pair."""
     from safetensors.numpy import save_file
 
@@ -222,4 +223,5 @@ def load_item_text(folder: Path, n_items: int) -> ItemText | None:
         encoder=str(info["encoder"]),
         encoder_version=str(info["encoder_version"]),
         columns=tuple(info["columns"]),
+        info=info,
     )

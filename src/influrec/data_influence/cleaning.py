@@ -46,6 +46,7 @@ def remove_events(
         behaviors=dataset.behaviors,
         stats=stats,
         ground_truth=dataset.ground_truth,
+        item_text=dataset.item_text,
     )
 
 

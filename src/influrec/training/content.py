@@ -45,7 +45,12 @@ class ItemContent:
                 "compute them first with `influrec data embed-text` (or embed_item_text)",
                 setting="model.item_features",
             )
-        return cls(features, dataset.item_text, ~trained_items(data, windows))
+        cold = (
+            ~trained_items(data, windows)
+            if config.id_embeddings
+            else np.ones(data.n_items + 1, bool)
+        )
+        return cls(features, dataset.item_text, cold)
 
     @property
     def sizes(self) -> dict[str, int]:
