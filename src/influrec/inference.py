@@ -31,6 +31,7 @@ class Recommendation:
     item_idx: int
     item_id: str
     score: float
+    new_item: bool = False  # no training event: scored by its content alone (item text)
 
 
 # Event times: epoch seconds, the range every reader accepts (1970-01-01 to 2262-04-11).
@@ -203,10 +204,24 @@ class Recommender:
             scores[torch.from_numpy(np.unique(exclude))] = float("-inf")
         k = min(k, int(torch.isfinite(scores).sum()))
         values, indices = torch.topk(scores, k)
+        new = self.new_items
         return [
-            Recommendation(rank + 1, int(i), self.item_ids[int(i) - 1], float(v))
+            Recommendation(
+                rank + 1,
+                int(i),
+                self.item_ids[int(i) - 1],
+                float(v),
+                new_item=bool(new is not None and new[int(i)]),
+            )
             for rank, (v, i) in enumerate(zip(values, indices, strict=True))
         ]
+
+    @property
+    def new_items(self) -> torch.Tensor | None:
+        """(I + 1,) bool: items without any training event, which a model with item text
+        scores by their content alone; None for a model without item text."""
+        cold = getattr(self.model, "cold_items", None)
+        return cold if isinstance(cold, torch.Tensor) else None
 
     def recommend(
         self, history: History, *, k: int = 10, exclude_seen: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +105,19 @@ def test_cli_embeds_and_a_text_model_trains_and_recommends(
     out = " ".join(capsys.readouterr().out.split())
     assert "25 items: 25 encoded" in out and "item_text.safetensors" in out
     run = tmp_path / "run"
-    settings = ['model.item_features=["text","category"]', "model.d_model=16", "train.epochs=1"]
+    settings = ['model.item_features=["text","category"]', "model.id_embeddings=false"]
+    settings += ["model.d_model=16", "train.epochs=1"]
     argv = ["train", str(folder), "--out", str(run), "--no-progress"]
     assert main([*argv, *(p for s in settings for p in ("--set", s))]) == 0
+    capsys.readouterr()
+    # content only: every item is embedded as an untouched item would be, so all are "new"
     assert main(["recommend", str(run), "--user", "u1", "--k", "3", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert len(answer["recommendations"]) == 3
+    assert all(r["new_item"] is True for r in answer["recommendations"])
+    assert main(["recommend", str(run), "--user", "u1", "--k", "3"]) == 0
+    table = " ".join(capsys.readouterr().out.split())
+    assert "(new)" in table and "recommended from its text" in table
 
 
 def test_training_with_text_but_no_vectors_says_how_to_make_them(tmp_path: Path, capsys) -> None:

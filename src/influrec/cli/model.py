@@ -255,7 +255,7 @@ def _titled(r: Recommendation, titles: dict[str, str]) -> dict[str, Any]:
     row: dict[str, Any] = {"rank": r.rank, "item_idx": r.item_idx, "item_id": r.item_id}
     if r.item_id in titles:
         row["title"] = titles[r.item_id]
-    return {**row, "score": r.score}
+    return {**row, "score": r.score, **({"new_item": True} if r.new_item else {})}
 
 
 def _print_recommendations(
@@ -288,6 +288,11 @@ def _print_recommendations(
     for name in columns:
         table.add_column(name)
     for r in recs:
-        named = [escape(titles.get(r.item_id, r.item_id)), r.item_id] if titles else [r.item_id]
+        label = titles.get(r.item_id, r.item_id) + (" (new)" if r.new_item else "")
+        named = [escape(label), r.item_id] if titles else [escape(label)]
         table.add_row(str(r.rank), *named, f"{r.score:.3f}")
     console.print(table)
+    if any(r.new_item for r in recs):
+        console.print(
+            "(new): no one interacted with it in the training data; recommended from its text"
+        )

@@ -96,6 +96,12 @@ class RecommendedItem(BaseModel):
     item: str
     title: str | None = Field(None, exclude_if=missing, description=TITLE)
     score: float
+    new_item: bool = Field(
+        False,
+        exclude_if=lambda new: not new,
+        description="true for an item no one interacted with in the training data, "
+        "recommended from its content (item text) alone; absent otherwise",
+    )
 
 
 class ForUser(BaseModel):

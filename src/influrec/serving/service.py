@@ -198,7 +198,11 @@ class Service:
             k=k,
             recommendations=[
                 RecommendedItem(
-                    rank=r.rank, item=r.item_id, title=self.rec.item_title(r.item_id), score=r.score
+                    rank=r.rank,
+                    item=r.item_id,
+                    title=self.rec.item_title(r.item_id),
+                    score=r.score,
+                    new_item=r.new_item,
                 )
                 for r in recs
             ],
