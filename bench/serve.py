@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -104,7 +105,7 @@ class Server:
     """``influrec serve`` in a subprocess, its output in ``log``."""
 
     run_dir: Path
-    store: Path
+    store: Path | str  # an SQLite file or a postgresql:// URL
     port: int
     log: Path
     startup_s: float = 120.0
@@ -164,12 +165,31 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
-def client(url: str, *, timeout_s: float) -> httpx.AsyncClient:
+class RoundRobin(httpx.AsyncBaseTransport):
+    """Sends each request to the next of several servers on loopback (by port), in turn."""
+
+    def __init__(self, ports: list[int]) -> None:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        self.ports, self.turn = ports, 0
+        self.transport = httpx.AsyncHTTPTransport(limits=limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.turn = (self.turn + 1) % len(self.ports)
+        request.url = request.url.copy_with(port=self.ports[self.turn])
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def client(url: str, *, timeout_s: float, ports: list[int] | None = None) -> httpx.AsyncClient:
+    """A client of the server at ``url``, or of every server on ``ports`` in turn."""
     return httpx.AsyncClient(
         base_url=url,
         headers={"Authorization": f"Bearer {API_KEY}"},
         timeout=timeout_s,
         limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
+        transport=RoundRobin(ports) if ports else None,
         trust_env=False,  # never through a proxy: loopback only
     )
 
@@ -283,9 +303,12 @@ async def one_repeat(
     ]
 
 
-async def load_test(url: str, work: Workload, args: argparse.Namespace) -> list[list[Phase]]:
-    """A warm-up (not measured), then every phase ``args.repeats`` times."""
-    async with client(url, timeout_s=10.0) as http:
+async def load_test(
+    url: str, work: Workload, args: argparse.Namespace, ports: list[int] | None = None
+) -> list[list[Phase]]:
+    """A warm-up (not measured), then every phase ``args.repeats`` times (spread over the
+    servers on ``ports`` in turn, when given)."""
+    async with client(url, timeout_s=10.0, ports=ports) as http:
         for user in work.users[:20]:
             (await http.get(f"/v1/users/{user}/recommendations?k=10")).raise_for_status()
         for user in work.users[:5]:
@@ -497,11 +520,24 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent ingestion clients")
     parser.add_argument("--kill-after", type=float, default=3.0, help="crash test: seconds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="event store; postgresql starts a throwaway local server (Debian's postgresql)",
+    )
+    parser.add_argument(
+        "--servers", type=int, default=1, help="serve processes sharing the store (postgresql)"
+    )
     args = parser.parse_args()
     if not (args.run / "run.json").exists():
         parser.error(f"{args.run}: not a trained run (no run.json)")
+    if args.servers > 1 and args.store == "sqlite":
+        parser.error("several servers share a store only with --store postgresql")
     work = load_workload(args.run)
     print_header(args.run, work)
+    if args.store == "postgresql":
+        return postgres_load(args, work)
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="influrec-bench-") as tmp:
         print(f"event stores in {tmp} ({filesystem(Path(tmp))}; one fsync per batch)\n")
@@ -512,6 +548,29 @@ def main() -> int:
         print_targets(repeats)
         crash = Server(args.run, Path(tmp) / "crash.sqlite3", port, Path(tmp) / "crash.log")
         return 0 if crash_test(crash, work, args.kill_after) else 1
+
+
+def postgres_load(args: argparse.Namespace, work: Workload) -> int:
+    """The load phases against ``args.servers`` serve processes on one throwaway PostgreSQL
+    server, requests spread over them in turn (the SIGKILL test of several processes on
+    PostgreSQL is tests/serving/test_serving_postgres.py)."""
+    from pg_cluster import Cluster
+
+    with Cluster() as cluster, tempfile.TemporaryDirectory(prefix="influrec-bench-") as tmp:
+        url = cluster.create_database("events")
+        print(f"event store: PostgreSQL on 127.0.0.1:{cluster.port} ({args.servers} servers)\n")
+        servers = [
+            Server(args.run, url, free_port(), Path(tmp) / f"load-{n}.log")
+            for n in range(args.servers)
+        ]
+        with contextlib.ExitStack() as stack:
+            for server in servers:
+                stack.enter_context(running(server))
+            ports = [server.port for server in servers]
+            repeats = asyncio.run(load_test(servers[0].url, work, args, ports))
+        print_phases(repeats)
+        print_targets(repeats)
+    return 0
 
 
 if __name__ == "__main__":
