@@ -62,3 +62,37 @@ def test_time_groups_partition_by_age(recommender: Recommender) -> None:
     }
     with pytest.raises(ValueError, match="groups"):
         group_effects(Scorer(recommender.model), history, ItemScore(1), {})
+
+
+def test_category_groups_keep_the_five_most_frequent_and_pool_the_rest() -> None:
+    from influrec.influence.groups import GroupContext, category_groups
+
+    items = np.array([1, 2, 3, 4, 5, 6, 7, 1, 2, 8])
+    history = History(items, np.ones(10, np.int64), np.arange(10), np.zeros(10, np.float32))
+    categories = {i: f"c{i}" for i in range(1, 8)}  # item 8 has none
+    groups = category_groups(history, GroupContext(["[PAD]", "buy"], categories))
+    assert {k: v.tolist() for k, v in groups.items()} == {
+        "c1": [0, 7],
+        "c2": [1, 8],
+        "c3": [2],
+        "c4": [3],
+        "c5": [4],
+        "other categories": [5, 6, 9],
+    }
+
+
+def test_explain_groups_by_category_adds_up_exactly(recommender: Recommender) -> None:
+    from influrec.influence.api import explain_groups, item_categories
+
+    history = user_history(recommender, 14)
+    result = explain_groups(recommender, history, by="category", k=2)
+    categories = item_categories(recommender)
+    labels = {categories.get(int(i), "no category") for i in history.items}
+    for item in result.recommendations:
+        names = {g.group for g in item.groups}
+        assert names <= labels | {"other categories"} and all(
+            n.startswith("category ") for n in names - {"other categories"}
+        )
+        assert sum(g.events for g in item.groups) == 14
+        total = sum(g.shapley for g in item.groups)
+        assert np.isclose(total, item.value - item.empty_value, atol=1e-5)

@@ -91,3 +91,18 @@ def test_content_only_items_need_text() -> None:
     with pytest.raises(ConfigError, match=r"model\.id_embeddings false needs text"):
         ModelConfig(id_embeddings=False, item_features=("genres",))
     assert not ModelConfig(id_embeddings=False, item_features=("text",)).id_embeddings
+
+
+def test_id_dropout_drops_own_vectors_once_per_step_and_only_in_training() -> None:
+    model = text_model("transformer")
+    model.config = model.config.replace(id_dropout=0.5)
+    model.train()
+    torch.manual_seed(1)
+    first = model._without_own_vector().clone()
+    assert torch.equal(model._without_own_vector(), first)  # same step: the same items
+    assert first[[4, 7]].all() and 2 < int(first.sum()) < N_ITEMS  # the cold ones, and more
+    with torch.no_grad():
+        model.item_embedding.weight.add_(0.0)  # an optimiser step bumps the version
+    assert not torch.equal(model._without_own_vector(), first)
+    model.eval()
+    assert torch.equal(model._without_own_vector(), model.cold_items)

@@ -153,6 +153,15 @@ class ModelConfig(_Config):
         f"(needs `{TEXT_FEATURE}` in model.item_features), as for items no one has touched yet.",
     )
 
+    id_dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description=f"With `{TEXT_FEATURE}` in model.item_features: in training, the share of "
+        "items whose own vector is left out at each step, so that they are scored by their "
+        "content alone, as new items will be (0: none).",
+    )
+
     @property
     def categorical_features(self) -> tuple[str, ...]:
         """The item-table columns of `item_features` (all but the text vectors)."""
@@ -172,6 +181,8 @@ class ModelConfig(_Config):
         require(distinct, "model.item_features", rule, list(names))
         rule = f"false needs {TEXT_FEATURE} in model.item_features (an item's only content)"
         require(self.id_embeddings or self.uses_text, "model.id_embeddings", rule, False)
+        rule = f"> 0 needs {TEXT_FEATURE} in model.item_features"
+        require(self.id_dropout == 0 or self.uses_text, "model.id_dropout", rule, self.id_dropout)
         return self
 
 

@@ -111,6 +111,31 @@ def explain(
     )
 
 
+def item_categories(rec: Recommender) -> dict[int, str]:
+    """item_idx -> category, from the first column of CATEGORY_COLUMNS the item table has
+    (InputError without one)."""
+    from influrec.influence.groups import CATEGORY_COLUMNS
+
+    items = rec.dataset.items
+    column = next((c for c in CATEGORY_COLUMNS if c in items.column_names), None)
+    if column is None:
+        present = [c for c in items.column_names if c not in ("item_idx", "item_id")]
+        raise InputError(
+            f"grouping by category needs an item-table column named one of "
+            f"{', '.join(CATEGORY_COLUMNS)}; this dataset's item columns are "
+            f"{', '.join(present) or 'none'}",
+            setting="groups",
+        )
+    index = items.column("item_idx").to_pylist()
+    cells = items.column(column).cast("string").to_pylist()
+    firsts = ((i, (c or "").split("|")[0].strip()) for i, c in zip(index, cells, strict=True))
+    return {
+        int(i): f"{column} {value}" if column.startswith("categor") else value
+        for i, value in firsts
+        if value
+    }
+
+
 def item_index(rec: Recommender, item_id: str) -> int:
     index = rec.item_index.get(str(item_id))
     if index is None:
@@ -280,15 +305,17 @@ def explain_groups(
     k: int = 10,
     measure: str = "margin",
 ) -> GroupExplainResult:
-    """For each of the top ``k`` items: effects of whole behaviour types or time windows."""
-    from influrec.influence.groups import GROUPINGS, group_effects
+    """For each of the top ``k`` items: effects of whole behaviour types, time windows or item
+    categories (the item table's category or genres column)."""
+    from influrec.influence.groups import GROUPINGS, GroupContext, group_effects
 
     if by not in GROUPINGS:
         raise InputError(f"groups must be one of {', '.join(GROUPINGS)}, got {by!r}")
     if len(history) == 0:
         raise InputError("the history is empty: there is nothing to explain")
     k = clamp_k(k, rec.n_items)
-    groups = GROUPINGS[by](history, rec.dataset.behaviors)
+    context = GroupContext(rec.dataset.behaviors, item_categories(rec) if by == "category" else {})
+    groups = GROUPINGS[by](history, context)
     scorer = Scorer(rec.model)
     out = []
     for r in rec.recommend(history, k=k):

@@ -1,4 +1,4 @@
-"""Influence of groups of events: by behaviour type or by time window.
+"""Influence of groups of events: by behaviour type, by time window or by item category.
 
 * :func:`leave_group_out`: effect of deleting all events of one group at once;
 * :func:`group_shapley`: exact Shapley values of the groups, from all 2^G coalitions scored in
@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from math import factorial
 
@@ -57,12 +57,41 @@ def time_groups(history: History) -> dict[str, np.ndarray]:
     return {k: v for k, v in groups.items() if len(v)}
 
 
-GROUPINGS: dict[str, Callable[[History, list[str]], dict[str, np.ndarray]]] = {
-    "behavior": behavior_groups,
-    "time": lambda history, _names: time_groups(history),
+CATEGORY_COLUMNS = ("category", "categories", "genres", "genre")
+"""Item-table columns that give an item's category, in order of preference (the first value of
+a multi-valued cell, e.g. the first genre, is the item's category)."""
+NO_CATEGORY = "no category"
+
+
+@dataclass(frozen=True)
+class GroupContext:
+    """What groupings may read beyond the history."""
+
+    behaviors: list[str]  # behaviour names by code (0 is padding)
+    categories: dict[int, str] = field(default_factory=dict)  # item_idx -> its category
+
+
+def category_groups(history: History, context: GroupContext) -> dict[str, np.ndarray]:
+    """Positions by the item's category: the MAX_GROUPS - 1 most frequent categories of the
+    history (ties by name), the rest together as "other categories"."""
+    labels = np.array([context.categories.get(int(i), NO_CATEGORY) for i in history.items])
+    names, counts = np.unique(labels, return_counts=True)
+    ranked = [str(n) for _, n in sorted(zip(-counts, names, strict=True))]
+    kept = ranked if len(ranked) <= MAX_GROUPS else ranked[: MAX_GROUPS - 1]
+    groups = {name: np.flatnonzero(labels == name) for name in kept}
+    rest = np.flatnonzero(~np.isin(labels, kept))
+    if len(rest):
+        groups["other categories"] = rest
+    return groups
+
+
+GROUPINGS: dict[str, Callable[[History, GroupContext], dict[str, np.ndarray]]] = {
+    "behavior": lambda history, context: behavior_groups(history, context.behaviors),
+    "time": lambda history, _context: time_groups(history),
+    "category": category_groups,
 }
-"""How events can be grouped -> positions of each group, given the history and the behaviour
-names; the one list the CLI's and the library's choices come from."""
+"""How events can be grouped -> positions of each group, given the history and its context;
+the one list the CLI's and the library's choices come from."""
 
 
 def group_effects(

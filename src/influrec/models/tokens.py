@@ -75,6 +75,7 @@ class EventModel(nn.Module):
         self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.feature_embedding: nn.Embedding | None = None
         self._table_cache: tuple[tuple[tuple[int, int], ...], torch.Tensor] | None = None
+        self._id_drop: tuple[int, torch.Tensor] | None = None  # (weights' version, mask)
         if config.categorical_features:  # value ids per item: set_item_features, or loaded weights
             self.feature_embedding = nn.Embedding(feature_values + 1, d, padding_idx=0)
             table = torch.zeros(n_items + 1, max(1, feature_width), dtype=torch.long)
@@ -127,6 +128,20 @@ class EventModel(nn.Module):
             raise ValueError("item feature ids outside 0..feature_values")
         self.item_features.copy_(table)
 
+    def _without_own_vector(self) -> torch.Tensor:
+        """(n_items + 1,) bool: items embedded by content alone. The cold items; in training
+        also a random share ``model.id_dropout`` of the others, drawn once per optimiser step
+        (while the weights' version stays the same), so that inputs and scores of one step
+        agree and the content pathway learns to stand alone, as it must for new items."""
+        rate = self.config.id_dropout
+        if not (self.training and rate > 0):
+            return self.cold_items
+        version = self.item_embedding.weight._version
+        if self._id_drop is None or self._id_drop[0] != version:
+            drawn = torch.rand(self.cold_items.shape, device=self.cold_items.device) < rate
+            self._id_drop = (version, self.cold_items | drawn)
+        return self._id_drop[1]
+
     def set_item_text(self, vectors: torch.Tensor, cold: torch.Tensor) -> None:
         """Each item's text vector (n_items + 1, text_dim), zero without text, and which items
         have no training event (n_items + 1,) bool: those are embedded by content alone."""
@@ -167,7 +182,7 @@ class EventModel(nn.Module):
     def _content_table(self) -> torch.Tensor:
         table = self.item_embedding.weight
         if self.text_projection is not None:
-            table = table.masked_fill(self.cold_items[:, None], 0.0)
+            table = table.masked_fill(self._without_own_vector()[:, None], 0.0)
         if self.feature_embedding is not None:
             ids = self.item_features
             count = (ids > 0).sum(dim=1, keepdim=True).clamp(min=1)
