@@ -133,3 +133,19 @@ def test_unknown_encoder_is_refused_with_the_choices(tmp_path: Path, capsys) -> 
     assert main(["data", "embed-text", str(folder), "--columns", "category", "--encoder", "x"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "unknown encoder 'x'" in err and "all-MiniLM-L6-v2" in err and "--encoder" in err
+
+
+def test_extra_texts_follow_the_columns_and_bad_files_are_named(tmp_path: Path, capsys) -> None:
+    items = pa.table({"item_idx": [1, 2], "item_id": ["7", "8"], "title": ["Heat", None]})
+    extra = {"7": "A crime film.", "8": " An abstract only. ", "9": "not in the table"}
+    assert item_documents(items, ["title"], extra) == [
+        None,
+        "Heat. A crime film.",
+        "An abstract only.",
+    ]
+    folder = synth(tmp_path)
+    bad = tmp_path / "texts.json"
+    bad.write_text('["not", "an", "object"]')
+    argv = ["data", "embed-text", str(folder), "--columns", "category", "--texts", str(bad)]
+    assert main(argv) == 2
+    assert "expected a JSON object of item id -> text" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,9 +72,12 @@ class EmbedReport:
     path: Path
 
 
-def item_documents(items: pa.Table, columns: Sequence[str]) -> list[str | None]:
+def item_documents(
+    items: pa.Table, columns: Sequence[str], extra: Mapping[str, str] | None = None
+) -> list[str | None]:
     """Each item's text (indexed by item_idx, entry 0 is padding): its non-empty cells of
-    `columns` joined by ". ", multi-valued cells as "a, b"; None for an item with none."""
+    `columns` joined by ". ", multi-valued cells as "a, b", then its entry of `extra` (item id
+    -> text, e.g. an abstract); None for an item with none."""
     missing = [c for c in columns if c not in items.column_names]
     if missing or not columns:
         present = [c for c in items.column_names if c not in ("item_idx", "item_id")]
@@ -92,6 +95,12 @@ def item_documents(items: pa.Table, columns: Sequence[str]) -> list[str | None]:
             if cell and cell.strip():
                 words = (p.strip() for p in cell.split(LIST_SEPARATOR))
                 parts[item].append(", ".join(w for w in words if w))
+    if extra:
+        ids = items.column("item_id").cast(pa.string()).to_pylist()
+        for item, item_id in zip(index, ids, strict=True):
+            text = extra.get(str(item_id), "")
+            if isinstance(text, str) and text.strip():
+                parts[item].append(text.strip())
     return [". ".join(p) if p else None for p in parts]
 
 
@@ -104,18 +113,19 @@ def embed_item_text(
     columns: Sequence[str],
     encoder: Encoder,
     *,
+    extra: Mapping[str, str] | None = None,
     batch_size: int = 64,
     progress: bool | None = None,
 ) -> EmbedReport:
     """Encode the text of every item of the prepared dataset in `folder` and store the vectors
     beside it (see the module's docstring); items whose text and encoder are unchanged since
-    the last run are not encoded again."""
+    the last run are not encoded again. `extra` adds text by item id (see item_documents)."""
     started = time.perf_counter()
     folder = Path(folder)
     items = files.read_table(
         folder / schema.ITEMS_FILE, ["item_idx", "item_id"], files.DATASET_REMEDY
     )
-    documents = item_documents(items, columns)
+    documents = item_documents(items, columns, extra)
     ids = [""] + [str(i) for i in items.sort_by("item_idx").column("item_id").to_pylist()]
     hashes = [content_hash(d) if d is not None else None for d in documents]
     vectors = np.zeros((len(documents), encoder.dim), np.float32)
