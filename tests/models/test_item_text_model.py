@@ -106,3 +106,21 @@ def test_id_dropout_drops_own_vectors_once_per_step_and_only_in_training() -> No
     assert not torch.equal(model._without_own_vector(), first)
     model.eval()
     assert torch.equal(model._without_own_vector(), model.cold_items)
+
+
+def test_untrained_items_are_left_out_of_the_training_softmax() -> None:
+    from influrec.training.loop import with_unavailable
+    from influrec.training.losses import full_softmax_loss
+
+    pairs = with_unavailable(None, torch.tensor([3, 5]), rows=2)
+    assert pairs is not None and pairs[0].tolist() == [0, 0, 1, 1]
+    assert pairs[1].tolist() == [3, 5, 3, 5]
+    hidden, items = torch.randn(2, 4), torch.randn(7, 4)
+    targets = torch.tensor([1, 2])
+    without = full_softmax_loss(hidden, targets, items, exclude=pairs)
+    logits = hidden @ items.T
+    logits[:, [0, 3, 5]] = float("-inf")
+    torch.testing.assert_close(without, torch.nn.functional.cross_entropy(logits, targets))
+    seen = (torch.tensor([0]), torch.tensor([4]))
+    merged = with_unavailable(seen, torch.tensor([3]), rows=2)
+    assert merged is not None and merged[1].tolist() == [4, 3, 3]

@@ -25,7 +25,8 @@ from influrec.models.protocol import SequenceModel
 class ItemContent:
     features: ItemFeatures | None
     text: ItemText | None
-    cold: np.ndarray | None  # (n_items + 1,) bool: items with no event in any training window
+    cold: np.ndarray | None  # (n_items + 1,) bool: items embedded by content alone
+    untrained: np.ndarray | None = None  # (n_items + 1,) bool: no event in any training window
 
     @classmethod
     def of(
@@ -45,12 +46,17 @@ class ItemContent:
                 "compute them first with `influrec data embed-text` (or embed_item_text)",
                 setting="model.item_features",
             )
-        cold = (
-            ~trained_items(data, windows)
-            if config.id_embeddings
-            else np.ones(data.n_items + 1, bool)
-        )
-        return cls(features, dataset.item_text, cold)
+        untrained = ~trained_items(data, windows)
+        cold = untrained if config.id_embeddings else np.ones(data.n_items + 1, bool)
+        return cls(features, dataset.item_text, cold, untrained)
+
+    def unavailable(self) -> torch.Tensor | None:
+        """(C,) item indices left out of the training softmax: with item text, the items no
+        training window touches. Training treats them as not in the catalogue yet (as a new
+        item is not), rather than as negatives of every step pushed below everything."""
+        if self.untrained is None:
+            return None
+        return torch.from_numpy(np.flatnonzero(self.untrained[1:]) + 1)
 
     @property
     def sizes(self) -> dict[str, int]:

@@ -80,6 +80,18 @@ def epoch_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def with_unavailable(
+    exclude: tuple[torch.Tensor, torch.Tensor] | None, items: torch.Tensor | None, rows: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``exclude``'s (row, item) pairs plus every row paired with each of ``items`` (C,)."""
+    if items is None or len(items) == 0:
+        return exclude
+    pairs = (torch.arange(rows).repeat_interleave(len(items)), items.repeat(rows))
+    if exclude is None:
+        return pairs
+    return torch.cat([exclude[0], pairs[0]]), torch.cat([exclude[1], pairs[1]])
+
+
 def seen_pairs(items: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(target row, item) pairs: for the target after each valid slot (rows in ``hidden[valid]``
     order), the items of that window up to and including the slot."""
@@ -130,6 +142,7 @@ class Trainer:
             **self.feature_sizes,
         )
         self.content.apply(self.model)
+        self.unavailable = self.content.unavailable()
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(
             _param_groups(self.model, config.train.weight_decay), lr=config.train.lr
@@ -188,6 +201,7 @@ class Trainer:
     ) -> torch.Tensor:
         train = self.config.train
         if train.loss == "ce":
+            exclude = with_unavailable(exclude, self.unavailable, hidden.shape[0])
             if exclude is not None:
                 exclude = (exclude[0].to(self.device), exclude[1].to(self.device))
             return full_softmax_loss(
