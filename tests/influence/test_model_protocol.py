@@ -44,6 +44,7 @@ class TinyGRU(nn.Module):
         n_behaviors: int,
         feature_values: int = 0,
         feature_width: int = 1,
+        text_dim: int = 0,
     ) -> None:
         super().__init__()
         self.config, self.n_items, self.n_behaviors = config, n_items, n_behaviors
@@ -109,6 +110,9 @@ class TinyGRU(nn.Module):
 
     def set_item_features(self, table: torch.Tensor) -> None:
         raise ValueError("TinyGRU has no item features")
+
+    def set_item_text(self, vectors: torch.Tensor, cold: torch.Tensor) -> None:
+        raise ValueError("TinyGRU has no item text")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -158,7 +158,8 @@ def test_explain_takes_the_batched_form_and_the_note_from_the_registry(
 
 def test_library_messages_name_no_command_line_flag(recommender: Recommender) -> None:
     history = some_history(recommender)
-    with pytest.raises(InputError, match=r"^groups must be one of behavior, time, got 'day'$"):
+    message = r"^groups must be one of behavior, time, category, got 'day'$"
+    with pytest.raises(InputError, match=message):
         api.explain_groups(recommender, history, by="day")
     with pytest.raises(InputError, match=r"^unknown user 'nobody': not in the run's dataset$"):
         recommender.user_history("nobody")
