@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from influrec import __version__
 from influrec.inference import Recommender
 from influrec.runtime import keep_freed_memory
-from influrec.serving import influence_routes, routes
+from influrec.serving import influence_routes, page, routes
 from influrec.serving.errors import install_error_handlers
 from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -83,6 +83,7 @@ def create_app(settings: ServiceSettings, *, recommender: Recommender | None = N
     app.include_router(routes.router)
     app.include_router(influence_routes.router)
     app.include_router(routes.ops)
+    app.include_router(page.router)
     # Added last = outermost: metrics also count requests refused for their size.
     app.add_middleware(
         BodyLimitMiddleware,

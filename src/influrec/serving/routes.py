@@ -16,6 +16,7 @@ from influrec.serving.schemas import (
     Health,
     IngestResult,
     Recommendations,
+    UserList,
 )
 
 # `{user_id:path}` in the routes: an id may hold any character an event's `user` may, `/`
@@ -53,6 +54,24 @@ def post_events(_: Write, service: ServiceDep, batch: EventBatch) -> IngestResul
     stored and listed in `unknown_items`; they do not affect recommendations.
     """
     return service.ingest(batch.events)
+
+
+@router.get("/users", response_model=UserList, tags=["users"])
+def get_users(
+    _: Read,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="users per page")] = 100,
+    after: Annotated[
+        str | None,
+        Query(max_length=MAX_ID, description="the `next_after` of the previous page"),
+    ] = None,
+    prefix: Annotated[
+        str, Query(max_length=MAX_ID, description="only ids that start with this")
+    ] = "",
+) -> UserList:
+    """The users who have a history, in id order, a page at a time: the run's users (unless
+    erased) and every user with ingested events, with how many events of each kind they have."""
+    return service.users(limit=limit, after=after, prefix=prefix)
 
 
 @router.get(

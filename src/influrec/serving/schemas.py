@@ -171,6 +171,21 @@ class InfluentialActions(InfluentialActionsResult, ForUserAtK):
     """The user's next actions that would change their top k the most."""
 
 
+class UserSummary(BaseModel):
+    user: str
+    trained_events: int = Field(description="events in the run's training data (0 once erased)")
+    stored_events: int = Field(description="events ingested through POST /v1/events")
+
+
+class UserList(BaseModel):
+    """A page of the users who have a history, in id order (code-point order of the ids)."""
+
+    users: list[UserSummary]
+    next_after: str | None = Field(
+        description="pass as `after` to get the next page; null on the last page"
+    )
+
+
 class Erasure(BaseModel):
     user: str
     events_deleted: int

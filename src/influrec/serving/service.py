@@ -9,9 +9,11 @@ retrained: the next answer simply reads the longer history.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from influrec.serving.schemas import (
     IngestResult,
     Recommendations,
     RecommendedItem,
+    UserList,
+    UserSummary,
     WhatIf,
     WhatIfRequest,
 )
@@ -185,6 +189,53 @@ class Service:
             erased=erased,
         )
         return UserHistory(merged, info)
+
+    # -- users ----------------------------------------------------------------------------------
+
+    @cached_property
+    def trained_users(self) -> list[str]:
+        """The run's users in id order (sorted once, on first use)."""
+        return sorted(self.rec.user_index)
+
+    def users(self, *, limit: int, after: str | None, prefix: str) -> UserList:
+        """A page of the users who have a history here, in id order: the run's users (unless
+        erased) and every user with stored events; ``next_after`` continues the list."""
+        found: list[UserSummary] = []
+        cursor, exhausted = after, False
+        while len(found) <= limit and not exhausted:
+            candidates = self._candidates(cursor, prefix=prefix, limit=limit + 1)
+            exhausted = len(candidates) < limit + 1
+            found += self._summaries(candidates)
+            cursor = candidates[-1] if candidates else cursor
+        page = found[:limit]
+        more = len(found) > limit
+        return UserList(users=page, next_after=page[-1].user if more and page else None)
+
+    def _candidates(self, after: str | None, *, prefix: str, limit: int) -> list[str]:
+        """The first ``limit`` ids after ``after`` with ``prefix``, from the run or the store."""
+        trained = self.trained_users
+        start = 0 if after is None else bisect.bisect_right(trained, after)
+        start = max(start, bisect.bisect_left(trained, prefix))
+        run = [u for u in trained[start : start + limit] if u.startswith(prefix)]
+        stored = self.store.users_after(after, prefix=prefix, limit=limit)
+        return sorted(set(run) | set(stored))[:limit]
+
+    def _summaries(self, users: list[str]) -> list[UserSummary]:
+        """Each user's event counts; erased users with no event stored since are left out."""
+        erased = self.store.erased_among(users)
+        stored = self.store.event_counts(users)
+        out = []
+        for user in users:
+            trained = 0
+            if user not in erased and user in self.rec.user_index:
+                trained = len(self.rec.user_history(user))
+            if trained or user in stored:
+                out.append(
+                    UserSummary(
+                        user=user, trained_events=trained, stored_events=stored.get(user, 0)
+                    )
+                )
+        return out
 
     # -- answers --------------------------------------------------------------------------------
 
