@@ -14,7 +14,8 @@ def register(commands: Any) -> None:
     s = commands.add_parser(
         "serve",
         help="HTTP service: ingest events, recommend and explain in real time",
-        description="API keys come from INFLUREC_API_KEYS, e.g. 'k1:read,write;k2:admin'.",
+        description="API keys come from INFLUREC_API_KEYS, e.g. 'k1:read,write;k2:admin'. "
+        "The live page is at /ui (it asks for a read key), the API reference at /docs.",
     )
     s.add_argument("run", type=Path, help="trained run folder")
     s.add_argument("--host", default="127.0.0.1")

@@ -101,14 +101,15 @@ function direction(effect) {
 }
 
 // Diverging colours: blue for events that push the item up, orange for those that pull it
-// down, paler for smaller effects (white = none). The sign is also written out in words.
+// down, paler for smaller effects (white = none) on a square-root scale, so that effects ten
+// times smaller than the largest still show. The sign is also written out in words.
 const UP = [33, 102, 172];
 const DOWN = [214, 96, 77];
 
 function shade(effect, largest) {
-  const strength = largest > 0 ? Math.min(1, Math.abs(effect) / largest) : 0;
+  const strength = largest > 0 ? Math.sqrt(Math.min(1, Math.abs(effect) / largest)) : 0;
   const [r, g, b] = effect >= 0 ? UP : DOWN;
-  const mix = (c) => Math.round(255 + (c - 255) * 0.6 * strength);
+  const mix = (c) => Math.round(255 + (c - 255) * 0.5 * strength);
   return `rgb(${mix(r)}, ${mix(g)}, ${mix(b)})`;
 }
 
@@ -129,7 +130,7 @@ async function connect(event) {
   try {
     const health = await fetch("/healthz").then((r) => r.json());
     $("run-info").textContent =
-      `Run ${health.run}: ${health.users} users, ${health.items} items, ` +
+      `Serving the run \u201c${health.run}\u201d: ${health.users} users, ${health.items} items, ` +
       `${health.events_in_store} events received since training.`;
     await loadUsers(false);
     $("users").hidden = false;
@@ -265,17 +266,14 @@ function eventRow(e, largest, top) {
   button.setAttribute("aria-pressed", String(off));
   button.title = off ? "Switched off: click to switch it back on" : "Click to switch this event off";
   button.style.backgroundColor = off ? "" : shade(e.effect, largest);
-  const effect = element("span", "effect");
-  effect.append(
-    element("strong", "", signed(e.effect)),
-    element("span", "direction", ` ${direction(e.effect)}`),
-  );
+  const words = element("span", "direction", direction(e.effect));
+  const flag = off ? "switched off" : top ? "the strongest push" : "";
+  if (flag) words.append(element("span", "state", flag));
   button.append(
-    element("span", "when", readableDate(e.timestamp)),
-    element("span", "behavior", e.behavior),
     element("span", "name", itemName(e.item)),
-    effect,
-    element("span", "state", off ? "off" : top ? "strongest" : ""),
+    element("strong", "effect", signed(e.effect)),
+    element("span", "meta", `${readableDate(e.timestamp)} \u00b7 ${e.behavior}`),
+    words,
   );
   button.addEventListener("click", () => toggle(e.position));
   const li = element("li");
@@ -291,8 +289,9 @@ function renderLegend(largest) {
     element("span", "bar"),
     element("span", "up", `pushes up ${signed(largest)}`),
   );
-  const unit = state.explained.unit ? `Effects in ${state.explained.unit}.` : "";
-  legend.append(scale, element("p", "hint", unit));
+  const unit = state.explained.unit ? `Effects in ${state.explained.unit}. ` : "";
+  const note = "Deeper colour, larger effect (on a square-root scale).";
+  legend.append(scale, element("p", "hint", unit + note));
 }
 
 // -- what if ---------------------------------------------------------------------------------
