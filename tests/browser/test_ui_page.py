@@ -41,10 +41,13 @@ def deciding_case(api: httpx.Client) -> tuple[str, dict[str, Any], dict[str, Any
     raise AssertionError("no event of the tiny run decides an item's place in a top 10")
 
 
-def connect(page: Page, base: str, key: str) -> None:
+def connect(page: Page, base: str, key: str, *, keyboard: bool = False) -> None:
     page.tab.goto(f"{base}/ui")
     page.tab.fill("#key", key)
-    page.tab.click("#connect-button")
+    if keyboard:
+        page.tab.press("#key", "Enter")
+    else:
+        page.tab.click("#connect-button")
 
 
 def shown_after(page: Page) -> list[str]:
@@ -75,13 +78,14 @@ def test_switching_off_the_top_supporting_event_shows_the_whatif_top_k(
     expected_body = expected.json()
     assert expected_body["after"] != expected_body["before"]
 
-    connect(page, str(live.base_url), READ_KEY)
+    connect(page, str(live.base_url), READ_KEY, keyboard=True)
     page.tab.wait_for_selector(f"#user-list option[value='{user}']", state="attached")
     page.tab.select_option("#user-list", user)
     page.tab.wait_for_selector("#recs button[aria-pressed='true']")
     shown = page.tab.eval_on_selector_all("#recs button", "bs => bs.map(b => b.dataset.item)")
     assert shown == expected_body["before"]  # the page lists the top k the API ranks
-    page.tab.click(f"#recs button[data-item='{item['item']}']")
+    page.tab.focus(f"#recs button[data-item='{item['item']}']")
+    page.tab.keyboard.press("Enter")
     heading = page.tab.locator("#history-heading")
     assert heading.inner_text() == f"History, coloured by the effect on {item['item']}"
     page.screenshot(tmp_path / "1-history.png")

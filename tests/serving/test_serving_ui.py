@@ -21,6 +21,7 @@ def test_page_and_assets_are_served_without_a_key(client: TestClient) -> None:
     page = client.get("/ui")
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     assert client.get("/ui/").text == page.text
+    assert client.head("/ui").status_code == 200
     html = page.text
     assert '<script src="/ui/ui.js"' in html and 'href="/ui/ui.css"' in html
     for path, kind in (("/ui/ui.js", "text/javascript"), ("/ui/ui.css", "text/css")):

@@ -35,18 +35,18 @@ def asset(name: str) -> Response:
     return Response(content, media_type=ASSETS[name], headers=HEADERS)
 
 
-@router.get("/ui")
-@router.get("/ui/")
+@router.api_route("/ui", methods=["GET", "HEAD"])
+@router.api_route("/ui/", methods=["GET", "HEAD"])
 def page() -> Response:
     """The page: pick a user, see their history coloured by influence, switch events off."""
     return asset("index.html")
 
 
-@router.get("/ui/ui.js")
+@router.api_route("/ui/ui.js", methods=["GET", "HEAD"])
 def script() -> Response:
     return asset("ui.js")
 
 
-@router.get("/ui/ui.css")
+@router.api_route("/ui/ui.css", methods=["GET", "HEAD"])
 def stylesheet() -> Response:
     return asset("ui.css")

@@ -11,8 +11,8 @@ const state = {
   itemRank: null,       // rank of the item whose effects colour the history
   off: new Set(),       // positions of the events switched off
   titles: new Map(),    // item id -> title, from every answer seen
-  request: 0,           // the latest user/what-if request; older answers are dropped
-  userRequest: 0,       // the latest user request (its next actions load alongside)
+  userRequest: 0,       // the latest user asked for; answers to older requests are dropped
+  whatIfRequest: 0,     // the latest what-if asked for; likewise
 };
 
 const $ = (id) => document.getElementById(id);
@@ -28,7 +28,8 @@ function plainWords(status, body) {
   if (status === 413) return "The request was too large for the service.";
   if (status === 422) {
     const details = body && body.error ? body.error.details.map((d) => d.message) : [];
-    return `The service could not use this request: ${[said, ...details].filter(Boolean).join("; ")}`;
+    const words = [...new Set([said, ...details])].filter(Boolean).join("; ");
+    return `The service could not use this request: ${words}`;
   }
   if (status === 404) return `Not found: ${said || "the service does not know this address"}.`;
   return `The service failed (HTTP ${status})${said ? ": " + said : ""}.`;
@@ -171,8 +172,7 @@ function filterUsers() {
 async function chooseUser() {
   const user = $("user-list").value;
   if (!user) return;
-  const request = ++state.request;
-  state.userRequest = request;
+  const request = ++state.userRequest;
   const k = $("k").value;
   const measure = $("measure").value;
   clearError();
@@ -180,7 +180,8 @@ async function chooseUser() {
   const path = `/v1/users/${encodeURIComponent(user)}`;
   try {
     const explained = await api(`${path}/explanations?k=${k}&measure=${measure}&method=loo`);
-    if (request !== state.request) return;
+    if (request !== state.userRequest) return;
+    state.whatIfRequest++;  // a what-if still on its way was about the previous view
     state.user = user;
     state.explained = explained;
     state.off.clear();
@@ -190,7 +191,7 @@ async function chooseUser() {
     setStatus("");
     loadActions(path, request, k);
   } catch (error) {
-    if (request === state.request) showError(error);
+    if (request === state.userRequest) showError(error);
   }
 }
 
@@ -309,7 +310,7 @@ async function toggle(position) {
 }
 
 async function recompute() {
-  const request = ++state.request;
+  const request = ++state.whatIfRequest;
   const remove = [...state.off].sort((a, b) => a - b);
   if (!remove.length) {
     renderWhatIf(null);
@@ -320,12 +321,12 @@ async function recompute() {
   try {
     const k = state.explained.k;
     const answer = await api("/v1/whatif", { user: state.user, remove, k });
-    if (request !== state.request) return;
+    if (request !== state.whatIfRequest) return;
     for (const [id, title] of Object.entries(answer.titles || {})) remember(id, title);
     renderWhatIf(answer, remove);
     setStatus("");
   } catch (error) {
-    if (request === state.request) showError(error);
+    if (request === state.whatIfRequest) showError(error);
   }
 }
 
