@@ -165,3 +165,23 @@ def test_postgres_commits_wait_for_the_flush_whatever_the_server_default(
             assert connection.execute("SHOW synchronous_commit").fetchone() == ("on",)
     finally:
         store.close()
+
+
+def test_users_in_code_point_order_by_prefix_with_counts_and_erasures(store: EventStore) -> None:
+    ids = ["b", "B", "a", "é", "ab", "a b", "Ä", "a/b", "10", "9"]
+    store.append([event(user, "i", n) for n, user in enumerate(ids)] + [event("ab", "j", 99)])
+    assert store.users_after(None, limit=100) == sorted(ids)  # whatever the collation
+    assert store.users_after("a", limit=3) == ["a b", "a/b", "ab"]
+    assert store.users_after(None, prefix="a", limit=100) == ["a", "a b", "a/b", "ab"]
+    assert store.users_after("a/b", prefix="a", limit=100) == ["ab"]
+    assert store.users_after(None, prefix="é", limit=5) == ["é"]
+    assert store.users_after("é", limit=5) == []
+    assert store.event_counts(["ab", "b", "nobody"]) == {"ab": 2, "b": 1}
+    assert store.event_counts([]) == {} and store.erased_among([]) == set()
+    store.erase_user("b")
+    store.erase_user("never-stored")
+    assert store.erased_among(["b", "never-stored", "a", "x"]) == {"b", "never-stored"}
+    assert "b" not in store.users_after(None, limit=100)
+    many = [f"u{n}" for n in range(1200)]  # more ids than one SQLite statement may hold
+    store.append([event(user, "i", 1) for user in many])
+    assert store.event_counts(many) == dict.fromkeys(many, 1)

@@ -205,6 +205,35 @@ class PostgresStore:
             ).fetchone()
         return row is not None
 
+    def users_after(self, after: str | None, *, prefix: str = "", limit: int) -> list[str]:
+        """Up to `limit` distinct users with stored events, in id order (the "C" collation:
+        code-point order, whatever the database's), after `after` and starting with `prefix`."""
+        with self._pool.connection() as connection:
+            rows = connection.execute(
+                'SELECT DISTINCT user_id COLLATE "C" AS u FROM influrec_events '
+                'WHERE user_id COLLATE "C" > %s AND left(user_id, %s) = %s ORDER BY u LIMIT %s',
+                (after if after is not None else "", len(prefix), prefix, limit),
+            ).fetchall()
+        return [user for (user,) in rows]
+
+    def erased_among(self, users: Sequence[str]) -> set[str]:
+        """Those of `users` who were erased."""
+        with self._pool.connection() as connection:
+            rows = connection.execute(
+                "SELECT user_id FROM influrec_erased_users WHERE user_id = ANY(%s)", (list(users),)
+            ).fetchall()
+        return {user for (user,) in rows}
+
+    def event_counts(self, users: Sequence[str]) -> dict[str, int]:
+        """Stored events of each of `users` (users without any are left out)."""
+        with self._pool.connection() as connection:
+            rows = connection.execute(
+                "SELECT user_id, count(*) FROM influrec_events WHERE user_id = ANY(%s) "
+                "GROUP BY user_id",
+                (list(users),),
+            ).fetchall()
+        return {user: int(n) for user, n in rows}
+
     def count(self) -> int:
         """Events in the store now."""
         with self._pool.connection() as connection:

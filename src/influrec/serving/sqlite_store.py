@@ -197,6 +197,35 @@ class SqliteStore:
         )
         return row is not None
 
+    def users_after(self, after: str | None, *, prefix: str = "", limit: int) -> list[str]:
+        """Up to ``limit`` distinct users with stored events, in id order (SQLite compares
+        text by its UTF-8 bytes: code-point order), after ``after`` and starting with ``prefix``."""
+        rows = self._connection().execute(
+            "SELECT DISTINCT user_id FROM events WHERE user_id > ? "
+            "AND substr(user_id, 1, ?) = ? ORDER BY user_id LIMIT ?",
+            (after if after is not None else "", len(prefix), prefix, limit),
+        )
+        return [user for (user,) in rows]
+
+    def erased_among(self, users: Sequence[str]) -> set[str]:
+        """Those of ``users`` who were erased."""
+        rows = self._select_in("SELECT user_id FROM erased_users WHERE user_id IN", users)
+        return {user for (user,) in rows}
+
+    def event_counts(self, users: Sequence[str]) -> dict[str, int]:
+        """Stored events of each of ``users`` (users without any are left out)."""
+        query = "SELECT user_id, count(*) FROM events WHERE user_id IN"
+        return {user: int(n) for user, n in self._select_in(query, users, "GROUP BY user_id")}
+
+    def _select_in(self, query: str, values: Sequence[str], suffix: str = "") -> list[tuple]:
+        """The rows of ``query (?, ?, ...) suffix``, in chunks under SQLite's variable limit."""
+        rows: list[tuple] = []
+        for start in range(0, len(values), 500):
+            chunk = list(values[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            rows += self._connection().execute(f"{query} ({marks}) {suffix}", chunk).fetchall()
+        return rows
+
     def count(self) -> int:
         """Events in the store now."""
         return int(self._connection().execute("SELECT count(*) FROM events").fetchone()[0])

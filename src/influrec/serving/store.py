@@ -15,7 +15,8 @@ The contract:
   event twice, whichever process receives it. Events without an id are always stored.
 - **Erasure.** Erasing a user deletes their events and records the erasure in the same
   transaction, so it survives restarts.
-- **Order.** A user's events come back in time order, ties in arrival order.
+- **Order.** A user's events come back in time order, ties in arrival order; users come back
+  in code-point order of their ids (`users_after`), whatever the database's collation.
 - **Read your writes.** Once `append` returned, every process reading the store sees the events.
 """
 
@@ -59,32 +60,17 @@ class EventStore(Protocol):
     def is_erased(self, user_id: str) -> bool: ...
 
     def users_after(self, after: str | None, *, prefix: str = "", limit: int) -> list[str]:
-        """Up to ``limit`` distinct users with stored events, in id order, after ``after``
-        (None: from the first) and starting with ``prefix``."""
-        rows = self._connection().execute(
-            "SELECT DISTINCT user_id FROM events WHERE user_id > ? "
-            "AND substr(user_id, 1, ?) = ? ORDER BY user_id LIMIT ?",
-            (after if after is not None else "", len(prefix), prefix, limit),
-        )
-        return [user for (user,) in rows]
+        """Up to `limit` distinct users with stored events, in code-point order of their ids,
+        after `after` (None: from the first) and starting with `prefix`."""
+        ...
 
     def erased_among(self, users: Sequence[str]) -> set[str]:
-        """Those of ``users`` who were erased."""
-        return set(self._select_in("SELECT user_id FROM erased_users WHERE user_id IN", users))
+        """Those of `users` who were erased."""
+        ...
 
     def event_counts(self, users: Sequence[str]) -> dict[str, int]:
-        """Stored events of each of ``users`` (users without any are left out)."""
-        query = "SELECT user_id, count(*) FROM events WHERE user_id IN"
-        return dict(self._select_in(query, users, suffix="GROUP BY user_id"))
-
-    def _select_in(self, query: str, values: Sequence[str], *, suffix: str = "") -> list:
-        """Rows of ``query (?, ?, ...) suffix``, in chunks under SQLite's variable limit."""
-        rows: list = []
-        for start in range(0, len(values), 500):
-            chunk = list(values[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            rows += self._connection().execute(f"{query} ({marks}) {suffix}", chunk).fetchall()
-        return [row[0] if len(row) == 1 else tuple(row) for row in rows]
+        """Stored events of each of `users` (users without any are left out)."""
+        ...
 
     def count(self) -> int:
         """Events in the store now."""
