@@ -131,3 +131,18 @@ def test_a_wrong_key_is_refused_in_plain_words(
     # the browser logs the 401 itself; nothing else went wrong and nothing left localhost
     assert [e for e in page.console_errors if "401" not in e] == []
     assert page.failed_requests == [] and page.outside_requests == []
+
+
+def test_the_user_list_filters_by_id_prefix(live: httpx.Client, page: Page) -> None:
+    connect(page, str(live.base_url), READ_KEY)
+    page.tab.wait_for_selector("#user-list option[value='u9']", state="attached")
+    page.tab.fill("#user-filter", "u3")
+    page.tab.wait_for_selector("#user-list option[value='u9']", state="detached")
+    values = page.tab.eval_on_selector_all("#user-list option", "os => os.map(o => o.value)")
+    expected = live.get("/v1/users", params={"prefix": "u3"}).json()["users"]
+    assert values == [u["user"] for u in expected] == ["u3", *(f"u3{d}" for d in range(10))]
+    assert page.tab.inner_text("#users-count") == "11 users shown"
+    page.tab.fill("#user-filter", "nobody")
+    page.tab.wait_for_selector("#user-list option", state="detached")
+    assert page.tab.inner_text("#users-count") == "No user id starts with this."
+    page.assert_clean()

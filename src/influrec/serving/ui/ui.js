@@ -90,8 +90,11 @@ function itemName(id) {
 }
 
 function signed(value) {
-  const digits = Math.abs(value) >= 1 ? 3 : 2;
-  const text = Math.abs(value).toPrecision(digits);
+  const size = Math.abs(value);
+  let text = Number.isInteger(value) ? String(size) : size.toPrecision(size >= 1 ? 3 : 2);
+  if (text.includes("e")) {  // 2.4e-7: written out, two significant digits
+    text = size.toFixed(Math.min(20, 1 - Math.floor(Math.log10(size))));
+  }
   return value > 0 ? `+${text}` : value < 0 ? `\u2212${text}` : "0";
 }
 
@@ -244,6 +247,7 @@ function renderHistory() {
   $("reset").disabled = state.off.size === 0;
   if (!item) {
     $("history-heading").textContent = "History";
+    $("sentence").textContent = state.explained.note || "";
     return;
   }
   $("history-heading").textContent = `History, coloured by the effect on ${itemName(item.item)}`;
