@@ -13,6 +13,7 @@ const state = {
   titles: new Map(),    // item id -> title, from every answer seen
   userRequest: 0,       // the latest user asked for; answers to older requests are dropped
   whatIfRequest: 0,     // the latest what-if asked for; likewise
+  usersRequest: 0,      // the latest page of users asked for; likewise
 };
 
 const $ = (id) => document.getElementById(id);
@@ -148,7 +149,9 @@ async function connect(event) {
 async function loadUsers(more) {
   const params = new URLSearchParams({ limit: "100", prefix: $("user-filter").value.trim() });
   if (more && state.usersAfter) params.set("after", state.usersAfter);
+  const request = ++state.usersRequest;
   const page = await api(`/v1/users?${params}`);
+  if (request !== state.usersRequest) return;
   const list = $("user-list");
   if (!more) list.replaceChildren();
   for (const u of page.users) {
