@@ -65,8 +65,12 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module. Not per session: Playwright's sync API keeps an asyncio
+    loop running in the main thread while it is open, and every later test that calls
+    ``asyncio.run`` (the serving middleware tests) would fail with "cannot be called from a
+    running event loop"."""
     binary = chromium_binary()
     if binary is None:
         missing("no Chromium on this machine (install Debian's chromium; .ci/run does)")
