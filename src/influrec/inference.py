@@ -34,6 +34,13 @@ class Recommendation:
     new_item: bool = False  # no training event: scored by its content alone (item text)
 
 
+EXCLUDE_SEEN = True
+"""THE default for items already in a history, defined here only: recommendations (and the
+explanations of them) leave those items out, so a user is shown new items. The library
+(:meth:`Recommender.recommend`, ``influence.api.explain``), the CLI (``--exclude-seen``, the
+default, or ``--include-seen``) and the service (``exclude_seen=true``) all default to it;
+the evaluation protocol reports both conventions."""
+
 # Event times: epoch seconds, the range every reader accepts (1970-01-01 to 2262-04-11).
 MIN_TIME, MAX_TIME = 0, MAX_SECONDS
 MAX_VALUE = MAX_ABS_VALUE  # |value| bound, the same as the readers' (see data.schema)
@@ -224,8 +231,11 @@ class Recommender:
         return cold if isinstance(cold, torch.Tensor) else None
 
     def recommend(
-        self, history: History, *, k: int = 10, exclude_seen: bool = False
+        self, history: History, *, k: int = 10, exclude_seen: bool = EXCLUDE_SEEN
     ) -> list[Recommendation]:
+        """The top ``k`` items after ``history``: without the items already in it unless
+        ``exclude_seen`` is False (:data:`EXCLUDE_SEEN`); fewer when fewer items are left.
+        An empty history gets the cold-start policy (:meth:`cold_start_scores`)."""
         k = clamp_k(k, self.n_items)
         if len(history) == 0:
             return self.popular(k=k)

@@ -10,7 +10,7 @@ from typing import Any
 
 from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import Recommender
+from influrec.inference import EXCLUDE_SEEN, Recommender
 
 # What matplotlib can write; --plot names one of them by its suffix.
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps")
@@ -101,6 +101,26 @@ def add_k(parser: Any, *, default: int = 10) -> None:
         default=default,
         help=f"how many recommendations (default {default}; at most the number of items)",
     )
+
+
+def add_seen(parser: Any) -> None:
+    """--exclude-seen (the default, as the library and the service) or --include-seen."""
+    seen = parser.add_mutually_exclusive_group()
+    default = " (the default)"
+    seen.add_argument(
+        "--exclude-seen",
+        dest="exclude_seen",
+        action="store_true",
+        default=EXCLUDE_SEEN,
+        help=f"leave out items already in the history{default if EXCLUDE_SEEN else ''}",
+    )
+    seen.add_argument(
+        "--include-seen",
+        dest="exclude_seen",
+        action="store_false",
+        help=f"rank items already in the history too{'' if EXCLUDE_SEEN else default}",
+    )
+    parser.set_defaults(setting_flags={"exclude_seen": "--include-seen"})
 
 
 def add_who(parser: Any) -> None:

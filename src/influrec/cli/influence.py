@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from influrec.cli.common import add_k, add_who, load_history, plot_path, positive_int
+from influrec.cli.common import add_k, add_seen, add_who, load_history, plot_path, positive_int
+from influrec.cli.plots import plot_effects, plot_groups, unit_words
 from influrec.data.times import readable_time
 from influrec.errors import InputError
 from influrec.inference import Recommender
@@ -21,7 +22,7 @@ from influrec.influence.counterfactual import Edit
 from influrec.influence.groups import GROUPINGS
 from influrec.influence.measurement import MEASURES
 from influrec.influence.methods import METHODS, explaining_methods
-from influrec.influence.results import ExplainResult, ItemExplanation, Result
+from influrec.influence.results import ItemExplanation, Result
 
 
 def register(commands: Any) -> None:
@@ -37,6 +38,7 @@ def _register_explain(commands: Any) -> None:
     e.add_argument("run", type=Path)
     add_who(e)
     add_k(e)
+    add_seen(e)
     e.add_argument("--method", choices=explaining_methods(), default="loo")
     e.add_argument(
         "--measure",
@@ -54,7 +56,8 @@ def _register_explain(commands: Any) -> None:
         "--plot",
         type=plot_path,
         default=None,
-        help="draw the history x recommendations heatmap (.png, .svg, .pdf...)",
+        help="draw the events x recommendations heatmap, or with --groups the groups' Shapley "
+        "values, into this image (.png, .svg, .pdf...)",
     )
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_explain)
@@ -143,11 +146,18 @@ def run_explain(args: argparse.Namespace) -> int:
     history, unknown = load_history(rec, args)
     if args.groups is not None:
         return _explain_groups(args, rec, history, unknown)
-    result = api.explain(rec, history, k=args.k, method=args.method, measure=args.measure)
+    result = api.explain(
+        rec,
+        history,
+        k=args.k,
+        method=args.method,
+        measure=args.measure,
+        exclude_seen=args.exclude_seen,
+    )
     if args.plot is not None:
-        _plot(result, args.plot)
+        plot_effects(result, args.plot, who=_who(args), label=rec.item_label)
     if _emit(args, result, unknown):
-        return 0
+        return _wrote(args)
     console = Console(soft_wrap=True)
     if result.note:
         console.print(f"[yellow]note:[/yellow] {result.note}")
@@ -155,12 +165,29 @@ def run_explain(args: argparse.Namespace) -> int:
         console.print(f"unit: {escape(result.unit)}")
     for r in result.recommendations:
         _print_explanation(console, rec, r, measure=args.measure, history_events=len(history))
+    console.print(seen_words(result.exclude_seen))
+    return _wrote(args)
+
+
+def seen_words(exclude_seen: bool) -> str:
+    """The line that says which seen-items convention ranked the items."""
+    if exclude_seen:
+        return "items already in the history are not recommended (--include-seen ranks them)"
+    return "items already in the history are ranked like any other (--include-seen)"
+
+
+def _who(args: argparse.Namespace) -> str:
+    """Whose history a plot explains: ``user 42`` or ``the history in events.json``."""
+    return f"user {args.user}" if args.history is None else f"the history in {args.history.name}"
+
+
+def _wrote(args: argparse.Namespace) -> int:
+    """Say where --plot wrote its image (on stderr under --json, whose stdout is JSON); 0."""
+    if args.plot is not None:
+        Console(stderr=args.json, soft_wrap=True, highlight=False).print(
+            f"plot written to {escape(str(args.plot))}"
+        )
     return 0
-
-
-def _unit_name(measure: str) -> str:
-    """``rank-margin points``: the short name of a measure's unit (``Measure.unit``)."""
-    return MEASURES[measure].unit.split(":")[0] if measure in MEASURES else "measure points"
 
 
 def window_words(seen: int, total: int, shown: int) -> str:
@@ -176,30 +203,58 @@ def _print_explanation(
     if r.sentence:
         console.print(f"[bold]{escape(r.sentence)}[/bold]")
     console.print(
-        f"effects in {_unit_name(measure)}; {window_words(len(r.events), history_events, shown)}"
+        f"effects in {unit_words(measure)}; {window_words(len(r.events), history_events, shown)}"
     )
     label = escape(rec.item_label(r.item))
     table = Table(title=f"#{r.rank} {label} (score {r.score:.3f}); {r.measurement} = {r.value:.3f}")
-    for name in ("position", "item", "behavior", "time (UTC)", "effect"):
-        table.add_column(name, justify="right" if name in ("position", "effect") else "left")
-    for e in sorted(r.events, key=lambda e: -abs(e.effect))[:shown]:
-        table.add_row(
-            str(e.position),
-            escape(rec.item_label(e.item)),
-            e.behavior,
-            readable_time(e.timestamp),
-            f"{e.effect:+.4f}",
+    errors = any(e.standard_error is not None for e in r.events)
+    columns = ["position", "item", "behavior", "time (UTC)", "effect"]
+    for name in [*columns, "± std. error"] if errors else columns:
+        table.add_column(
+            name, justify="left" if name in ("item", "behavior", "time (UTC)") else "right"
         )
+    for e in sorted(r.events, key=lambda e: -abs(e.effect))[:shown]:
+        cells = [str(e.position), escape(rec.item_label(e.item)), e.behavior]
+        cells += [readable_time(e.timestamp), f"{e.effect:+.4f}"]
+        if errors:
+            cells.append("n/a" if e.standard_error is None else f"{e.standard_error:.4f}")
+        table.add_row(*cells)
     console.print(table)
+    for line in method_lines(r):
+        console.print(line)
+
+
+def method_lines(r: ItemExplanation) -> list[str]:
+    """What a method says about its own accuracy: integrated gradients' completeness gap,
+    the Shapley permutations sampled."""
+    lines = []
+    if r.completeness_gap is not None and r.baseline_value is not None:
+        lines.append(
+            f"completeness gap {r.completeness_gap:.4f}: the effects sum to "
+            f"{sum(e.effect for e in r.events):+.4f}, the measurement moves "
+            f"{r.value - r.baseline_value:+.4f} from the baseline ({r.steps} steps; "
+            "a larger gap asks for more steps)"
+        )
+    if r.permutations is not None:
+        lines.append(
+            f"Shapley values from {r.permutations} sampled permutations; "
+            "± is the standard error of each estimate"
+        )
+    return lines
 
 
 def _explain_groups(
     args: argparse.Namespace, rec: Recommender, history: Any, unknown: list[str]
 ) -> int:
-    result = api.explain_groups(rec, history, by=args.groups, k=args.k, measure=args.measure)
+    result = api.explain_groups(
+        rec, history, by=args.groups, k=args.k, measure=args.measure, exclude_seen=args.exclude_seen
+    )
+    if args.plot is not None:
+        plot_groups(result, args.plot, who=_who(args), label=rec.item_label)
     if _emit(args, result, unknown):
-        return 0
+        return _wrote(args)
     console = Console(soft_wrap=True)
+    console.print(f"values in {unit_words(args.measure)}")
     for r in result.recommendations:
         title = f"#{r.rank} {escape(rec.item_label(r.item))}: {args.measure} {r.value:.3f}"
         table = Table(title=f"{title} (no events: {r.empty_value:.3f})")
@@ -208,29 +263,8 @@ def _explain_groups(
         for g in r.groups:
             table.add_row(g.group, str(g.events), f"{g.leave_group_out:+.4f}", f"{g.shapley:+.4f}")
         console.print(table)
-    return 0
-
-
-def _plot(result: ExplainResult, path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise InputError("--plot needs matplotlib: pip install 'influrec[plot]'") from exc
-    matrix, rows, columns = api.effects_matrix(result)
-    limit = float(abs(matrix).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(columns) + 3), max(3, 0.4 * len(rows) + 2)))
-    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
-    ax.set_xlabel("past events (oldest left)")
-    ax.set_title(f"effect of each past event ({result.method}, {result.measure})")
-    fig.colorbar(image, ax=ax, label="effect")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    console.print(seen_words(result.exclude_seen))
+    return _wrote(args)
 
 
 def run_counterfactual(args: argparse.Namespace) -> int:

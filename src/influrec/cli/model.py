@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from influrec.cli.common import add_k, cutoffs, known_user_history, read_history_file
+from influrec.cli.common import add_k, add_seen, cutoffs, known_user_history, read_history_file
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.history import History
@@ -66,9 +66,7 @@ def register(commands: Any) -> None:
         "--history", type=Path, help='JSON list of events: [{"item": ..., "behavior": ...}, ...]'
     )
     add_k(r)
-    r.add_argument(
-        "--exclude-seen", action="store_true", help="leave out items already in the history"
-    )
+    add_seen(r)
     r.add_argument(
         "--cold-start",
         choices=["error", "popular"],
@@ -246,7 +244,11 @@ def run_recommend(args: argparse.Namespace) -> int:
     # an empty history is a cold start: recommend applies the one cold-start policy
     recs = recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
     titles = {r.item_id: t for r in recs if (t := recommender.item_title(r.item_id)) is not None}
-    _print_recommendations(recs, titles, args=args, unknown=unknown, cold_start=len(history) == 0)
+    # the table shows titles, else id and category (ItemNames.label); JSON keeps titles only
+    labels = {r.item_id: n for r in recs if (n := recommender.item_label(r.item_id)) != r.item_id}
+    _print_recommendations(
+        recs, titles, labels, args=args, unknown=unknown, cold_start=len(history) == 0
+    )
     return 0
 
 
@@ -261,6 +263,7 @@ def _titled(r: Recommendation, titles: dict[str, str]) -> dict[str, Any]:
 def _print_recommendations(
     recs: list[Recommendation],
     titles: dict[str, str],
+    labels: dict[str, str],
     *,
     args: argparse.Namespace,
     unknown: list[str],
@@ -284,12 +287,12 @@ def _print_recommendations(
         else f"top {len(recs)} for {args.user or args.history}"
     )
     table = Table(title=title)
-    columns = ("rank", "item", "id", "score") if titles else ("rank", "item", "score")
+    columns = ("rank", "item", "id", "score") if labels else ("rank", "item", "score")
     for name in columns:
         table.add_column(name)
     for r in recs:
-        label = titles.get(r.item_id, r.item_id) + (" (new)" if r.new_item else "")
-        named = [escape(label), r.item_id] if titles else [escape(label)]
+        label = labels.get(r.item_id, r.item_id) + (" (new)" if r.new_item else "")
+        named = [escape(label), r.item_id] if labels else [escape(label)]
         table.add_row(str(r.rank), *named, f"{r.score:.3f}")
     console.print(table)
     if any(r.new_item for r in recs):

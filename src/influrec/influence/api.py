@@ -13,7 +13,7 @@ import torch
 
 from influrec.data.history import History
 from influrec.errors import InputError
-from influrec.inference import Recommender, clamp_k
+from influrec.inference import EXCLUDE_SEEN, Recommendation, Recommender, clamp_k
 from influrec.influence.attribution import Explanation
 from influrec.influence.counterfactual import (
     Edit,
@@ -24,7 +24,7 @@ from influrec.influence.counterfactual import (
     influential_actions as _actions,
 )
 from influrec.influence.engine import Scorer
-from influrec.influence.measurement import MEASURES, measurement_for
+from influrec.influence.measurement import MEASURES, Measurement, measurement_for
 from influrec.influence.methods import METHODS, run_method_many
 from influrec.influence.results import (
     Action,
@@ -47,6 +47,7 @@ from influrec.influence.sentences import Effect, because
 def _events(rec: Recommender, history: History, explanation: Explanation) -> list[EventEffect]:
     # plain Python values, converted once per column (this runs for every explained item)
     positions = explanation.positions
+    errors = explanation.details.get("stderr") or [None] * len(positions)  # shapley only
     items = [rec.item_ids[i - 1] for i in history.items[positions].tolist()]
     behaviors = [rec.dataset.behaviors[b] for b in history.behaviors[positions].tolist()]
     columns = zip(
@@ -55,11 +56,20 @@ def _events(rec: Recommender, history: History, explanation: Explanation) -> lis
         behaviors,
         history.timestamps[positions].tolist(),
         explanation.effects.tolist(),
+        errors,
         strict=True,
     )
     return [
-        EventEffect(position=p, item=i, title=rec.item_title(i), behavior=b, timestamp=t, effect=e)
-        for p, i, b, t, e in columns
+        EventEffect(
+            position=p,
+            item=i,
+            title=rec.item_title(i),
+            behavior=b,
+            timestamp=t,
+            effect=e,
+            standard_error=se if se == se else None,  # NaN: one pair, no spread to measure
+        )
+        for p, i, b, t, e, se in columns
     ]
 
 
@@ -69,19 +79,57 @@ def sentence(rec: Recommender, item: str, events: Sequence[EventEffect]) -> str:
     return because(rec.item_label(item), named)
 
 
-def explain(
-    rec: Recommender, history: History, *, k: int = 10, method: str = "loo", measure: str = "margin"
-) -> ExplainResult:
-    """For each of the top ``k`` items: its score, rank and every past event's effect on it."""
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+def top_to_explain(
+    rec: Recommender, history: History, *, k: int, measure: str, exclude_seen: bool
+) -> tuple[int, list[Recommendation], list[Measurement]]:
+    """The k used, the top ``k`` items after ``history`` and the measurement of each.
+
+    With ``exclude_seen`` the items of the history are neither recommended nor ranked by the
+    measurements (:class:`~influrec.influence.measurement.WithoutItems`): a margin is to the
+    first unseen item outside the top k, so an explanation never names the recommended item
+    among its own supporters. Raises InputError for an empty history, or when the history
+    holds every item and seen items are excluded.
+    """
     if len(history) == 0:
         raise InputError("the history is empty: there is nothing to explain")
-    k = clamp_k(k, rec.n_items)
-    scorer = Scorer(rec.model)
-    recommendations = rec.recommend(history, k=k)
-    measurements = [measurement_for(measure, r.item_idx, k) for r in recommendations]
-    explanations = run_method_many(method, scorer, history, measurements)
+    excluded = tuple(np.unique(history.items).tolist()) if exclude_seen else ()
+    left = rec.n_items - len(excluded)
+    if left < 1:
+        raise InputError(
+            "every item of the catalogue is in the history, and seen items are excluded: "
+            "no item is left to recommend; include seen items",
+            setting="exclude_seen",
+        )
+    k = clamp_k(k, left)
+    recommendations = rec.recommend(history, k=k, exclude_seen=exclude_seen)
+    # a margin is to the first item outside the top k: among the unseen, one must be left over
+    measured_k = max(1, min(k, left - 1)) if excluded else k
+    measurements = [
+        measurement_for(measure, r.item_idx, measured_k, excluded=excluded) for r in recommendations
+    ]
+    return k, recommendations, measurements
+
+
+def explain(
+    rec: Recommender,
+    history: History,
+    *,
+    k: int = 10,
+    method: str = "loo",
+    measure: str = "margin",
+    exclude_seen: bool = EXCLUDE_SEEN,
+) -> ExplainResult:
+    """For each of the top ``k`` items: its score, rank and every past event's effect on it.
+
+    The top ``k`` leave out the items of the history unless ``exclude_seen`` is False (the
+    one default of :data:`~influrec.inference.EXCLUDE_SEEN`, as ``Recommender.recommend``).
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    k, recommendations, measurements = top_to_explain(
+        rec, history, k=k, measure=measure, exclude_seen=exclude_seen
+    )
+    explanations = run_method_many(method, Scorer(rec.model), history, measurements)
     out = []
     for r, explanation in zip(recommendations, explanations, strict=True):
         events = _events(rec, history, explanation)
@@ -99,22 +147,23 @@ def explain(
                 **{k_: v for k_, v in explanation.details.items() if k_ != "stderr"},
             )
         )
-    note = METHODS[method].note
     return ExplainResult(
         method=method,
         measure=measure,
         k=k,
         recommendations=out,
-        note=note,
+        note=METHODS[method].note,
         unit=MEASURES[measure].unit if measure in MEASURES else None,
         history_events=len(history),
+        exclude_seen=exclude_seen,
     )
 
 
 def item_categories(rec: Recommender) -> dict[int, str]:
     """item_idx -> category, from the first column of CATEGORY_COLUMNS the item table has
-    (InputError without one)."""
-    from influrec.influence.groups import CATEGORY_COLUMNS
+    (the same list names items in labels: influrec.data.item_names; the first value of a
+    multi-valued cell, e.g. the first genre, is the item's category). InputError without one."""
+    from influrec.data.item_names import CATEGORY_COLUMNS
 
     items = rec.dataset.items
     column = next((c for c in CATEGORY_COLUMNS if c in items.column_names), None)
@@ -304,22 +353,25 @@ def explain_groups(
     by: str = "behavior",
     k: int = 10,
     measure: str = "margin",
+    exclude_seen: bool = EXCLUDE_SEEN,
 ) -> GroupExplainResult:
     """For each of the top ``k`` items: effects of whole behaviour types, time windows or item
-    categories (the item table's category or genres column)."""
+    categories (the item table's category or genres column); the top ``k`` and the
+    measurements are without the history's items unless ``exclude_seen`` is False, as
+    :func:`explain`."""
     from influrec.influence.groups import GROUPINGS, GroupContext, group_effects
 
     if by not in GROUPINGS:
         raise InputError(f"groups must be one of {', '.join(GROUPINGS)}, got {by!r}")
-    if len(history) == 0:
-        raise InputError("the history is empty: there is nothing to explain")
-    k = clamp_k(k, rec.n_items)
+    k, recommendations, measurements = top_to_explain(
+        rec, history, k=k, measure=measure, exclude_seen=exclude_seen
+    )
     context = GroupContext(rec.dataset.behaviors, item_categories(rec) if by == "category" else {})
     groups = GROUPINGS[by](history, context)
     scorer = Scorer(rec.model)
     out = []
-    for r in rec.recommend(history, k=k):
-        effects = group_effects(scorer, history, measurement_for(measure, r.item_idx, k), groups)
+    for r, measurement in zip(recommendations, measurements, strict=True):
+        effects = group_effects(scorer, history, measurement, groups)
         out.append(
             ItemGroupExplanation(
                 rank=r.rank,
@@ -339,4 +391,6 @@ def explain_groups(
                 ],
             )
         )
-    return GroupExplainResult(by=by, measure=measure, k=k, recommendations=out)
+    return GroupExplainResult(
+        by=by, measure=measure, k=k, recommendations=out, exclude_seen=exclude_seen
+    )

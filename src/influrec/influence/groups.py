@@ -57,9 +57,6 @@ def time_groups(history: History) -> dict[str, np.ndarray]:
     return {k: v for k, v in groups.items() if len(v)}
 
 
-CATEGORY_COLUMNS = ("category", "categories", "genres", "genre")
-"""Item-table columns that give an item's category, in order of preference (the first value of
-a multi-valued cell, e.g. the first genre, is the item's category)."""
 NO_CATEGORY = "no category"
 
 

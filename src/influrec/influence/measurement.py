@@ -127,6 +127,32 @@ class InTopK:
 
 
 @dataclass(frozen=True)
+class WithoutItems:
+    """``inner`` measured on the ranking of the other items: the scores of ``excluded`` (item
+    indices, e.g. the items of the history when seen items are not recommended) are set to
+    -inf first, so a margin, rank or log-probability is among the items that can be
+    recommended. The excluded items stay out of every edited history's ranking too (deleting
+    an event does not make its item unseen)."""
+
+    inner: Measurement
+    excluded: tuple[int, ...]
+
+    @property
+    def differentiable(self) -> bool:
+        return self.inner.differentiable
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        if not self.excluded:
+            return self.inner(scores)
+        index = torch.tensor(self.excluded, dtype=torch.long, device=scores.device)
+        return self.inner(scores.index_fill(-1, index, float("-inf")))
+
+
+@dataclass(frozen=True)
 class Measure:
     """A named kind of measurement users ask for: ``build(item, k)`` makes it for one item;
     ``unit`` says in words what one point of an effect on it is (a positive effect: deleting
@@ -171,11 +197,15 @@ MEASURES: dict[str, Measure] = {
 """Measure name -> :class:`Measure`; the one list of what the influence questions explain."""
 
 
-def measurement_for(measure: str, item: int, k: int) -> Measurement:
-    """The measurement ``measure`` of item index ``item`` (``k``: the top-k size it refers to).
+def measurement_for(
+    measure: str, item: int, k: int, *, excluded: tuple[int, ...] = ()
+) -> Measurement:
+    """The measurement ``measure`` of item index ``item`` (``k``: the top-k size it refers to),
+    on the ranking without the item indices ``excluded`` (:class:`WithoutItems`) when given.
 
     An unknown name is an :class:`~influrec.errors.InputError` listing the known ones.
     """
     if measure not in MEASURES:
         raise InputError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
-    return MEASURES[measure].build(item, k)
+    built = MEASURES[measure].build(item, k)
+    return WithoutItems(built, excluded) if excluded else built

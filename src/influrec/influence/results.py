@@ -27,6 +27,10 @@ class Result(BaseModel):
 
 
 TITLE = "the item's title or name, when the dataset's item table has one"
+SEEN = (
+    "true: the items of the history are neither recommended nor ranked by the measurements "
+    "(the default); false: they are ranked like any other item"
+)
 
 
 def missing(value: object) -> bool:
@@ -41,6 +45,12 @@ class EventEffect(Result):
     behavior: str
     timestamp: int = Field(description="epoch seconds")
     effect: float = Field(description="positive: the event pushes the measurement up")
+    standard_error: float | None = Field(
+        None,
+        exclude_if=missing,
+        description="shapley: standard error of the effect over the permutation pairs (absent "
+        "with a single pair)",
+    )
 
 
 class ItemExplanation(Result):
@@ -93,6 +103,7 @@ class ExplainResult(Result):
         description="events in the history given; the model sees the most recent of them "
         "(those listed under each item)",
     )
+    exclude_seen: bool = Field(True, description=SEEN)
 
 
 class GroupEffect(Result):
@@ -118,6 +129,7 @@ class GroupExplainResult(Result):
     measure: str
     k: int
     recommendations: list[ItemGroupExplanation]
+    exclude_seen: bool = Field(True, description=SEEN)
 
 
 class RemovedEvent(Result):

@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from influrec.inference import EXCLUDE_SEEN
 from influrec.influence.measurement import MEASURES
 from influrec.influence.methods import explaining_methods
 from influrec.serving.deps import ExplainedK, K, Read, ServiceDep
 from influrec.serving.openapi import limited
-from influrec.serving.routes import ERRORS, UserId
+from influrec.serving.routes import ERRORS, ExcludeSeen, UserId
 from influrec.serving.schemas import Explanations, InfluentialActions, WhatIf, WhatIfRequest
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["influence"])
@@ -32,13 +33,17 @@ def get_explanations(
     k: ExplainedK,
     method: Annotated[Method, Query(description="loo = exact leave-one-out")] = "loo",
     measure: Annotated[Measure, Query(description="what is explained")] = "margin",
+    exclude_seen: ExcludeSeen = EXCLUDE_SEEN,
 ) -> Explanations:
     """The effect of each of the user's recent events on each of their top k items.
+
+    The top k are those `/recommendations` serves with the same `exclude_seen`: by default
+    without the items of the history, which the measurements then do not rank either.
 
     Cold start: a user with no usable history gets the popular items, which no event explains,
     so the answer has `cold_start: true` and no recommendations.
     """
-    return service.explain(user_id, k=k, method=method, measure=measure)
+    return service.explain(user_id, k=k, method=method, measure=measure, exclude_seen=exclude_seen)
 
 
 @router.post("/whatif", response_model=WhatIf)

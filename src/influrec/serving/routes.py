@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
+from influrec.inference import EXCLUDE_SEEN
 from influrec.serving.deps import Admin, K, Read, ServiceDep, Write
 from influrec.serving.schemas import (
     MAX_ID,
@@ -28,6 +29,15 @@ UserId = Annotated[
         max_length=MAX_ID,
         description="the `user` of the events, percent-encoded: `a/b` is `a%2Fb`, and an id "
         "`.` or `..` is `%2E` or `%2E%2E` (clients drop plain dot segments)",
+    ),
+]
+
+# One default for the library, the CLI and the service (inference.EXCLUDE_SEEN).
+ExcludeSeen = Annotated[
+    bool,
+    Query(
+        description="leave out the items already in the user's history (the default); false "
+        "ranks them like any other item"
     ),
 ]
 
@@ -84,7 +94,7 @@ def get_recommendations(
     service: ServiceDep,
     user_id: UserId,
     k: K,
-    exclude_seen: Annotated[bool, Query(description="leave out items in the history")] = True,
+    exclude_seen: ExcludeSeen = EXCLUDE_SEEN,
 ) -> Recommendations:
     """Top k items after the user's whole history, ingested events included (no retraining).
 

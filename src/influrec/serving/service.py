@@ -259,7 +259,9 @@ class Service:
             ],
         )
 
-    def explain(self, user_id: str, *, k: int, method: str, measure: str) -> Explanations:
+    def explain(
+        self, user_id: str, *, k: int, method: str, measure: str, exclude_seen: bool
+    ) -> Explanations:
         user = self.user_history(user_id)
         k = self.within_catalogue(k)
         if measure == "margin":  # the margin to the (k+1)-th item: one must be left over
@@ -273,8 +275,11 @@ class Service:
                 k=k,
                 note="no history: popular items are recommended, there is nothing to explain",
                 recommendations=[],
+                exclude_seen=exclude_seen,
             )
-        result = api.explain(self.rec, user.history, k=k, method=method, measure=measure)
+        result = api.explain(
+            self.rec, user.history, k=k, method=method, measure=measure, exclude_seen=exclude_seen
+        )
         explained = result.recommendations[0].events if result.recommendations else []
         return Explanations(
             **dict(user.about(user_id)), **dict(result), events_explained=len(explained)
