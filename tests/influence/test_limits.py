@@ -26,12 +26,12 @@ def test_clamp_k_refuses_non_positive_and_caps_at_the_catalogue() -> None:
 def test_k_beyond_the_catalogue_lists_every_real_item_once(recommender: Recommender) -> None:
     n = recommender.n_items
     history = some_history(recommender)
-    recs = recommender.recommend(history, k=n + 50)
+    recs = recommender.recommend(history, k=n + 50, exclude_seen=False)
     assert sorted(r.item_idx for r in recs) == list(range(1, n + 1))  # no padding, no repeats
     assert [r.rank for r in recs] == list(range(1, n + 1))
     assert len(recommender.popular(k=n + 1)) == n
-    seen = recommender.recommend(history, k=n + 1, exclude_seen=True)
-    assert len(seen) == n - len(set(history.items.tolist()))
+    unseen = recommender.recommend(history, k=n + 1)  # seen items are left out by default
+    assert len(unseen) == n - len(set(history.items.tolist()))
 
 
 def test_influence_questions_accept_k_beyond_the_catalogue(recommender: Recommender) -> None:
@@ -42,9 +42,14 @@ def test_influence_questions_accept_k_beyond_the_catalogue(recommender: Recommen
     actions = api.influential_actions(recommender, history, candidates=10**6, k=n + 5, top=3)
     assert actions.candidates == n * len(recommender.behavior_index)
     assert len(actions.actions) == 3
-    explained = api.explain(recommender, history, k=n + 5)
+    explained = api.explain(recommender, history, k=n + 5, exclude_seen=False)
     assert len(explained.recommendations) == n and explained.k == n
     last = explained.recommendations[-1]  # the margin of the last item is still finite
+    assert np.isfinite(last.value) and all(np.isfinite(e.effect) for e in last.events)
+    unseen = n - len(set(history.items.tolist()))  # by default, the items not in the history
+    explained = api.explain(recommender, history, k=n + 5)
+    assert len(explained.recommendations) == unseen and explained.k == unseen
+    last = explained.recommendations[-1]  # a margin to an unseen item, finite too
     assert np.isfinite(last.value) and all(np.isfinite(e.effect) for e in last.events)
 
 

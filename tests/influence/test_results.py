@@ -22,7 +22,7 @@ from influrec.influence.results import (
     ItemExplanation,
     WhatIfResult,
 )
-from influrec.influence.sentences import because
+from influrec.influence.sentences import Effect, because
 from influrec.serving import schemas
 
 
@@ -36,11 +36,15 @@ def test_explain_is_typed_and_its_dict_keeps_the_json_field_names(
     history = some_history(recommender)
     result = api.explain(recommender, history, k=2, method="loo")
     assert isinstance(result, ExplainResult) and result.k == 2
+    items = recommender.dataset.items
+    ids, categories = items["item_id"].to_pylist(), items["category"].to_pylist()
+    category = dict(zip(ids, categories, strict=True))[result.recommendations[0].item]
     first = result.recommendations[0]
     assert [e.position for e in first.events] == list(range(len(history)))
     out = result.to_dict()
     fields = ["method", "measure", "k", "recommendations", "note", "unit", "history_events"]
-    assert list(out) == fields and out["history_events"] == len(history)
+    assert list(out) == [*fields, "exclude_seen"] and out["history_events"] == len(history)
+    assert out["exclude_seen"] is True  # the one default: seen items are not recommended
     assert out["unit"] == MEASURES["margin"].unit
     # loo has no method details: none of the optional fields appear, as before; items of
     # synthetic data have no titles, so no title field either; the sentence comes last
@@ -53,7 +57,9 @@ def test_explain_is_typed_and_its_dict_keeps_the_json_field_names(
         "events",
         "sentence",
     ]
-    assert first.sentence == because(first.item, first.events)
+    named = [Effect(recommender.item_label(e.item), e.behavior, e.effect) for e in first.events]
+    assert first.sentence == because(recommender.item_label(first.item), named)
+    assert recommender.item_label(first.item) == f"item {first.item} (category {category})"
     assert list(out["recommendations"][0]["events"][0]) == [
         "position",
         "item",
@@ -73,7 +79,11 @@ def test_method_details_appear_only_for_the_methods_that_give_them(
     assert {"steps", "baseline_value", "completeness_gap"} <= set(ig) and "note" not in ig
     shap = api.explain(recommender, history, k=1, method="shapley").recommendations[0]
     assert shap.permutations is not None and shap.permutations > 0
-    assert "stderr" not in shap.to_dict()  # kept out of the answer, as before
+    assert "stderr" not in shap.to_dict()  # one standard error per event instead
+    errors = [e.standard_error for e in shap.events]
+    assert all(se is not None and 0 <= se < float("inf") for se in errors)
+    assert len(set(errors)) > 1  # each estimate has its own
+    assert "standard_error" not in ig["events"][0]  # only Shapley's effects are estimates
     attention = api.explain(recommender, history, k=1, method="attention")
     assert attention.note and attention.recommendations[0].note
 

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from influrec.cli.common import add_k, add_seen, add_who, load_history, plot_path, positive_int
-from influrec.cli.plots import plot_effects, plot_groups, unit_words
+from influrec.cli.plots import effects_figure, groups_figure, save, unit_words
 from influrec.data.times import readable_time
 from influrec.errors import InputError
 from influrec.inference import Recommender
@@ -155,7 +155,7 @@ def run_explain(args: argparse.Namespace) -> int:
         exclude_seen=args.exclude_seen,
     )
     if args.plot is not None:
-        plot_effects(result, args.plot, who=_who(args), label=rec.item_label)
+        save(effects_figure(result, who=_who(args), label=rec.item_label), args.plot)
     if _emit(args, result, unknown):
         return _wrote(args)
     console = Console(soft_wrap=True)
@@ -250,7 +250,7 @@ def _explain_groups(
         rec, history, by=args.groups, k=args.k, measure=args.measure, exclude_seen=args.exclude_seen
     )
     if args.plot is not None:
-        plot_groups(result, args.plot, who=_who(args), label=rec.item_label)
+        save(groups_figure(result, who=_who(args), label=rec.item_label), args.plot)
     if _emit(args, result, unknown):
         return _wrote(args)
     console = Console(soft_wrap=True)

@@ -70,14 +70,18 @@ def _heatmap(
     return fig, ax, image, limit
 
 
-def _save(plt: Any, fig: Any, path: Path) -> None:
+def save(fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` (the type by its suffix) and close it; an SVG keeps its text
+    as text, so it can be searched and read by tools."""
+    plt = _pyplot()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_effects(result: ExplainResult, path: Path, *, who: str, label: Label) -> None:
-    """Draw the (recommendations x events) effects of an ``explain`` result into ``path``.
+def effects_figure(result: ExplainResult, *, who: str, label: Label) -> Any:
+    """The (recommendations x events) effects of an ``explain`` result, as a figure.
 
     Rows are the recommended items (rank and title), columns the events the model saw, oldest
     left (title, behaviour, date); the colour is the effect, in the measure's unit.
@@ -98,12 +102,12 @@ def plot_effects(result: ExplainResult, path: Path, *, who: str, label: Label) -
         fontsize=10,
     )
     fig.colorbar(image, ax=ax, label=f"effect ({unit_words(result.measure)})")
-    _save(plt, fig, path)
+    return fig
 
 
-def plot_groups(result: GroupExplainResult, path: Path, *, who: str, label: Label) -> None:
-    """Draw the (recommendations x groups) exact Shapley values of an ``explain --groups``
-    result into ``path``, each cell written out (groups are few: at most six)."""
+def groups_figure(result: GroupExplainResult, *, who: str, label: Label) -> Any:
+    """The (recommendations x groups) exact Shapley values of an ``explain --groups`` result,
+    as a figure, each cell written out (groups are few: at most six)."""
     plt = _pyplot()
     recs = result.recommendations
     names = [g.group for g in recs[0].groups] if recs else []
@@ -123,4 +127,4 @@ def plot_groups(result: GroupExplainResult, path: Path, *, who: str, label: Labe
         fontsize=10,
     )
     fig.colorbar(image, ax=ax, label=f"Shapley value ({unit_words(result.measure)})")
-    _save(plt, fig, path)
+    return fig
