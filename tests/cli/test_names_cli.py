@@ -132,3 +132,36 @@ def test_an_items_file_name_column_names_items(
     assert "1970-04-1" in text and "view" in text  # day 100 onwards, as a date
     strongest = max(events, key=lambda e: abs(e["effect"]))
     assert names.get(strongest["item"], strongest["item"]) in text
+
+
+def test_taobao_items_are_shown_by_id_and_category(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    category = {f"{2300 + i}": f"{4500 + i % 3}" for i in range(10)}  # item -> category
+    rows = []  # UserBehavior.csv: user, item, category, behaviour, time; no header
+    for u in range(12):
+        for t in range(8):
+            item = f"{2300 + (u + t) % 10}"
+            behavior = "buy" if t == 7 else "pv"
+            rows.append(f"{u + 1},{item},{category[item]},{behavior},{1511544070 + 600 * t}")
+    (tmp_path / "UserBehavior.csv").write_text("\n".join(rows) + "\n")
+    data, run = tmp_path / "data", tmp_path / "run"
+    prepare = ["data", "prepare", str(tmp_path / "UserBehavior.csv"), "--format", "taobao"]
+    assert main([*prepare, "--out", str(data)]) == 0
+    settings = ["model.max_len=8", "model.d_model=8", "model.layers=1", "train.epochs=1"]
+    train = ["train", str(data), "--out", str(run), "--no-progress"]
+    assert main([*train, *(p for s in settings for p in ("--set", s))]) == 0
+    shown = lambda item: f"item {item} (category {category[item]})"  # noqa: E731
+    recommend = ["recommend", str(run), "--user", "3", "--k", "2"]
+    top = json.loads(output(capsys, [*recommend, "--json"]))["recommendations"]
+    assert all("title" not in r for r in top)  # a category is no title: JSON keeps the id
+    text = output(capsys, recommend)
+    assert all(shown(r["item_id"]) in text for r in top)
+    explain = ["explain", str(run), "--user", "3", "--k", "1"]
+    first = json.loads(output(capsys, [*explain, "--json"]))["recommendations"][0]
+    assert first["sentence"].startswith(f"{shown(first['item'])} is recommended")
+    text = output(capsys, explain)
+    assert f"#1 {shown(first['item'])} (score" in text
+    strongest = max(first["events"], key=lambda e: abs(e["effect"]))
+    assert shown(strongest["item"]) in text and "2017-11-2" in text
