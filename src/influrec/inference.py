@@ -37,9 +37,8 @@ class Recommendation:
 EXCLUDE_SEEN = True
 """THE default for items already in a history, defined here only: recommendations (and the
 explanations of them) leave those items out, so a user is shown new items. The library
-(:meth:`Recommender.recommend`, ``influence.api.explain``), the CLI (``--exclude-seen``, the
-default, or ``--include-seen``) and the service (``exclude_seen=true``) all default to it;
-the evaluation protocol reports both conventions."""
+(:meth:`Recommender.recommend`, ``influence.api.explain``), the CLI and the service all
+default to it; the evaluation protocol reports both conventions."""
 
 # Event times: epoch seconds, the range every reader accepts (1970-01-01 to 2262-04-11).
 MIN_TIME, MAX_TIME = 0, MAX_SECONDS

@@ -133,7 +133,8 @@ def test_k_over_the_catalogue_is_clamped_and_never_lists_padding(
             assert all(len(a["new_top"]) == 30 for a in actions.json()["actions"])
         for measure, k in (("score", 30), ("margin", 29)):  # a margin needs a (k+1)-th item
             explained = client.get(
-                f"/v1/users/u2/explanations?k=40&measure={measure}", headers=ADMIN
+                f"/v1/users/u2/explanations?k=40&measure={measure}&exclude_seen=false",
+                headers=ADMIN,
             ).json()
             assert explained["k"] == k and len(explained["recommendations"]) == k
             for r in explained["recommendations"]:
