@@ -45,6 +45,9 @@ def test_library_cli_and_service_share_one_default(
         lists[name] = library
     assert EXCLUDE_SEEN and lists["default"] == lists["excluded"] != lists["included"]
     assert not seen & set(lists["default"]) and seen & set(lists["included"])
+    capsys.readouterr()
+    assert main(["recommend", str(served_run), "--user", user, "--k", "2"]) == 0
+    assert f"top 2 for {user} (new items only)" in capsys.readouterr().out
 
     explained = {}
     for name, exclude in (("default", None), ("included", False)):

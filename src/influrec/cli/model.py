@@ -281,10 +281,11 @@ def _print_recommendations(
     console = Console()
     for message in unknown:
         console.print(f"[yellow]ignored[/yellow] {message}")
+    seen = "new items only" if args.exclude_seen else "seen items included"
     title = (
         "popular items (cold start)"
         if cold_start
-        else f"top {len(recs)} for {args.user or args.history}"
+        else f"top {len(recs)} for {args.user or args.history} ({seen})"
     )
     table = Table(title=title)
     columns = ("rank", "item", "id", "score") if labels else ("rank", "item", "score")
