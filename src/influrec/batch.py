@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from influrec.errors import InputError
-from influrec.inference import Recommender
+from influrec.inference import EXCLUDE_SEEN, Recommender
 from influrec.progress import steps
 
 JOBS = ("recommend", "explain")
@@ -90,13 +90,22 @@ def recommend_rows(
 
 
 def explain_rows(
-    rec: Recommender, users: Sequence[str], *, k: int, method: str, measure: str
+    rec: Recommender,
+    users: Sequence[str],
+    *,
+    k: int,
+    method: str,
+    measure: str,
+    exclude_seen: bool = EXCLUDE_SEEN,
 ) -> pa.Table:
     from influrec.influence.api import explain
 
     rows: list[dict[str, Any]] = []
     for user in users:
-        result = explain(rec, rec.user_history(user), k=k, method=method, measure=measure)
+        history = rec.user_history(user)
+        result = explain(
+            rec, history, k=k, method=method, measure=measure, exclude_seen=exclude_seen
+        )
         for item in result.recommendations:
             for event in item.events:
                 rows.append(
@@ -157,7 +166,8 @@ def run_batch(
     progress: bool | None = None,
     **options: Any,
 ) -> BatchReport:
-    """Answer `job` ("recommend": k, exclude_seen; "explain": k, method, measure) for every
+    """Answer `job` ("recommend": k, exclude_seen; "explain": k, method, measure, exclude_seen;
+    seen items are left out by default, as everywhere: inference.EXCLUDE_SEEN) for every
     user of this `shard`, into OUT.parts/ chunk by chunk; merge into `out` (Parquet) when the
     shards' work is all there. Chunks already written with the same options are kept."""
     if job not in JOBS:
@@ -194,15 +204,13 @@ def parts_folder(out: Path) -> Path:
 
 
 def _answer(rec: Recommender, job: str, options: dict[str, Any]) -> Callable[[list[str]], pa.Table]:
+    k, exclude_seen = options.get("k", 10), options.get("exclude_seen", EXCLUDE_SEEN)
     if job == "recommend":
-        k, exclude_seen = options.get("k", 10), options.get("exclude_seen", True)
         return lambda users: recommend_rows(rec, users, k=k, exclude_seen=exclude_seen)
-    k, method, measure = (
-        options.get("k", 10),
-        options.get("method", "loo"),
-        options.get("measure", "margin"),
+    method, measure = options.get("method", "loo"), options.get("measure", "margin")
+    return lambda users: explain_rows(
+        rec, users, k=k, method=method, measure=measure, exclude_seen=exclude_seen
     )
-    return lambda users: explain_rows(rec, users, k=k, method=method, measure=measure)
 
 
 def _check_options(parts: Path, options: dict[str, Any]) -> None:
