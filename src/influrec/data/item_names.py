@@ -20,7 +20,7 @@ NAME_COLUMNS = ("title", "name")
 
 CATEGORY_COLUMNS = ("category", "categories", "genres", "genre")
 """Item-table columns that give an item's category, in order of preference: the one list for
-labels here and for ``explain --groups category`` (:mod:`influrec.influence.groups`). A cell
+labels here and for grouping events by category (``influence.api.item_categories``). A cell
 may hold several values (a list, or text separated by ``|``)."""
 
 
