@@ -123,13 +123,14 @@ def add_seen(parser: Any) -> None:
     parser.set_defaults(setting_flags={"exclude_seen": "--include-seen"})
 
 
-def add_who(parser: Any) -> None:
-    """--user U or --history FILE.json (one of them)."""
+def add_who(parser: Any) -> Any:
+    """--user U or --history FILE.json (one of them); returns the group, for more choices."""
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="a user id of the training data")
     who.add_argument(
         "--history", type=Path, help='JSON list of events: [{"item": ..., "behavior": ...}, ...]'
     )
+    return who
 
 
 def load_history(rec: Recommender, args: argparse.Namespace) -> tuple[History, list[str]]:

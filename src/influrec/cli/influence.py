@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from influrec.cli.batch import add_all_users, run_all_users
 from influrec.cli.common import add_k, add_seen, add_who, load_history, plot_path, positive_int
 from influrec.cli.plots import effects_figure, groups_figure, save, unit_words
 from influrec.data.times import readable_time
@@ -36,7 +37,7 @@ def register(commands: Any) -> None:
 def _register_explain(commands: Any) -> None:
     e = commands.add_parser("explain", help="effect of every past event on each recommendation")
     e.add_argument("run", type=Path)
-    add_who(e)
+    add_all_users(add_who(e), e)
     add_k(e)
     add_seen(e)
     e.add_argument("--method", choices=explaining_methods(), default="loo")
@@ -142,6 +143,15 @@ def _emit(args: argparse.Namespace, result: Result, unknown: list[str]) -> bool:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    if args.all_users:
+        return run_all_users(
+            args,
+            "explain",
+            k=args.k,
+            method=args.method,
+            measure=args.measure,
+            exclude_seen=args.exclude_seen,
+        )
     rec = Recommender.load(args.run)
     history, unknown = load_history(rec, args)
     if args.groups is not None:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from influrec.cli.batch import add_all_users, run_all_users
 from influrec.cli.common import add_k, add_seen, cutoffs, known_user_history, read_history_file
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
@@ -65,6 +66,7 @@ def register(commands: Any) -> None:
     who.add_argument(
         "--history", type=Path, help='JSON list of events: [{"item": ..., "behavior": ...}, ...]'
     )
+    add_all_users(who, r)
     add_k(r)
     add_seen(r)
     r.add_argument(
@@ -232,6 +234,8 @@ def _print_report(report: RunEvaluation) -> None:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
+    if args.all_users:
+        return run_all_users(args, "recommend", k=args.k, exclude_seen=args.exclude_seen)
     recommender = Recommender.load(args.run)
     unknown: list[str] = []
     if args.history is not None:
