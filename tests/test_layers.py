@@ -1,7 +1,7 @@
 """The layers stay in order: read every module's imports (with ast, nothing is imported) and
 check who may import whom, so a shortcut through a higher layer fails here instead of tangling
 the code. From the bottom: errors, progress; config, folders; models, data; run (a run folder);
-evaluation, inference; training, influence, data_influence; serving, cli."""
+evaluation, inference; training, influence, data_influence; serving, report, cli."""
 
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ ALLOWED = {
 }
 # package -> packages it must never import (it sits below them, or beside them on purpose)
 FORBIDDEN = {
-    "evaluation": {"training", "influence", "data_influence", "serving", "cli"},
-    "inference": {"training", "evaluation", "influence", "serving", "cli"},
-    "influence": {"training", "data_influence", "serving", "cli"},
-    "data_influence": {"training", "influence", "serving", "cli"},
-    "training": {"influence", "data_influence", "serving", "cli"},
-    "serving": {"cli", "training"},
+    "evaluation": {"training", "influence", "data_influence", "serving", "cli", "report"},
+    "inference": {"training", "evaluation", "influence", "serving", "cli", "report"},
+    "influence": {"training", "data_influence", "serving", "cli", "report"},
+    "data_influence": {"training", "influence", "serving", "cli", "report"},
+    "training": {"influence", "data_influence", "serving", "cli", "report"},
+    "serving": {"cli", "training", "report"},
+    "report": {"cli", "training", "serving"},  # at the top, beside serving; only cli uses it
 }
 ADAPTERS = ("serving", "cli")  # import only public names of other packages
 
@@ -138,9 +139,20 @@ def test_adapters_import_only_public_names(layer: str) -> None:
     assert not wrong, wrong
 
 
+def test_only_the_cli_imports_the_report() -> None:
+    users = sorted(
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if "report" in influrec_imports(p) and layer_of(p) not in ("report", "cli")
+    )
+    assert users == [], users
+
+
 def test_packages_import_each_other_without_cycles() -> None:
     graph = package_graph()
-    assert {"data", "models", "run", "training", "influence", "serving", "cli"} <= set(graph)
+    assert {"data", "models", "run", "training", "influence", "serving", "report", "cli"} <= set(
+        graph
+    )
     assert find_cycle(graph) == []
 
 

@@ -26,12 +26,14 @@ from influrec.influence.results import ExplainResult
 from influrec.run import RUN_FOLDER
 from influrec.training.loop import TrainResult, train
 
+REPORT_FILE = "report.html"  # the demo's report, beside data/ and run/
 PIPELINE_FOLDER = FolderKind(
     "demo folder",
     markers=tuple(f"data/{name}" for name in DATASET_FOLDER.markers),
-    contents=frozenset({"data", "run"}),
+    contents=frozenset({"data", "run", REPORT_FILE}),
 )
-"""What :func:`run_pipeline` writes into ``out_dir``: the dataset in data/, the run in run/."""
+"""What :func:`run_pipeline` writes into ``out_dir``: the dataset in data/, the run in run/
+(and ``influrec demo`` its report)."""
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,15 @@
 Generates a shop's behaviour logs with planted influence, runs the pipeline
 (:func:`influrec.pipeline.run_pipeline`: train, evaluate against popularity with full ranking,
 explain), then shows one user's top-10 with the past behaviours that drive each item, in plain
-words, and whether leave-one-out finds the causes the data planted.
+words, and whether leave-one-out finds the causes the data planted; last it writes the
+whole report (:func:`influrec.report.write_report`) into OUT/report.html.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,8 @@ from influrec.influence.planted import (
     planted_cause_rate,
 )
 from influrec.influence.sentences import because, event_words
-from influrec.pipeline import PIPELINE_FOLDER, PipelineResult, run_pipeline
+from influrec.pipeline import PIPELINE_FOLDER, REPORT_FILE, PipelineResult, run_pipeline
+from influrec.report import write_report
 from influrec.run import RUN_FOLDER
 
 DEMO_SETTINGS = [
@@ -104,6 +107,12 @@ def run_demo(args: argparse.Namespace) -> int:
         console,
         planted_cause_of_user(rec, result.user_id),
         planted_cause_rate(rec, users=PLANTED_USERS, seed=args.seed),
+    )
+    started = time.perf_counter()
+    page = write_report(result.run_dir, args.out / REPORT_FILE, seed=args.seed)
+    console.print(
+        f"[bold]6. report[/bold] everything above and more, in one page: {escape(str(page))} "
+        f"(written in {time.perf_counter() - started:.0f} s; open it in a browser)"
     )
     return 0
 

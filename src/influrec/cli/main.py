@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from influrec import __version__
-from influrec.cli import audit, data, data_influence, demo, influence, model, serve
+from influrec.cli import audit, data, data_influence, demo, influence, model, report, serve
 from influrec.cli.common import with_flag
 from influrec.errors import InputError
 from influrec.runtime import keep_freed_memory
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     influence.register(commands)
     data_influence.register(commands)
     audit.register(commands)
+    report.register(commands)
     demo.register(commands)
     serve.register(commands)
     return parser

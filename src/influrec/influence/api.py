@@ -31,6 +31,7 @@ from influrec.influence.results import (
     CounterfactualResult,
     EventEffect,
     ExplainResult,
+    FaithfulnessCurves,
     FaithfulnessReport,
     GroupEffect,
     GroupExplainResult,
@@ -308,6 +309,37 @@ def effects_matrix(result: ExplainResult) -> tuple[np.ndarray, list[str], list[s
     )
 
 
+def sampled_histories(rec: Recommender, users: int, rng: np.random.Generator) -> list[History]:
+    """The stored histories of ``users`` users drawn by ``rng`` (each at most once)."""
+    users = clamp_k(users, rec.n_users, name="users")
+    user_ids = rec.dataset.users.column("user_id").to_pylist()
+    sample = rng.choice(len(user_ids), size=min(users, len(user_ids)), replace=False)
+    return [rec.user_history(user_ids[i]) for i in sample]
+
+
+def faithfulness_curves(
+    rec: Recommender, methods: Sequence[str], *, users: int = 50, seed: int = 0
+) -> FaithfulnessCurves:
+    """Mean deletion and insertion curves of each method over the seeded sample of users that
+    :func:`faithfulness_report` draws with the same ``users`` and ``seed``."""
+    from influrec.influence.faithfulness import CURVE
+    from influrec.influence.faithfulness import faithfulness_curves as curves
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    histories = sampled_histories(rec, users, np.random.default_rng(seed))
+    found = curves(Scorer(rec.model), histories, methods, seed=seed)
+    return FaithfulnessCurves(
+        users=sum(len(h) >= 2 for h in histories),
+        seed=seed,
+        explained="the top-1 recommendation after each user's whole history",
+        shares=CURVE.tolist(),
+        deletion={m: d.tolist() for m, (d, _) in found.items()},
+        insertion={m: i.tolist() for m, (_, i) in found.items()},
+    )
+
+
 def faithfulness_report(
     rec: Recommender, methods: Sequence[str], *, users: int = 500, seed: int = 0
 ) -> FaithfulnessReport:
@@ -318,11 +350,8 @@ def faithfulness_report(
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    users = clamp_k(users, rec.n_users, name="users")
     rng = np.random.default_rng(seed)
-    user_ids = rec.dataset.users.column("user_id").to_pylist()
-    sample = rng.choice(len(user_ids), size=min(users, len(user_ids)), replace=False)
-    histories = [rec.user_history(user_ids[i]) for i in sample]
+    histories = sampled_histories(rec, users, rng)
     scorer = Scorer(rec.model)
     metrics = faithfulness(scorer, histories, methods, seed=seed)
     planted = None
@@ -359,7 +388,7 @@ def explain_groups(
     categories (the item table's category or genres column); the top ``k`` and the
     measurements are without the history's items unless ``exclude_seen`` is False, as
     :func:`explain`."""
-    from influrec.influence.groups import GROUPINGS, GroupContext, group_effects
+    from influrec.influence.groups import GROUPINGS, GroupContext, group_effects_many
 
     if by not in GROUPINGS:
         raise InputError(f"groups must be one of {', '.join(GROUPINGS)}, got {by!r}")
@@ -370,8 +399,8 @@ def explain_groups(
     groups = GROUPINGS[by](history, context)
     scorer = Scorer(rec.model)
     out = []
-    for r, measurement in zip(recommendations, measurements, strict=True):
-        effects = group_effects(scorer, history, measurement, groups)
+    effects_of = group_effects_many(scorer, history, measurements, groups)
+    for r, effects in zip(recommendations, effects_of, strict=True):
         out.append(
             ItemGroupExplanation(
                 rank=r.rank,

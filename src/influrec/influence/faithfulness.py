@@ -19,7 +19,7 @@ here; p(j) is the softmax probability over all items. On synthetic data,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,27 +53,21 @@ def _perturbation_rows(n: int, order: np.ndarray) -> list[np.ndarray]:
     """
     rows = [without(n, order[:ke]) for ke in KE]
     rows += [np.sort(order[:ke]) for ke in KE]
+    return rows + _curve_rows(n, order)
+
+
+def _curve_rows(n: int, order: np.ndarray) -> list[np.ndarray]:
+    """Rows: the deletion curve (11), then the insertion curve (11)."""
     steps = [round(f * len(order)) for f in CURVE]
-    rows += [without(n, order[:s]) for s in steps]
-    rows += [np.sort(order[:s]) for s in steps]
-    return rows
+    return [without(n, order[:s]) for s in steps] + [np.sort(order[:s]) for s in steps]
 
 
 def user_faithfulness(
     scorer: Scorer, history: History, methods: Sequence[str], *, seed: int = 0
 ) -> dict[str, dict[str, float]]:
     """Faithfulness metrics of each method for one user (explaining the top-1 item)."""
-    n = len(history)
-    item = int(torch.argmax(scorer.scores(history, [np.arange(n)])[0]))
     out: dict[str, dict[str, float]] = {}
-    for method in methods:
-        explanation = run_method(
-            method, scorer, history, _method_measurement(method, item), seed=seed
-        )
-        order = explanation.ranked()
-        scores = scorer.scores(history, _perturbation_rows(n, order))
-        probs = torch.softmax(scores, dim=-1)[:, item].double().numpy()
-        ranks = (scores >= scores[:, item : item + 1]).sum(-1).numpy()
+    for method, (probs, ranks) in _perturbed(scorer, history, methods, seed=seed).items():
         m: dict[str, float] = {}
         for i, ke in enumerate(KE):
             m[f"DEL@{ke}"] = float(probs[i])
@@ -86,6 +80,41 @@ def user_faithfulness(
         m["INS-AUC"] = float(probs[curve + len(CURVE) :].mean())
         out[method] = m
     return out
+
+
+def _perturbed(
+    scorer: Scorer,
+    history: History,
+    methods: Sequence[str],
+    *,
+    seed: int,
+    rows: Callable[[int, np.ndarray], list[np.ndarray]] = _perturbation_rows,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per method: p(j) (R,) and the rank of j (R,) on each of the R ``rows`` (given the
+    history's length and the method's order), j being the top-1 item after the history."""
+    n = len(history)
+    item = int(torch.argmax(scorer.scores(history, [np.arange(n)])[0]))
+    out = {}
+    for method in methods:
+        explanation = run_method(
+            method, scorer, history, _method_measurement(method, item), seed=seed
+        )
+        scores = scorer.scores(history, rows(n, explanation.ranked()))
+        probs = torch.softmax(scores, dim=-1)[:, item].double().numpy()
+        out[method] = (probs, (scores >= scores[:, item : item + 1]).sum(-1).numpy())
+    return out
+
+
+def user_curves(
+    scorer: Scorer, history: History, methods: Sequence[str], *, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per method, the deletion and the insertion curve (each (11,), p(j) at :data:`CURVE`
+    shares of the window deleted or inserted in the method's order) for one user; their means
+    are the user's ``DEL-AUC`` and ``INS-AUC`` of :func:`user_faithfulness`."""
+    found = _perturbed(scorer, history, methods, seed=seed, rows=_curve_rows)
+    return {
+        method: (probs[: len(CURVE)], probs[len(CURVE) :]) for method, (probs, _) in found.items()
+    }
 
 
 def faithfulness(
@@ -103,6 +132,23 @@ def faithfulness(
             for key, value in metrics.items():
                 totals[method].setdefault(key, []).append(value)
     return {m: {k: float(np.mean(v)) for k, v in metrics.items()} for m, metrics in totals.items()}
+
+
+def faithfulness_curves(
+    scorer: Scorer, histories: Sequence[History], methods: Sequence[str], *, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean of :func:`user_curves` over users (each needs at least 2 events, as in
+    :func:`faithfulness`, whose ``DEL-AUC`` / ``INS-AUC`` are these curves' means)."""
+    sums = {m: (np.zeros(len(CURVE)), np.zeros(len(CURVE))) for m in methods}
+    count = 0
+    for index, history in enumerate(h for h in histories if len(h) >= 2):
+        for method, (deletion, insertion) in user_curves(
+            scorer, history, methods, seed=seed + index
+        ).items():
+            sums[method][0][:] += deletion
+            sums[method][1][:] += insertion
+        count += 1
+    return {m: (d / max(count, 1), i / max(count, 1)) for m, (d, i) in sums.items()}
 
 
 def better(metric: str, a: float, b: float) -> bool:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from math import factorial
@@ -95,6 +95,17 @@ def group_effects(
     scorer: Scorer, history: History, measurement: Measurement, groups: dict[str, np.ndarray]
 ) -> GroupEffects:
     """Leave-group-out and exact group Shapley values of ``measurement``."""
+    return group_effects_many(scorer, history, [measurement], groups)[0]
+
+
+def group_effects_many(
+    scorer: Scorer,
+    history: History,
+    measurements: Sequence[Measurement],
+    groups: dict[str, np.ndarray],
+) -> list[GroupEffects]:
+    """:func:`group_effects` of each of ``measurements``, from one scoring of the 2^G
+    coalitions (they do not depend on what is measured)."""
     names = list(groups)
     if not 0 < len(names) <= MAX_GROUPS:
         raise ValueError(f"need 1..{MAX_GROUPS} non-empty groups, got {len(names)}")
@@ -109,9 +120,22 @@ def group_effects(
         np.sort(np.concatenate([outside, *[groups[names[g]] for g in c]])).astype(np.int64)
         for c in coalitions
     ]
-    values = dict(
-        zip(coalitions, measurement(scorer.scores(history, rows)).double().tolist(), strict=True)
-    )
+    scores = scorer.scores(history, rows)
+    return [
+        _effects(
+            measurement.name,
+            names,
+            [len(groups[k]) for k in names],
+            dict(zip(coalitions, measurement(scores).double().tolist(), strict=True)),
+        )
+        for measurement in measurements
+    ]
+
+
+def _effects(
+    measured: str, names: list[str], sizes: list[int], values: dict[tuple[int, ...], float]
+) -> GroupEffects:
+    """Leave-group-out and exact Shapley values from the measurement of every coalition."""
     everyone = tuple(range(len(names)))
     n = len(names)
     shapley = []
@@ -124,12 +148,4 @@ def group_effects(
             total += weight * (values[tuple(sorted((*c, g)))] - v)
         shapley.append(total)
     lgo = [values[everyone] - values[tuple(x for x in everyone if x != g)] for g in range(n)]
-    return GroupEffects(
-        measurement.name,
-        values[everyone],
-        values[()],
-        names,
-        [len(groups[k]) for k in names],
-        lgo,
-        shapley,
-    )
+    return GroupEffects(measured, values[everyone], values[()], names, sizes, lgo, shapley)

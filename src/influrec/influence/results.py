@@ -212,3 +212,21 @@ class FaithfulnessReport(Result):
         exclude_if=missing,
         description="synthetic data only: method -> recovery of the planted cause",
     )
+
+
+class FaithfulnessCurves(Result):
+    """:func:`~influrec.influence.api.faithfulness_curves`: p(j) of the explained item j as
+    each method's most supportive events are deleted (or, alone, inserted), share by share."""
+
+    users: int = Field(description="users averaged over (those with at least 2 events)")
+    seed: int
+    explained: str
+    shares: list[float] = Field(description="share of the model's window deleted or inserted")
+    deletion: dict[str, list[float]] = Field(
+        description="method -> mean p(j) after deleting each share of the window (lower: "
+        "more faithful); the mean over shares is DEL-AUC"
+    )
+    insertion: dict[str, list[float]] = Field(
+        description="method -> mean p(j) with only each share of the window kept (higher: "
+        "more faithful); the mean over shares is INS-AUC"
+    )
