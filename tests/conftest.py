@@ -37,3 +37,17 @@ def sentence_encoder(tmp_path_factory: pytest.TempPathFactory):
             del os.environ["INFLUREC_CACHE"]
         else:
             os.environ["INFLUREC_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(run folder, report.html) of a tiny synthetic run trained for 2 epochs (so it has
+    checkpoints), reported with two drawn users on small samples: shared by the report's
+    tests and its browser test."""
+    from influrec.report import write_report
+    from tests_helpers import train_tiny_run
+
+    root = tmp_path_factory.mktemp("report")
+    run = train_tiny_run(root, users=40, items=30, epochs=2, max_len=12)
+    out = write_report(run, root / "report.html", users=2, share_users=5, faithfulness_users=4)
+    return run, out

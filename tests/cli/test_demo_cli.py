@@ -72,3 +72,12 @@ def test_the_planted_cause_is_checked_for_the_user_and_across_users(
     rate = planted_cause_rate(rec, users=100)
     assert f"Across {rate.users:,} users" in text
     assert f"first for {rate.recovered:.0%} of them" in text and f"{rate.chance:.0%})." in text
+
+
+def test_the_demo_writes_its_report_and_says_where(demo: tuple[Path, str]) -> None:
+    out, text = demo
+    assert text.index("6. report") > text.index("5. planted causes")
+    report = out / "report.html"
+    assert f"{report}" in text.replace("\n", "")
+    page = report.read_text()
+    assert page.startswith("<!DOCTYPE html>") and '<section id="users">' in page

@@ -18,6 +18,7 @@ UP, DOWN, NEUTRAL = (178, 24, 43), (33, 102, 172), (247, 247, 247)
 """Effect colours (RGB): pushes the item up (red), pulls it down (blue), no effect (white),
 as in the effects heatmap of ``influrec explain``."""
 FONT = 'font-family="system-ui, sans-serif"'
+LEFT = 76  # room left of a chart's plot area: the y axis title and tick labels like 0.00125
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,9 @@ def line_chart(
     y_ticks = nice_ticks(min(ys, default=0.0), max(ys, default=1.0))
     legend_width = 110 if len(series) > 1 else 10
     frame = _Frame(
-        62,
+        LEFT,
         34,
-        width - 62 - legend_width,
+        width - LEFT - legend_width,
         height - 34 - 50,
         (x_ticks[0], x_ticks[-1]),
         (y_ticks[0], y_ticks[-1]),
@@ -183,11 +184,11 @@ def line_chart(
     out.append(text(frame.left + frame.width / 2, bottom + 36, x_label, text_anchor="middle"))
     out.append(
         text(
-            14,
+            12,
             frame.top + frame.height / 2,
             y_label,
             text_anchor="middle",
-            transform=f"rotate(-90 14 {frame.top + frame.height / 2:.1f})",
+            transform=f"rotate(-90 12 {frame.top + frame.height / 2:.1f})",
         )
     )
     if len(series) > 1:
@@ -213,7 +214,7 @@ def bar_chart(
     y_ticks = nice_ticks(min(0.0, *values) if values else 0.0, max(values, default=1.0))
     legend_width = 170
     frame = _Frame(
-        62, 34, width - 62 - legend_width, height - 34 - 56, (0, 1), (y_ticks[0], y_ticks[-1])
+        LEFT, 34, width - LEFT - legend_width, height - 34 - 56, (0, 1), (y_ticks[0], y_ticks[-1])
     )
     out = [_open(width, height, title), text(width / 2, 18, title, text_anchor="middle")]
     out += _axes(frame, [], y_ticks)
@@ -241,7 +242,7 @@ def bar_chart(
                 out.append(text(x + bar * 0.46, top - 3, shown, text_anchor="middle", font_size=10))
     middle = frame.top + frame.height / 2
     out.append(
-        text(14, middle, y_label, text_anchor="middle", transform=f"rotate(-90 14 {middle:.1f})")
+        text(12, middle, y_label, text_anchor="middle", transform=f"rotate(-90 12 {middle:.1f})")
     )
     out += _legend(list(bars), width - legend_width + 14, frame.top + 8)
     return "".join(out) + "</svg>"
@@ -291,7 +292,7 @@ def history_strip(
     cell = min(30.0, (width - left - 20) / max(1, len(cells)))
     limit = max((abs(c.effect) for c in cells), default=0.0) or 1.0
     longest = max((len(truncate(c.label, 18)) for c in cells), default=1)
-    label_room = 16 + 5.5 * longest  # labels at 60 degrees, about 6 px a character
+    label_room = 24 + 6 * longest  # labels at 60 degrees, about 6 px a character
     height = 34 + 30 + label_room + 44
     out = [_open(width, height, title), text(20, 18, title)]
     top = 34
@@ -319,8 +320,7 @@ def history_strip(
             + "</g>"
         )
     bottom = top + 30 + label_room
-    out.append(text(left, bottom, f"oldest: {start}", font_size=11, fill="#444"))
-    last_x = left + len(cells) * cell
-    out.append(text(last_x, bottom, f"newest: {end}", text_anchor="end", font_size=11, fill="#444"))
+    dates = f"oldest (left): {start}; newest (right): {end}"
+    out.append(text(left, bottom, dates, font_size=11, fill="#444"))
     out += _colour_legend(left, bottom + 12, limit, unit, uid)
     return "".join(out) + "</svg>"

@@ -141,8 +141,9 @@ def _counterfactual(rec: Recommender, history: History, top: ItemExplanation) ->
     removed = "; ".join(
         f"event {e.position}, {rec.item_label(e.item)}" for e in found.removed_events
     )
+    these = "this past event" if found.size == 1 else f"these {found.size} past events"
     text = (
-        f"Without these {found.size} past events ({removed}), {item} drops from rank "
+        f"Without {these} ({removed}), {item} drops from rank "
         f"{found.original_rank} to {found.new_rank}, out of the top {K} (verified by "
         f"re-scoring; {found.evaluated} edited histories scored)."
     )
@@ -156,7 +157,7 @@ def _actions(rec: Recommender, history: History) -> str:
             cell(rec.item_label(a.item), title=f"item id {a.item}"),
             a.behavior,
             a.churn,
-            a.rank_movement,
+            round(a.rank_movement),
             ", ".join(rec.item_label(i) for i in a.new_top[:3]),
         ]
         for a in found.actions
