@@ -21,6 +21,7 @@ from pathlib import Path
 from influrec import __version__
 from influrec.errors import InputError
 from influrec.inference import Recommender
+from influrec.progress import steps
 from influrec.report.checks import faithfulness_section, harmful_section
 from influrec.report.html import Section, page
 from influrec.report.sections import (
@@ -96,10 +97,12 @@ def write_report(
         ),
     ]
     sections = []
-    for name, build in builders:
-        begun = time.perf_counter()
-        sections.append(build())
-        log.info("report: %s in %.1f s", name, time.perf_counter() - begun)
+    with steps(len(builders), "report sections") as bar:
+        for name, build in builders:
+            begun = time.perf_counter()
+            sections.append(build())
+            log.info("report: %s in %.1f s", name, time.perf_counter() - begun)
+            bar.advance()
     seconds = time.perf_counter() - started
     out.write_text(
         page(f"influrec report: {run_dir.name}", _intro(run_dir, rec, seconds), sections)
