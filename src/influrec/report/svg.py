@@ -123,15 +123,19 @@ def _axes(frame: _Frame, x_ticks: Sequence[float], y_ticks: Sequence[float]) -> 
     return out
 
 
-def _legend(names: Sequence[str], x: float, y: float, *, dashed: Sequence[bool] = ()) -> list[str]:
-    """One row per series: a coloured line and its name."""
+def _legend(
+    names: Sequence[str], x: float, y: float, *, dashed: Sequence[bool] = (), boxes: bool = False
+) -> list[str]:
+    """One row per series: a coloured line (or, for bars, a box) and its name."""
     out = []
     for i, name in enumerate(names):
         colour = PALETTE[i % len(PALETTE)]
         dash = ' stroke-dasharray="5 3"' if i < len(dashed) and dashed[i] else ""
         row = y + 16 * i
         out.append(
-            f'<line x1="{x:.1f}" x2="{x + 18:.1f}" y1="{row:.1f}" y2="{row:.1f}" '
+            f'<rect x="{x + 4:.1f}" y="{row - 5:.1f}" width="10" height="10" fill="{colour}"/>'
+            if boxes
+            else f'<line x1="{x:.1f}" x2="{x + 18:.1f}" y1="{row:.1f}" y2="{row:.1f}" '
             f'stroke="{colour}" stroke-width="2.5"{dash}/>'
         )
         out.append(text(x + 24, row + 4, truncate(name, 28)))
@@ -244,7 +248,7 @@ def bar_chart(
     out.append(
         text(12, middle, y_label, text_anchor="middle", transform=f"rotate(-90 12 {middle:.1f})")
     )
-    out += _legend(list(bars), width - legend_width + 14, frame.top + 8)
+    out += _legend(list(bars), width - legend_width + 14, frame.top + 8, boxes=True)
     return "".join(out) + "</svg>"
 
 
