@@ -14,7 +14,7 @@ import numpy as np
 
 from influrec.data.history import History
 from influrec.data.times import readable_time
-from influrec.inference import Recommender
+from influrec.inference import EXCLUDE_SEEN, Recommender
 from influrec.influence import api
 from influrec.influence.measurement import MEASURES
 from influrec.influence.results import ExplainResult, ItemExplanation
@@ -57,7 +57,12 @@ def users_section(rec: Recommender, user_ids: Sequence[str]) -> Section:
         f"One card per user. Effects are exact leave-one-out effects on each item's rank "
         f"margin, in {MEASURES['margin'].unit}. The strip shows every event the model sees "
         f"(oldest left) coloured by its effect on the user's top item; the letter in a cell is "
-        f"the behaviour ({legend}); hover a cell for its item, behaviour, time and effect."
+        f"the behaviour ({legend}); hover a cell for its item, behaviour, time and effect. "
+        + (
+            "The top lists leave out the items already in the user's history."
+            if EXCLUDE_SEEN
+            else "The top lists may hold items already in the user's history."
+        )
     )
     return Section("users", "Users: why these recommendations", what, "".join(cards))
 
