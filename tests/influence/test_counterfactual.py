@@ -147,3 +147,22 @@ def test_influential_actions_agree_with_what_if(recommender: Recommender) -> Non
     )
     assert check.after == best["new_top"]
     assert np.isclose(1 - check.jaccard, best["churn"])
+
+
+def test_whatif_lists_leave_out_each_historys_own_items_by_default(
+    recommender: Recommender,
+) -> None:
+    from influrec.influence import api
+    from influrec.influence.counterfactual import Edit
+
+    history = user_history(recommender, 12)
+    shown = recommender.recommend(history, k=5)
+    added = shown[0].item_idx
+    result = api.whatif(recommender, history, [Edit("add", item=added, behavior=1)], k=5)
+    seen = {recommender.item_ids[i - 1] for i in history.items}
+    assert result.before == [r.item_id for r in shown]  # what recommend shows now
+    assert not seen & set(result.before) and not (seen | {shown[0].item_id}) & set(result.after)
+    everything = api.whatif(recommender, history, [], k=5, exclude_seen=False)
+    assert everything.before == [
+        r.item_id for r in recommender.recommend(history, k=5, exclude_seen=False)
+    ]

@@ -93,6 +93,7 @@ def _register_whatif(commands: Any) -> None:
         help="remove the event at this position",
     )
     add_k(w)
+    add_seen(w)
     w.add_argument("--json", action="store_true")
     w.set_defaults(handler=run_whatif)
 
@@ -321,7 +322,8 @@ def _parse_edits(rec: Recommender, add: Sequence[str], remove: Sequence[int]) ->
 def run_whatif(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run)
     history, unknown = load_history(rec, args)
-    result = api.whatif(rec, history, _parse_edits(rec, args.add, args.remove), k=args.k)
+    edits = _parse_edits(rec, args.add, args.remove)
+    result = api.whatif(rec, history, edits, k=args.k, exclude_seen=args.exclude_seen)
     if _emit(args, result, unknown):
         return 0
     table = Table(title=f"top {args.k}: Jaccard {result.jaccard:.2f}, RBO {result.rbo:.2f}")

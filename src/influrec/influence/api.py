@@ -243,12 +243,19 @@ class ColdStartScorer(Scorer):
 
 
 def whatif(
-    rec: Recommender, history: History, edits: Sequence[Edit], *, k: int = 10
+    rec: Recommender,
+    history: History,
+    edits: Sequence[Edit],
+    *,
+    k: int = 10,
+    exclude_seen: bool = EXCLUDE_SEEN,
 ) -> WhatIfResult:
-    """New top-k after hypothetical edits, with rank changes and list churn. An empty history
-    (before or after the edits) is a cold start: the popular items, as ``recommend`` gives."""
+    """New top-k after hypothetical edits, with rank changes and list churn; each list leaves
+    out the items already in its history unless ``exclude_seen`` is False (the one default,
+    as ``recommend``). An empty history (before or after the edits) is a cold start: the
+    popular items, as ``recommend`` gives."""
     k = clamp_k(k, rec.n_items)
-    result = what_if(ColdStartScorer(rec), history, edits, k=k)
+    result = what_if(ColdStartScorer(rec), history, edits, k=k, exclude_seen=exclude_seen)
     name = lambda i: rec.item_ids[i - 1]  # noqa: E731
     titles = {
         name(i): title

@@ -192,11 +192,24 @@ class WhatIf:
     rbo: float = 1.0
 
 
-def what_if(scorer: Scorer, history: History, edits: Sequence[Edit], *, k: int = 10) -> WhatIf:
-    """New top-k after the edits, each listed item's rank before and after, and list churn."""
+def what_if(
+    scorer: Scorer,
+    history: History,
+    edits: Sequence[Edit],
+    *,
+    k: int = 10,
+    exclude_seen: bool = False,
+) -> WhatIf:
+    """New top-k after the edits, each listed item's rank before and after, and list churn.
+    With ``exclude_seen`` each list leaves out the items of its own history (before: the
+    history's, after: the edited history's)."""
     edited = apply_edits(history, edits)
     old = scorer.scores(history, [np.arange(len(history))])[0]
     new = scorer.scores(edited, [np.arange(len(edited))])[0]
+    if exclude_seen:
+        old, new = old.clone(), new.clone()
+        old[torch.from_numpy(history.items)] = float("-inf")
+        new[torch.from_numpy(edited.items)] = float("-inf")
     k = min(k, old.shape[-1] - 1)  # real items only, never the padding slot
     before = torch.topk(old, k).indices.tolist()
     after = torch.topk(new, k).indices.tolist()

@@ -159,6 +159,9 @@ class WhatIfRequest(Strict):
         description="items per list; more than the catalogue holds is clamped to the catalogue",
         json_schema_extra=limited("max_k"),
     )
+    exclude_seen: bool = Field(
+        True, description="each list leaves out the items already in its history"
+    )
 
 
 class WhatIf(WhatIfResult, ForUserAtK):

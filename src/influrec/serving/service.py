@@ -291,7 +291,7 @@ class Service:
         user = self.user_history(request.user)
         edits = [Edit("remove", position=p) for p in request.remove] + self._additions(request)
         k = self.within_catalogue(request.k)
-        result = api.whatif(self.rec, user.history, edits, k=k)
+        result = api.whatif(self.rec, user.history, edits, k=k, exclude_seen=request.exclude_seen)
         return WhatIf(**dict(user.about(request.user)), k=k, **dict(result))
 
     def _additions(self, request: WhatIfRequest) -> list[Edit]:
