@@ -45,3 +45,23 @@ def test_why_not_refuses_empty_histories_and_unknown_items(recommender: Recommen
     top = recommender.recommend(history, k=1)[0]
     assert why_not(recommender, history, top.item_id, k=3).in_top_k
     assert np.isfinite(why_not(recommender, history, top.item_id).rank)
+
+
+def test_whynot_command_prints_the_sentence_and_both_sides(tmp_path, capsys) -> None:
+    import json
+
+    from influrec.cli.main import main
+    from tests_helpers import train_tiny_run
+
+    run = train_tiny_run(tmp_path, users=20)
+    rec = Recommender.load(run)
+    user = next(iter(rec.user_index))
+    scores = rec.scores([rec.user_history(user)])[0]
+    item = rec.item_ids[int(torch.argsort(scores, descending=True)[12]) - 1]
+    capsys.readouterr()  # the training's output
+    assert main(["whynot", str(run), "--user", user, "--item", item, "--k", "3", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["item"] == item and answer["rank"] >= 1 and not answer["in_top_k"]
+    assert main(["whynot", str(run), "--user", user, "--item", item, "--k", "3"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert answer["sentence"].split(";")[0] in text and "events holding it back" in text

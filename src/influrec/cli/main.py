@@ -13,7 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from influrec import __version__
-from influrec.cli import audit, data, data_influence, demo, influence, model, report, serve
+from influrec.cli import (
+    audit,
+    data,
+    data_influence,
+    demo,
+    influence,
+    model,
+    report,
+    serve,
+    whynot,
+)
 from influrec.cli.common import with_flag
 from influrec.errors import InputError
 from influrec.runtime import keep_freed_memory
@@ -35,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(commands)
     model.register(commands)
     influence.register(commands)
+    whynot.register(commands)
     data_influence.register(commands)
     audit.register(commands)
     report.register(commands)

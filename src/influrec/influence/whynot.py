@@ -2,7 +2,8 @@
 
 `why_not(rec, history, "X")` answers a user who expected X among their recommendations:
 
-- where X ranks now;
+- where X ranks now, among all items (items already in the history included: the question is
+  about the model's view of X, whichever seen-items convention the list is shown with);
 - each event's exact leave-one-out effect on X's rank margin (the distance of X's score to the
   k-th best other item's), so the events that hold X back are the negative ones;
 - the next action (one of the `candidates` best-scored items, with each behaviour) after which
