@@ -37,7 +37,7 @@ def test_k_beyond_the_catalogue_lists_every_real_item_once(recommender: Recommen
 def test_influence_questions_accept_k_beyond_the_catalogue(recommender: Recommender) -> None:
     n = recommender.n_items
     history = some_history(recommender)
-    whatif = api.whatif(recommender, history, [], k=n + 5)
+    whatif = api.whatif(recommender, history, [], k=n + 5, exclude_seen=False)
     assert sorted(whatif.before) == sorted(recommender.item_ids) == sorted(whatif.after)
     actions = api.influential_actions(recommender, history, candidates=10**6, k=n + 5, top=3)
     assert actions.candidates == n * len(recommender.behavior_index)
