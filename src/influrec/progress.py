@@ -3,6 +3,9 @@
 `steps(total, "what")` is a context manager whose `.advance()` moves a rich progress bar with an
 ETA on stderr. It draws only where stderr is a terminal (or when asked with `enabled=True`), so
 library callers, tests and logs see nothing unless they opt in.
+
+Library functions with a long loop take ``progress: bool | None = None`` and pass it on as
+``enabled``: ``None`` lets the terminal decide, ``True`` always draws, ``False`` never does.
 """
 
 from __future__ import annotations
@@ -40,17 +43,21 @@ class Steps:
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
+                TextColumn("{task.fields[note]}"),
                 console=Console(stderr=True),
                 transient=True,
             )
             self._progress.start()
-            self._task = self._progress.add_task(self.description, total=self.total)
+            self._task = self._progress.add_task(self.description, total=self.total, note="")
         return self
 
-    def advance(self, n: int = 1) -> None:
-        """Count `n` more steps done."""
+    def advance(self, n: int = 1, *, note: str | None = None) -> None:
+        """Count `n` more steps done; `note` (e.g. "loss 5.1234") is shown after the ETA."""
         if self._progress is not None:
-            self._progress.update(self._task, advance=n)
+            if note is None:
+                self._progress.update(self._task, advance=n)
+            else:
+                self._progress.update(self._task, advance=n, note=note)
 
     def __exit__(
         self,

@@ -13,6 +13,8 @@ A run folder holds everything needed to use the model without the code that trai
         model.safetensors, trainer.pt (optimizer, schedule, RNG states; loaded weights_only),
         state.json (epoch, step, best metric so far, learning-rate sum, history); a
         checkpoint's epoch is the one in its state.json, never parsed from the folder name
+    checkpoints/epoch-NNNN-partial/
+        the same, for an epoch train.max_minutes cut short (until a resume finishes it)
 
 Weights are safetensors and the rest JSON or ``torch.load(weights_only=True)``: loading a run
 never executes pickled code. A missing, truncated or hand-edited file is reported as a
@@ -153,6 +155,9 @@ class RunInfo:
     train_seconds: float = 0.0
     averaged: dict[str, Any] | None = None  # epochs averaged, their valid metric, kept or not
     finished: bool = False
+    # why training stopped: {"reason": "epochs" | "patience" | "max_minutes", "epoch", "step"}
+    # (+ "batch", "batches_per_epoch" when the time budget cut the last epoch short)
+    stopped: dict[str, Any] | None = None
     device: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,9 +271,10 @@ def load_run(run_dir: Path) -> tuple[SequenceModel, RunInfo, EventDataset]:
     return model, info, dataset
 
 
-def checkpoint_dir(run_dir: Path, epoch: int) -> Path:
-    """Where a new checkpoint of ``epoch`` is written (read epochs from state.json, not names)."""
-    return Path(run_dir) / "checkpoints" / f"epoch-{epoch:04d}"
+def checkpoint_dir(run_dir: Path, epoch: int, *, partial: bool = False) -> Path:
+    """Where a new checkpoint of ``epoch`` is written (read epochs from state.json, not names);
+    ``partial``: of an epoch the time budget cut short (``epoch-NNNN-partial``)."""
+    return Path(run_dir) / "checkpoints" / f"epoch-{epoch:04d}{'-partial' if partial else ''}"
 
 
 @dataclass(frozen=True)
@@ -350,14 +356,19 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int,
     protect: set[int],
+    partial: bool = False,
 ) -> Path:
     """Write one epoch's checkpoint (state.json last, so a half-written one is ignored) and
-    delete older ones beyond ``keep``, never those whose epoch is in ``protect``."""
-    folder = checkpoint_dir(run_dir, epoch)
+    delete older ones beyond ``keep``, never those whose epoch is in ``protect``. A
+    ``partial`` one (of an epoch cut short) is deleted when its epoch's full one is written."""
+    folder = checkpoint_dir(run_dir, epoch, partial=partial)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / STATE_FILE).unlink(missing_ok=True)  # a folder written again is incomplete
     save_weights(model, folder / MODEL_FILE)
     torch.save(trainer_state, folder / TRAINER_FILE)
     write_json(folder / STATE_FILE, state)
+    if not partial:
+        shutil.rmtree(checkpoint_dir(run_dir, epoch, partial=True), ignore_errors=True)
     existing = saved_checkpoints(run_dir)
     for old in existing[: max(0, len(existing) - keep)]:
         if old.epoch not in protect:

@@ -123,6 +123,21 @@ def add_seen(parser: Any) -> None:
     parser.set_defaults(setting_flags={"exclude_seen": "--include-seen"})
 
 
+def add_no_progress(parser: Any, text: str = "") -> None:
+    """--no-progress: no progress bar (bars are drawn on stderr when it is a terminal)."""
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help=text or "draw no progress bar (one is drawn on stderr when it is a terminal)",
+    )
+
+
+def progress_of(args: argparse.Namespace) -> bool | None:
+    """The library's ``progress`` for a command with --no-progress: False when given, else
+    None (a bar where stderr is a terminal)."""
+    return False if getattr(args, "no_progress", False) else None
+
+
 def add_who(parser: Any) -> Any:
     """--user U or --history FILE.json (one of them); returns the group, for more choices."""
     who = parser.add_mutually_exclusive_group(required=True)

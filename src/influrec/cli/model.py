@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from influrec.cli.batch import add_all_users, run_all_users
-from influrec.cli.common import add_k, add_seen, cutoffs, known_user_history, read_history_file
+from influrec.cli.common import (
+    add_k,
+    add_no_progress,
+    add_seen,
+    cutoffs,
+    known_user_history,
+    progress_of,
+    read_history_file,
+)
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.history import History
@@ -26,6 +33,7 @@ from influrec.inference import Recommendation, Recommender
 from influrec.models.baselines import BASELINES
 from influrec.run import RUN_REMEDY
 from influrec.training.loop import train
+from influrec.training.progress import stop_sentence
 from influrec.training.resume import RESUMABLE_KEYS, check_run_dir
 
 
@@ -56,7 +64,11 @@ def register(commands: Any) -> None:
         f"--config is given; --set may change only {', '.join(RESUMABLE_KEYS)} "
         "(e.g. --set train.epochs=N with a larger N extends a finished run)",
     )
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(
+        t,
+        "show no progress (by default a bar inside each epoch on a terminal, and one line per "
+        "epoch on stderr: epoch, loss, validation metrics, elapsed time, ETA)",
+    )
     t.set_defaults(handler=run_train)
     _register_evaluate(commands)
     r = commands.add_parser("recommend", help="top-K items for a user or an ad-hoc history")
@@ -99,6 +111,7 @@ def _register_evaluate(commands: Any) -> None:
         help="also evaluate these runs (same prepared dataset and split) in the same table",
     )
     e.add_argument("--json", action="store_true")
+    add_no_progress(e)
     e.set_defaults(handler=run_evaluate)
 
 
@@ -120,13 +133,14 @@ def run_train(args: argparse.Namespace) -> int:
         config,
         args.out,
         resume=args.resume,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress,
     )
     table = Table(title=f"trained {args.out}", show_header=False, title_justify="left")
     table.add_row("epochs", str(result.epochs_run))
     table.add_row("best epoch", str(result.best_epoch))
     table.add_row(f"valid {config.train.monitor}", f"{result.best_metric:.4f}")
     table.add_row("training time", f"{result.seconds:.1f} s")
+    table.add_row("stopped", stop_sentence(result.stopped, config.train))
     Console().print(table)
     return 0
 
@@ -139,14 +153,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.compare:
         others = [Path(r) for r in args.compare.split(",") if r]
         comparison = compare_runs(
-            [args.run, *others], split=args.split, baselines=baselines, ks=args.ks
+            [args.run, *others],
+            split=args.split,
+            baselines=baselines,
+            ks=args.ks,
+            progress=progress_of(args),
         )
         if args.json:
             Console().print_json(json.dumps(comparison.to_dict()))
         else:
             _print_comparison(comparison)
         return 0
-    report = evaluate_run(args.run, split=args.split, baselines=baselines, ks=args.ks)
+    report = evaluate_run(
+        args.run, split=args.split, baselines=baselines, ks=args.ks, progress=progress_of(args)
+    )
     if args.json:
         Console().print_json(json.dumps(report.to_dict()))
         return 0

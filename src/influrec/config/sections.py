@@ -242,7 +242,10 @@ class TrainConfig(_Config):
     )
     bf16: bool = Field(default=True, description="bf16 autocast on CUDA.")
     max_minutes: float = Field(
-        default=0.0, ge=0, description="Stop training after this wall time; 0: no limit."
+        default=0.0,
+        ge=0,
+        description="Stop training after this wall time in minutes, checked after every batch "
+        "(an epoch cut short is validated and checkpointed; resuming finishes it); 0: no limit.",
     )
     keep_checkpoints: int = Field(
         default=3, ge=0, description="Per-epoch checkpoints kept (the best is always kept)."

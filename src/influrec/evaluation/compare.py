@@ -155,10 +155,11 @@ def compare_runs(
     baselines: Sequence[str] = (),
     device: str = "cpu",
     ks: Sequence[int] | None = None,
+    progress: bool | None = None,
 ) -> RunComparison:
     """Evaluate each run (as :func:`evaluate_run` does) on ``split`` with the same cut-offs
     (``ks``, else the first run's ``eval.ks``) and the baselines once; runs on other data or
-    split otherwise are refused before any is evaluated."""
+    split otherwise are refused before any is evaluated. ``progress`` as in evaluate_run."""
     if not run_dirs:
         raise ValueError("no runs to compare")
     resolved = [Path(r).resolve() for r in run_dirs]
@@ -170,7 +171,12 @@ def compare_runs(
     ks = ks or read_run_info(Path(run_dirs[0])).config.eval.ks
     reports = [
         evaluate_run(
-            Path(r), split=split, baselines=baselines if i == 0 else (), device=device, ks=ks
+            Path(r),
+            split=split,
+            baselines=baselines if i == 0 else (),
+            device=device,
+            ks=ks,
+            progress=progress,
         )
         for i, r in enumerate(run_dirs)
     ]

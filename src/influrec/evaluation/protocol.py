@@ -23,6 +23,7 @@ from influrec.data.batching import batch_windows
 from influrec.data.sequences import SequenceData, history_windows, seen_items_mask
 from influrec.evaluation.metrics import behavior_metrics, ranking_metrics, ranks_from_scores
 from influrec.models.protocol import SequenceModel, last_hidden
+from influrec.progress import steps
 
 
 @dataclass(frozen=True)
@@ -99,21 +100,28 @@ def evaluate_targets(
     *,
     ks: Sequence[int] = (1, 5, 10, 20, 50),
     batch_size: int = 512,
+    progress: bool | None = None,
+    description: str = "evaluating",
 ) -> TargetEvaluation:
-    """Rank each target event's item among all items; metrics for both conventions."""
+    """Rank each target event's item among all items; metrics for both conventions.
+
+    ``progress``: a bar over the targets (:func:`influrec.progress.steps`; ``None``: on a
+    terminal only), labelled ``description``."""
     if len(targets) == 0:
         raise ValueError("no targets to evaluate (is the split empty?)")
     unmasked, masked, seen, probs_all = [], [], [], []
-    for begin in range(0, len(targets), batch_size):
-        chunk = targets[begin : begin + batch_size]
-        scores, probs = score_fn(chunk)
-        target_items = torch.from_numpy(data.item[chunk])
-        history = seen_items_mask(data, chunk)
-        unmasked.append(ranks_from_scores(scores, target_items))
-        masked.append(ranks_from_scores(scores, target_items, exclude=history))
-        seen.append(history[torch.arange(len(chunk)), target_items])
-        if probs is not None:
-            probs_all.append(probs.numpy())
+    with steps(len(targets), description, enabled=progress) as bar:
+        for begin in range(0, len(targets), batch_size):
+            chunk = targets[begin : begin + batch_size]
+            scores, probs = score_fn(chunk)
+            target_items = torch.from_numpy(data.item[chunk])
+            history = seen_items_mask(data, chunk)
+            unmasked.append(ranks_from_scores(scores, target_items))
+            masked.append(ranks_from_scores(scores, target_items, exclude=history))
+            seen.append(history[torch.arange(len(chunk)), target_items])
+            if probs is not None:
+                probs_all.append(probs.numpy())
+            bar.advance(len(chunk))
     behavior = None
     if probs_all:
         behavior_probs = np.concatenate(probs_all)[:, 1:]  # drop the padding class

@@ -74,9 +74,11 @@ def evaluate_run(
     baselines: Sequence[str] = (),
     device: str = "cpu",
     ks: Sequence[int] | None = None,
+    progress: bool | None = None,
 ) -> RunEvaluation:
     """Full-ranking metrics of the run's best model on ``split`` ("test" or "valid");
-    ``ks`` overrides the run's ``eval.ks``."""
+    ``ks`` overrides the run's ``eval.ks``. ``progress``: a bar per scorer (the model, then
+    each baseline) over the targets; ``None`` draws it on a terminal only."""
     model, info, dataset = load_run(run_dir)
     config = info.config
     data = SequenceData.from_dataset(dataset)
@@ -90,7 +92,13 @@ def evaluate_run(
         scorers[name] = history_score_fn(BASELINES[name]().fit(fitted_on, data.n_items), data)
     results = {
         name: evaluate_targets(
-            fn, data, targets, ks=ks or config.eval.ks, batch_size=config.eval.batch_size
+            fn,
+            data,
+            targets,
+            ks=ks or config.eval.ks,
+            batch_size=config.eval.batch_size,
+            progress=progress,
+            description=f"evaluating {name} on {split}",
         )
         for name, fn in scorers.items()
     }

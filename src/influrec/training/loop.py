@@ -12,6 +12,7 @@ import logging
 import math
 import platform
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +28,22 @@ from influrec.config import ExperimentConfig
 from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
 from influrec.data.sequences import SequenceData, training_windows
-from influrec.data.splits import Split, make_split
+from influrec.data.splits import make_split
 from influrec.errors import InputError
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
-from influrec.models import SequenceModel, build_model
+from influrec.models import build_model
+from influrec.progress import steps
 from influrec.training.averaging import average_best, best_epochs
 from influrec.training.content import ItemContent
 from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
-from influrec.training.progress import EpochProgress, MetricsLog
-from influrec.training.resume import check_run_dir, open_run_dir
+from influrec.training.progress import EpochLines, MetricsLog, stop_sentence
+from influrec.training.resume import (
+    check_run_dir,
+    open_run_dir,
+    reopen_partial,
+    stop_info,
+)
+from influrec.training.setup import param_groups, proposal_log_q, require_targets
 
 log = logging.getLogger(__name__)
 LENGTH_SORT_CHUNK = 50  # batches whose windows are sorted by length together
@@ -110,6 +118,7 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: dict[str, Any] | None = None  # why training stopped (see stop_info)
 
 
 class Trainer:
@@ -121,10 +130,13 @@ class Trainer:
         config: ExperimentConfig,
         run_dir: Path,
         *,
-        progress: bool = True,
+        progress: bool | None = None,
     ) -> None:
         self.dataset, self.config, self.run_dir = dataset, config, Path(run_dir)
-        self.progress = progress
+        # progress: True shows a line per epoch (and a bar on a terminal), None only on a
+        # terminal, False nothing
+        self.lines = sys.stderr.isatty() if progress is None else progress
+        self.bar: bool | None = None if self.lines else False  # steps(): on a terminal only
         self.device = select_device(config.train.device)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
@@ -132,7 +144,7 @@ class Trainer:
         self.data = SequenceData.from_dataset(dataset)
         self.split = make_split(self.data, config.data)
         self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
-        _require_targets(self.windows, self.split, config)
+        require_targets(self.windows, self.split, config)
         self.content = ItemContent.of(dataset, config.model, self.data, self.windows)
         self.feature_sizes = self.content.sizes  # build_model's keywords, also in run.json
         self.model = build_model(
@@ -145,7 +157,7 @@ class Trainer:
         self.unavailable = self.content.unavailable()
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(
-            _param_groups(self.model, config.train.weight_decay), lr=config.train.lr
+            param_groups(self.model, config.train.weight_decay), lr=config.train.lr
         )
         steps_per_epoch = math.ceil(len(self.windows[0]) / config.train.batch_size)
         self.total_steps = steps_per_epoch * config.train.epochs
@@ -158,10 +170,11 @@ class Trainer:
                 min_ratio=config.train.min_lr_ratio,
             ),
         )
-        self.log_q = _proposal_log_q(self.data, self.split, config.train.sampler).to(self.device)
+        self.log_q = proposal_log_q(self.data, self.split, config.train.sampler).to(self.device)
         self.epoch, self.step, self.best_metric, self.best_epoch = 0, 0, -math.inf, 0
         self.stale, self.seconds, self.lr_sum = 0, 0.0, 0.0  # lr_sum: over every step so far
         self.averaged: dict[str, Any] | None = None
+        self.stopped: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
 
     def _autocast(self) -> Any:
@@ -218,35 +231,56 @@ class Trainer:
             )
         return bce_loss(hidden, targets, items, negatives=train.negatives)
 
-    def train_epoch(self) -> dict[str, float]:
+    def train_step(self, batch_index: np.ndarray) -> tuple[float, int]:
+        """One optimizer step on a batch of windows: its mean loss and targets covered."""
+        config = self.config.train
+        loss, n_targets = self.loss(batch_index)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.lr_sum += float(self.optimizer.param_groups[0]["lr"])  # this step's rate
+        self.optimizer.step()
+        self.schedule.step()
+        self.step += 1
+        return loss.item(), n_targets
+
+    def train_epoch(
+        self, *, deadline: float = math.inf, skip: int = 0, carried: tuple[float, int] = (0.0, 0)
+    ) -> dict[str, Any]:
+        """Train on the epoch's batches from batch ``skip`` on (the earlier ones, with loss sum
+        and targets ``carried``, were trained before a resume), stopping after the first batch
+        that ends past ``deadline`` (a ``time.perf_counter()`` value). An epoch cut short has a
+        ``partial`` entry: batches trained, batches in the epoch, targets covered."""
         self.model.train()
         config = self.config.train
         batches = epoch_batches(
             *self.windows, batch_size=config.batch_size, seed=config.seed, epoch=self.epoch
         )
-        started, total_loss, total_targets, tokens = time.perf_counter(), 0.0, 0, 0
-        with EpochProgress(len(batches), f"epoch {self.epoch + 1}", enabled=self.progress) as bar:
-            for index in batches:
-                loss, n_targets = self.loss(index)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-                self.lr_sum += float(self.optimizer.param_groups[0]["lr"])  # this step's rate
-                self.optimizer.step()
-                self.schedule.step()
-                self.step += 1
-                total_loss += loss.item() * n_targets
+        started, tokens, done = time.perf_counter(), 0, skip
+        total_loss, total_targets = carried
+        description = f"epoch {self.epoch + 1}/{config.epochs}"
+        with steps(len(batches), description, enabled=self.bar) as bar:
+            bar.advance(skip)
+            for index in batches[skip:]:
+                loss, n_targets = self.train_step(index)
+                done += 1
+                total_loss += loss * n_targets
                 total_targets += n_targets
                 tokens += int((self.windows[1][index] - self.windows[0][index]).sum())
-                bar.advance(loss=loss.item())
+                bar.advance(note=f"loss {loss:.4f}")
+                if time.perf_counter() >= deadline:
+                    break
         seconds = time.perf_counter() - started
-        return {
+        stats: dict[str, Any] = {
             "loss": total_loss / max(1, total_targets),
             "seconds": seconds,
             "tokens_per_s": tokens / seconds,
             "lr": float(self.schedule.get_last_lr()[0]),
         }
+        if done < len(batches):
+            stats["partial"] = {"batches": done, "of": len(batches), "targets": total_targets}
+        return stats
 
     def evaluate(self, targets: np.ndarray) -> TargetEvaluation:
         self.model.eval()
@@ -257,41 +291,60 @@ class Trainer:
                 targets,
                 ks=self.config.eval.ks,
                 batch_size=self.config.eval.batch_size,
+                progress=self.bar,
+                description="validation",
             )
 
     def fit(self, *, resume: bool = False) -> TrainResult:
-        """Train until ``train.epochs``, early stopping or ``train.max_minutes``."""
+        """Train until ``train.epochs``, early stopping or ``train.max_minutes`` (checked after
+        every batch: an epoch the budget cuts short is validated and checkpointed as a partial
+        one, which a resumed run finishes)."""
         open_run_dir(self, resume=resume)
         config = self.config.train
         metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
-        while self.epoch < config.epochs and self.stale < config.patience:
-            if config.max_minutes and self.seconds >= config.max_minutes * 60:
-                log.info("stopping: train.max_minutes=%s reached", config.max_minutes)
-                break
+        budget = config.max_minutes * 60 if config.max_minutes else math.inf
+        lines = EpochLines(
+            epochs=config.epochs, monitor=config.monitor, budget_seconds=budget, enabled=self.lines
+        )
+        self.stopped = stop_info(self, budget)
+        while self.stopped is None:
+            skip, carried = reopen_partial(self)
             started = time.perf_counter()
-            train_stats = self.train_epoch()
+            deadline = started + budget - self.seconds
+            train_stats = self.train_epoch(deadline=deadline, skip=skip, carried=carried)
             valid = self.evaluate(self.split.valid)
             self.seconds += time.perf_counter() - started
             self.epoch += 1
             record = self._record(train_stats, valid)
             metrics_log.write(record)
             self.history.append(record)
+            self.stopped = stop_info(self, budget)
             self._checkpoint()
+            done = self.epoch - ("partial" in record)
+            lines.epoch(record, best=self.best_metric, best_epoch=self.best_epoch, done=done)
+        log.info("stopping: %s", stop_sentence(self.stopped, config))
+        lines.write(f"stopped: {stop_sentence(self.stopped, config)}")
         if config.average_best > 1:
             average_best(self, config.average_best)
         run_folder.write_run_info(self.run_dir, self.run_info(finished=True))
         return TrainResult(
-            self.run_dir, self.best_epoch, self.best_metric, self.epoch, self.seconds, self.history
+            self.run_dir,
+            self.best_epoch,
+            self.best_metric,
+            self.epoch,
+            self.seconds,
+            self.history,
+            self.stopped,
         )
 
-    def _record(self, train_stats: dict[str, float], valid: TargetEvaluation) -> dict[str, Any]:
+    def _record(self, train_stats: dict[str, Any], valid: TargetEvaluation) -> dict[str, Any]:
         flat = valid.metrics.headline(mask_seen=self.config.eval.mask_seen)
         metric = float(flat[self.config.train.monitor])
         improved = metric > self.best_metric
         if improved:
             self.best_metric, self.best_epoch, self.stale = metric, self.epoch, 0
             run_folder.save_weights(self.model, self.run_dir / run_folder.MODEL_FILE)
-        else:
+        elif "partial" not in train_stats:  # patience counts whole epochs
             self.stale += 1
         log.info(
             "epoch %d loss %.4f valid %s %.4f",
@@ -327,10 +380,12 @@ class Trainer:
             "seconds": self.seconds,
             "lr_sum": self.lr_sum,
             "history": self.history,
+            "stopped": self.stopped,
         }
         run_folder.save_checkpoint(
             self.run_dir,
             epoch=self.epoch,
+            partial="partial" in self.history[-1],
             model=self.model,
             trainer_state=trainer_state,
             state=state,
@@ -372,46 +427,9 @@ class Trainer:
             train_seconds=round(self.seconds, 2),
             averaged=self.averaged,
             finished=finished,
+            stopped=self.stopped,
             device=str(self.device),
         )
-
-
-def _param_groups(model: SequenceModel, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on the Linear weights only (not embeddings, norms or biases)."""
-    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "embedding" not in n]
-    others = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "embedding" not in n)]
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": others, "weight_decay": 0.0},
-    ]
-
-
-def _require_targets(
-    windows: tuple[np.ndarray, np.ndarray], split: Split, config: ExperimentConfig
-) -> None:
-    """InputError when the split leaves no training windows or no validation targets."""
-    if len(windows[0]) == 0:
-        raise InputError(
-            "the dataset has no training targets: every user needs at least 2 training events"
-        )
-    if len(split.valid) == 0:
-        raise InputError(
-            f"the dataset has no validation targets under data.split={config.data.split}: "
-            "leave_one_out needs users with >= 3 events, temporal a larger data.valid_fraction"
-        )
-
-
-def _proposal_log_q(data: SequenceData, split: Split, sampler: str) -> torch.Tensor:
-    """log q (n_items + 1,) of the sampled softmax's proposal (padding -inf). A uniform q makes
-    the logQ correction a constant that cancels: plain sampled softmax over uniform negatives."""
-    if sampler == "uniform":
-        q = np.ones(data.n_items + 1)
-    else:
-        counts = np.bincount(data.item[split.train], minlength=data.n_items + 1)
-        q = counts.astype(np.float64) + 1.0
-    log_q = np.log(q / q[1:].sum())
-    log_q[0] = -np.inf  # padding is never sampled
-    return torch.from_numpy(log_q).float()
 
 
 def train(
@@ -420,12 +438,14 @@ def train(
     run_dir: Path,
     *,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Train a model: ``train(EventDataset.load("data/beauty"), load_config(), Path("runs/b"))``.
 
     ``run_dir`` must be missing or empty, or with ``resume`` a run folder with a checkpoint
     (see :mod:`influrec.training.resume`); that is checked before any work is done.
+    ``progress``: ``True`` writes one line per epoch to stderr (and draws a bar inside each
+    epoch on a terminal), ``None`` does so only where stderr is a terminal, ``False`` never.
     """
     check_run_dir(run_dir, resume=resume)
     return Trainer(dataset, config, run_dir, progress=progress).fit(resume=resume)

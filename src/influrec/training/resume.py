@@ -157,8 +157,7 @@ def restore(trainer: Trainer, checkpoint: run_folder.Checkpoint) -> None:
     trainer.lr_sum = float(state.get("lr_sum", math.nan))  # unknown in runs before it was kept
     trainer.history = state["history"]
     # epochs after the checkpoint (written before a crash) are trained again: forget them
-    lines = "".join(json.dumps(record) + "\n" for record in trainer.history)
-    (trainer.run_dir / "metrics.jsonl").write_text(lines)
+    write_history(trainer.run_dir, trainer.history)
     log.info("resumed %s at epoch %d", trainer.run_dir, trainer.epoch)
     train = trainer.config.train
     if trainer.epoch < train.epochs and trainer.stale >= train.patience:
@@ -169,3 +168,47 @@ def restore(trainer: Trainer, checkpoint: run_folder.Checkpoint) -> None:
             trainer.stale,
             train.patience,
         )
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite ``metrics.jsonl`` as ``history``, one JSON line per epoch."""
+    lines = "".join(json.dumps(record) + "\n" for record in history)
+    (Path(run_dir) / "metrics.jsonl").write_text(lines)
+
+
+def reopen_partial(trainer: Trainer) -> tuple[int, tuple[float, int]]:
+    """Before training on: when the last epoch was cut short by ``train.max_minutes``, forget
+    its record (the epoch is now finished, and recorded when it ends) and return the batches
+    it trained, which the epoch skips, with their loss sum and targets; else ``(0, (0, 0))``.
+
+    The rest of the epoch is exactly what an uninterrupted run trains: the epoch's batch
+    order comes from the seed and the epoch number, and the optimizer, schedule and RNG states
+    from the checkpoint. A best model found at the cut stays the best until beaten.
+    """
+    if not trainer.history or "partial" not in trainer.history[-1]:
+        return 0, (0.0, 0)
+    record = trainer.history.pop()
+    trainer.epoch -= 1
+    write_history(trainer.run_dir, trainer.history)
+    part = record["partial"]
+    return int(part["batches"]), (float(record["loss"]) * part["targets"], int(part["targets"]))
+
+
+def stop_info(trainer: Trainer, budget_seconds: float) -> dict[str, Any] | None:
+    """Why training stops now, or None while it goes on: ``{"reason": "epochs" | "patience"
+    | "max_minutes", "epoch": epochs trained into, "step": optimizer steps}``, plus ``batch``
+    and ``batches_per_epoch`` when the time budget cut the last epoch short."""
+    train = trainer.config.train
+    partial = trainer.history[-1].get("partial") if trainer.history else None
+    if trainer.epoch - (partial is not None) >= train.epochs:
+        reason = "epochs"
+    elif trainer.stale >= train.patience:
+        reason = "patience"
+    elif trainer.seconds >= budget_seconds:
+        reason = "max_minutes"
+    else:
+        return None
+    info: dict[str, Any] = {"reason": reason, "epoch": trainer.epoch, "step": trainer.step}
+    if partial is not None:
+        info.update(batch=partial["batches"], batches_per_epoch=partial["of"])
+    return info
