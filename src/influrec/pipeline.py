@@ -59,14 +59,15 @@ def run_pipeline(
     k: int = 10,
     baselines: Sequence[str] = ("popularity",),
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> PipelineResult:
     """Prepare ``data``, train on it into ``out_dir``/run, evaluate on the test split (with
     ``baselines``), and explain the top ``k`` of ``user_id`` (default: the first user).
 
     ``data`` is a prepared dataset, a synthetic config, a prepared dataset folder, or a log
     file in format ``fmt``. ``out_dir`` must be missing, empty or (with ``overwrite``) an
-    earlier pipeline's folder; that is checked before any work.
+    earlier pipeline's folder; that is checked before any work. ``progress``: training's
+    lines and bars and the evaluation's bars (``None``: only where stderr is a terminal).
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir, PIPELINE_FOLDER, overwrite=overwrite)
@@ -76,7 +77,9 @@ def run_pipeline(
     run_dir = out_dir / "run"
     remove_dir(run_dir, RUN_FOLDER)
     training = train(dataset, config or load_config(), run_dir, progress=progress)  # 2. train
-    evaluation = evaluate_run(run_dir, split="test", baselines=baselines)  # 3. evaluate
+    evaluation = evaluate_run(  # 3. evaluate
+        run_dir, split="test", baselines=baselines, progress=False if progress is False else None
+    )
     recommender = Recommender.load(run_dir)  # 4. recommend and explain
     user_id = user_id or str(dataset.users.column("user_id")[0].as_py())
     history = recommender.user_history(user_id)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from influrec.cli.common import at_least, positive_int, share
+from influrec.cli.common import add_no_progress, at_least, positive_int, progress_of, share
 from influrec.cli.data import overwrite_hint
 from influrec.data.item_names import ItemNames
 from influrec.data.times import readable_time
@@ -38,6 +38,7 @@ def register(commands: Any) -> None:
     )
     d.add_argument("--damping", type=float, default=0.01, help="influence function damping")
     d.add_argument("--json", action="store_true")
+    add_no_progress(d)
     d.set_defaults(handler=run_data_influence)
     n = commands.add_parser(
         "denoise", help="write the run's dataset without its most harmful training interactions"
@@ -61,6 +62,7 @@ def register(commands: Any) -> None:
         help="replace --out if it is a prepared dataset that is not part of RUN",
     )
     n.add_argument("--json", action="store_true")
+    add_no_progress(n)
     n.set_defaults(handler=run_denoise)
 
 
@@ -76,7 +78,7 @@ def _add_checkpoints(parser: Any) -> None:
 def run_data_influence(args: argparse.Namespace) -> int:
     analysis = DataInfluence(args.run, checkpoints=args.checkpoints)
     query = (analysis.user_index(args.user), analysis.item_index(args.item))
-    scores = analysis.tracin(queries=[query], validation=False)
+    scores = analysis.tracin(queries=[query], validation=False, progress=progress_of(args))
     tracin = scores.queries[:, 0]
     order = np.argsort(-tracin, kind="stable")
     top = min(args.top, len(order))
@@ -93,7 +95,9 @@ def run_data_influence(args: argparse.Namespace) -> int:
     }
     if_scores = None
     if args.influence_function:
-        dots, infos = analysis.influence_function([query], damping=args.damping)
+        dots, infos = analysis.influence_function(
+            [query], damping=args.damping, progress=progress_of(args)
+        )
         if_scores = dots[:, 0]
         result["influence_function"] = {
             "damping": args.damping,
@@ -166,6 +170,7 @@ def run_denoise(args: argparse.Namespace) -> int:
             by=args.by,
             checkpoints=args.checkpoints,
             overwrite=args.overwrite,
+            progress=progress_of(args),
         )
     if args.json:
         Console().print_json(json.dumps(report))

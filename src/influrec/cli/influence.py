@@ -13,7 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from influrec.cli.batch import add_all_users, run_all_users
-from influrec.cli.common import add_k, add_seen, add_who, load_history, plot_path, positive_int
+from influrec.cli.common import (
+    add_k,
+    add_no_progress,
+    add_seen,
+    add_who,
+    load_history,
+    plot_path,
+    positive_int,
+    progress_of,
+)
 from influrec.cli.plots import effects_figure, groups_figure, save, unit_words
 from influrec.data.times import readable_time
 from influrec.errors import InputError
@@ -61,6 +70,7 @@ def _register_explain(commands: Any) -> None:
         "values, into this image (.png, .svg, .pdf...)",
     )
     e.add_argument("--json", action="store_true")
+    add_no_progress(e)
     e.set_defaults(handler=run_explain)
 
 
@@ -127,6 +137,7 @@ def _register_faithfulness(commands: Any) -> None:
     f.add_argument("--users", type=positive_int, default=500, help="users sampled (seeded)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", action="store_true")
+    add_no_progress(f)
     f.set_defaults(handler=run_faithfulness)
 
 
@@ -164,6 +175,7 @@ def run_explain(args: argparse.Namespace) -> int:
         method=args.method,
         measure=args.measure,
         exclude_seen=args.exclude_seen,
+        progress=progress_of(args),
     )
     if args.plot is not None:
         save(effects_figure(result, who=_who(args), label=rec.item_label), args.plot)
@@ -258,7 +270,12 @@ def _explain_groups(
     args: argparse.Namespace, rec: Recommender, history: Any, unknown: list[str]
 ) -> int:
     result = api.explain_groups(
-        rec, history, by=args.groups, k=args.k, measure=args.measure, exclude_seen=args.exclude_seen
+        rec,
+        history,
+        by=args.groups,
+        k=args.k,
+        measure=args.measure,
+        exclude_seen=args.exclude_seen,
     )
     if args.plot is not None:
         save(groups_figure(result, who=_who(args), label=rec.item_label), args.plot)
@@ -365,7 +382,9 @@ def run_influential_actions(args: argparse.Namespace) -> int:
 def run_faithfulness(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run)
     methods = [m for m in args.methods.split(",") if m]
-    report = api.faithfulness_report(rec, methods, users=args.users, seed=args.seed)
+    report = api.faithfulness_report(
+        rec, methods, users=args.users, seed=args.seed, progress=progress_of(args)
+    )
     if args.json:
         Console().print_json(json.dumps(report.to_dict()))
         return 0

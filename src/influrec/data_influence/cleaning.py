@@ -90,16 +90,18 @@ def denoise(
     by: str = "context",
     checkpoints: int = 0,
     overwrite: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Write the run's dataset without its most harmful ``fraction`` of training interactions
     (TracIn over the run's checkpoints) to ``out_dir``, with ``removed.parquet`` listing them.
     Returns the report that is also stored in the new dataset's stats. ``out_dir`` is written
-    atomically, under the rule of :mod:`influrec.folders` (never the run or its dataset)."""
+    atomically, under the rule of :mod:`influrec.folders` (never the run or its dataset).
+    ``progress``: a bar over TracIn's passes (``None``: only where stderr is a terminal)."""
     inputs = [Path(run_dir), Path(run_dir) / "data"]  # the run's dataset is read
     check_output_dir(Path(out_dir), overwrite=overwrite, inputs=inputs)
     started = time.perf_counter()
     analysis = DataInfluence(run_dir, checkpoints=checkpoints)
-    scores = analysis.tracin(validation=by == "harm")
+    scores = analysis.tracin(validation=by == "harm", progress=progress)
     values = signal(scores, by)
     removed = worst(scores.events, values, fraction=fraction, by=by)
     rows = np.searchsorted(scores.events, removed)

@@ -70,6 +70,7 @@ from influrec.data_influence.gradients import (
 from influrec.data_influence.influence_function import SolveInfo, inverse_hvp, sample_rows
 from influrec.errors import InputError
 from influrec.models.protocol import SequenceModel
+from influrec.progress import Steps, steps
 
 log = logging.getLogger(__name__)
 VALID_CHUNK = 512  # validation targets per forward pass
@@ -241,11 +242,17 @@ class DataInfluence:
         # a user's first event is never a training target, so a match is the same user's
         return np.where(self.events[rows] == following, rows, -1)
 
+    @property
+    def batches_per_pass(self) -> int:
+        """Batches of windows in one :meth:`pass_over_training` (what its bar counts)."""
+        return math.ceil(len(self.windows[0]) / self.batch_size)
+
     def pass_over_training(
-        self, *, queries: Gradients | None, directions: list[Direction]
+        self, *, queries: Gradients | None, directions: list[Direction], bar: Steps | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(loss, self, query dots, direction dots, context) of every training interaction,
-        current weights, rows in event order (``context`` as in :class:`TracInScores`)."""
+        current weights, rows in event order (``context`` as in :class:`TracInScores`);
+        ``bar`` advances once per batch of windows."""
         n, k = len(self.events), 0 if queries is None else len(queries.targets)
         loss, self_dot, skip = np.zeros(n), np.zeros(n), np.full(n, np.nan)
         query_dots, direction_dots = np.zeros((n, k)), np.zeros((n, len(directions)))
@@ -267,6 +274,8 @@ class DataInfluence:
             )
             loss[rows], self_dot[rows], skip[rows] = out.loss, out.self_dot, out.other_loss
             query_dots[rows], direction_dots[rows] = out.query_dots, out.direction_dots
+            if bar is not None:
+                bar.advance()
         context = np.where(next_rows >= 0, loss[next_rows] - skip, np.nan)
         return loss, self_dot, query_dots, direction_dots, context
 
@@ -277,10 +286,15 @@ class DataInfluence:
 
     # -- TracIn ---------------------------------------------------------------------------
     def tracin(
-        self, *, queries: Sequence[tuple[int, int]] = (), validation: bool = True
+        self,
+        *,
+        queries: Sequence[tuple[int, int]] = (),
+        validation: bool = True,
+        progress: bool | None = None,
     ) -> TracInScores:
         """TracIn self-influence, influence on the validation loss (when ``validation``) and on
-        each (user_idx, item_idx) query, for every training interaction."""
+        each (user_idx, item_idx) query, for every training interaction. ``progress``: a bar
+        over the checkpoints' passes (``None``: only where stderr is a terminal)."""
         started = time.perf_counter()
         n, k = len(self.events), len(queries)
         scores = TracInScores(
@@ -291,29 +305,46 @@ class DataInfluence:
             loss=np.zeros(n),
             context=np.zeros(n),
         )
-        for point in self.checkpoints:
-            self.load_weights(point.weights)
-            grads = gradients(self.model, self.query_activations(queries)) if k else None
-            directions, record = [], {"epoch": point.epoch, "weight": point.weight}
-            if validation:
-                direction, record["validation_loss"] = self.validation_direction()
-                directions.append(direction)
-            loss, self_dot, query_dots, direction_dots, context = self.pass_over_training(
-                queries=grads, directions=directions
-            )
-            scores.context += point.weight * context
-            scores.self_influence += point.weight * self_dot
-            scores.queries += point.weight * query_dots
-            if validation:
-                scores.validation += point.weight * direction_dots[:, 0]
-            scores.loss += point.weight * loss
-            scores.checkpoints.append(record)
+        total = len(self.checkpoints) * self.batches_per_pass
+        description = f"TracIn over {len(self.checkpoints)} checkpoints"
+        with steps(total, description, enabled=progress) as bar:
+            for point in self.checkpoints:
+                scores.checkpoints.append(
+                    self._add_checkpoint(scores, point, queries, bar, validation=validation)
+                )
         total_weight = sum(point.weight for point in self.checkpoints)
         scores.loss /= total_weight
         scores.context /= total_weight
         self.load_weights(self.run_dir / run_folder.MODEL_FILE)
         scores.seconds = time.perf_counter() - started
         return scores
+
+    def _add_checkpoint(
+        self,
+        scores: TracInScores,
+        point: CheckpointWeight,
+        queries: Sequence[tuple[int, int]],
+        bar: Steps,
+        *,
+        validation: bool,
+    ) -> dict[str, Any]:
+        """Add one checkpoint's weighted terms to ``scores``; returns what it records."""
+        self.load_weights(point.weights)
+        grads = gradients(self.model, self.query_activations(queries)) if queries else None
+        directions, record = [], {"epoch": point.epoch, "weight": point.weight}
+        if validation:
+            direction, record["validation_loss"] = self.validation_direction()
+            directions.append(direction)
+        loss, self_dot, query_dots, direction_dots, context = self.pass_over_training(
+            queries=grads, directions=directions, bar=bar
+        )
+        scores.context += point.weight * context
+        scores.self_influence += point.weight * self_dot
+        scores.queries += point.weight * query_dots
+        if validation:
+            scores.validation += point.weight * direction_dots[:, 0]
+        scores.loss += point.weight * loss
+        return record
 
     # -- influence functions ---------------------------------------------------------------
     def training_sample(self, size: int, seed: int = 0) -> LastLayer:
@@ -344,11 +375,13 @@ class DataInfluence:
         iterations: int = 50,
         seed: int = 0,
         weights: Path | None = None,
+        progress: bool | None = None,
     ) -> tuple[np.ndarray, list[SolveInfo]]:
         """Influence-function scores (N, k) of every training interaction on each
         (user_idx, item_idx) query, plus a last column for the mean validation loss when
         ``validation``; at the run's best weights unless ``weights``. Also each solve's
-        convergence."""
+        convergence. ``progress``: a bar over the solves' iterations and the pass over the
+        training interactions (``None``: only where stderr is a terminal)."""
         self.load_weights(weights or self.run_dir / run_folder.MODEL_FILE)
         acts = self.training_sample(sample, seed)
         params = last_layer_params(self.model)
@@ -362,13 +395,16 @@ class DataInfluence:
         if validation:
             vectors.append(self.validation_direction()[0])
         solutions, infos = [], []
-        for vector in vectors:
-            solution, info = inverse_hvp(
-                params, acts, vector, damping=damping, iterations=iterations
-            )
-            solutions.append(solution)
-            infos.append(info)
-        _, _, _, dots, _ = self.pass_over_training(queries=None, directions=solutions)
+        total = len(vectors) * iterations + self.batches_per_pass
+        with steps(total, "influence function", enabled=progress) as bar:
+            for vector in vectors:
+                solution, info = inverse_hvp(
+                    params, acts, vector, damping=damping, iterations=iterations
+                )
+                solutions.append(solution)
+                infos.append(info)
+                bar.advance(iterations)  # a solve that converged early skips the rest
+            _, _, _, dots, _ = self.pass_over_training(queries=None, directions=solutions, bar=bar)
         self.load_weights(self.run_dir / run_folder.MODEL_FILE)
         return dots, infos
 

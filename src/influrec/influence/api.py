@@ -119,18 +119,23 @@ def explain(
     method: str = "loo",
     measure: str = "margin",
     exclude_seen: bool = EXCLUDE_SEEN,
+    progress: bool | None = None,
 ) -> ExplainResult:
     """For each of the top ``k`` items: its score, rank and every past event's effect on it.
 
     The top ``k`` leave out the items of the history unless ``exclude_seen`` is False (the
     one default of :data:`~influrec.inference.EXCLUDE_SEEN`, as ``Recommender.recommend``).
+    ``progress``: a bar over the items for methods that explain one at a time (``None``: only
+    where stderr is a terminal).
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     k, recommendations, measurements = top_to_explain(
         rec, history, k=k, measure=measure, exclude_seen=exclude_seen
     )
-    explanations = run_method_many(method, Scorer(rec.model), history, measurements)
+    explanations = run_method_many(
+        method, Scorer(rec.model), history, measurements, progress=progress
+    )
     out = []
     for r, explanation in zip(recommendations, explanations, strict=True):
         events = _events(rec, history, explanation)
@@ -348,10 +353,16 @@ def faithfulness_curves(
 
 
 def faithfulness_report(
-    rec: Recommender, methods: Sequence[str], *, users: int = 500, seed: int = 0
+    rec: Recommender,
+    methods: Sequence[str],
+    *,
+    users: int = 500,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> FaithfulnessReport:
     """Faithfulness of each method over a seeded sample of users (plus planted-cause recovery
-    on synthetic data, whose ground truth travels with the run's dataset)."""
+    on synthetic data, whose ground truth travels with the run's dataset). ``progress``: bars
+    over the users and the planted causes (``None``: only where stderr is a terminal)."""
     from influrec.influence.faithfulness import faithfulness, planted_cause_recovery
 
     unknown = [m for m in methods if m not in METHODS]
@@ -360,7 +371,7 @@ def faithfulness_report(
     rng = np.random.default_rng(seed)
     histories = sampled_histories(rec, users, rng)
     scorer = Scorer(rec.model)
-    metrics = faithfulness(scorer, histories, methods, seed=seed)
+    metrics = faithfulness(scorer, histories, methods, seed=seed, progress=progress)
     planted = None
     truth = rec.dataset.ground_truth
     if truth is not None:
@@ -369,7 +380,7 @@ def faithfulness_report(
         causes = np.array([row_to_event[int(r)] for r in truth.column("cause_row").to_pylist()])
         pick = rng.choice(len(caused), size=min(users, len(caused)), replace=False)
         planted = planted_cause_recovery(
-            scorer, rec.data, caused[pick], causes[pick], methods, seed=seed
+            scorer, rec.data, caused[pick], causes[pick], methods, seed=seed, progress=progress
         )
     return FaithfulnessReport.model_validate(
         {

@@ -30,6 +30,7 @@ from influrec.data.sequences import SequenceData
 from influrec.influence.engine import Scorer, without
 from influrec.influence.measurement import ItemScore, LogProbability, Measurement, Rank
 from influrec.influence.methods import METHODS, run_method
+from influrec.progress import steps
 
 KE = (1, 2, 3, 4, 5)
 KR = (1, 5, 10, 20)
@@ -118,19 +119,28 @@ def user_curves(
 
 
 def faithfulness(
-    scorer: Scorer, histories: Sequence[History], methods: Sequence[str], *, seed: int = 0
+    scorer: Scorer,
+    histories: Sequence[History],
+    methods: Sequence[str],
+    *,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Mean of :func:`user_faithfulness` over users (each needs at least 2 events)."""
+    """Mean of :func:`user_faithfulness` over users (each needs at least 2 events).
+    ``progress``: a bar over the users (``None``: only where stderr is a terminal)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     totals: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
-    for index, history in enumerate(h for h in histories if len(h) >= 2):
-        for method, metrics in user_faithfulness(
-            scorer, history, methods, seed=seed + index
-        ).items():
-            for key, value in metrics.items():
-                totals[method].setdefault(key, []).append(value)
+    users = [h for h in histories if len(h) >= 2]
+    with steps(len(users), "faithfulness over users", enabled=progress) as bar:
+        for index, history in enumerate(users):
+            for method, metrics in user_faithfulness(
+                scorer, history, methods, seed=seed + index
+            ).items():
+                for key, value in metrics.items():
+                    totals[method].setdefault(key, []).append(value)
+            bar.advance()
     return {m: {k: float(np.mean(v)) for k, v in metrics.items()} for m, metrics in totals.items()}
 
 
@@ -165,28 +175,33 @@ def planted_cause_recovery(
     methods: Sequence[str],
     *,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Precision@1 of the true cause: explain log p(caused item) from the history before it.
 
     ``caused_events``/``cause_events`` are event indices into ``data`` (same user, cause
-    earlier). Only cases whose cause lies in the model's window are counted.
+    earlier). Only cases whose cause lies in the model's window are counted. ``progress``: a
+    bar over the cases (``None``: only where stderr is a terminal).
     """
     hits: dict[str, list[float]] = {m: [] for m in methods}
-    for index, (event, cause) in enumerate(zip(caused_events, cause_events, strict=True)):
-        start = data.user_start[data.user[event]]
-        span = slice(start, event)
-        history = History(
-            data.item[span], data.behavior[span], data.timestamp[span], data.value[span]
-        )
-        position = int(cause - start)
-        if position not in set(scorer.window(history).tolist()):
-            continue
-        for method in methods:
-            caused = int(data.item[event])
-            uses = METHODS[method].uses_measurement
-            measurement = LogProbability(caused) if uses else ItemScore(caused)
-            explanation = run_method(method, scorer, history, measurement, seed=seed + index)
-            hits[method].append(float(explanation.ranked()[0] == position))
+    cases = list(zip(caused_events, cause_events, strict=True))
+    with steps(len(cases), "planted causes", enabled=progress) as bar:
+        for index, (event, cause) in enumerate(cases):
+            bar.advance()
+            start = data.user_start[data.user[event]]
+            span = slice(start, event)
+            history = History(
+                data.item[span], data.behavior[span], data.timestamp[span], data.value[span]
+            )
+            position = int(cause - start)
+            if position not in set(scorer.window(history).tolist()):
+                continue
+            for method in methods:
+                caused = int(data.item[event])
+                uses = METHODS[method].uses_measurement
+                measurement = LogProbability(caused) if uses else ItemScore(caused)
+                explanation = run_method(method, scorer, history, measurement, seed=seed + index)
+                hits[method].append(float(explanation.ranked()[0] == position))
     return {
         m: {"precision@1": float(np.mean(h)) if h else float("nan"), "cases": len(h)}
         for m, h in hits.items()

@@ -23,6 +23,7 @@ from influrec.influence.attribution import (
 )
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import Measurement
+from influrec.progress import steps
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,22 @@ def run_method(
 
 
 def run_method_many(
-    name: str, scorer: Scorer, history: History, measurements: Sequence[Measurement]
+    name: str,
+    scorer: Scorer,
+    history: History,
+    measurements: Sequence[Measurement],
+    *,
+    progress: bool | None = None,
 ) -> list[Explanation]:
     """Effects on each of ``measurements`` by the registered method ``name``: in one go when
-    the method has a ``many`` form, else one measurement after another."""
+    the method has a ``many`` form, else one measurement after another (with a bar over them
+    when ``progress``; ``None``: only where stderr is a terminal)."""
     many = METHODS[name].many
     if many is not None:
         return many(scorer, history, measurements)
-    return [run_method(name, scorer, history, m) for m in measurements]
+    out = []
+    with steps(len(measurements), f"explaining by {name}", enabled=progress) as bar:
+        for m in measurements:
+            out.append(run_method(name, scorer, history, m))
+            bar.advance()
+    return out

@@ -277,8 +277,14 @@ class Service:
                 recommendations=[],
                 exclude_seen=exclude_seen,
             )
-        result = api.explain(
-            self.rec, user.history, k=k, method=method, measure=measure, exclude_seen=exclude_seen
+        result = api.explain(  # no progress bar in the service's console
+            self.rec,
+            user.history,
+            k=k,
+            method=method,
+            measure=measure,
+            exclude_seen=exclude_seen,
+            progress=False,
         )
         explained = result.recommendations[0].events if result.recommendations else []
         return Explanations(
