@@ -4,6 +4,7 @@ the run is usable, and resuming it ends where an uninterrupted run ends."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.run import read_run_info, saved_checkpoints
 from influrec.training.loop import train
+from influrec.training.progress import EpochLines, clock
 
 SMALL = ["model.max_len=12", "model.d_model=16", "model.layers=1", "train.keep_checkpoints=10"]
 
@@ -139,3 +141,19 @@ def test_a_run_cut_inside_an_epoch_resumes_to_the_uninterrupted_result(
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     info = read_run_info(tmp_path / "cut")
     assert info.finished and info.epochs_run == 2 and info.stopped == resumed.stopped
+
+
+def test_the_eta_is_the_epochs_left_at_the_mean_epoch_time_capped_by_the_budget() -> None:
+    stream = io.StringIO()
+    lines = EpochLines(epochs=10, monitor="HR@5", budget_seconds=600, stream=stream)
+    valid = {"HR@5": 0.5, "NDCG@5": 0.25, "MRR@5": 0.125, "HR@10": 0.75}
+    record = {"epoch": 2, "loss": 3.0, "valid": valid, "elapsed_seconds": 80.0}
+    lines.epoch(record, best=0.5, best_epoch=2, done=2)  # 8 epochs of 40 s left: 5:20
+    lines.epoch({**record, "elapsed_seconds": 400.0}, best=0.5, best_epoch=2, done=2)
+    first, second = stream.getvalue().splitlines()
+    assert first == (
+        "epoch 2/10  loss 3.0000  valid HR@5 0.5000 NDCG@5 0.2500 MRR@5 0.1250  "
+        "best 0.5000 (epoch 2)  elapsed 1:20  eta 5:20"
+    )
+    assert second.endswith("elapsed 6:40  eta 3:20")  # capped: 200 s of budget are left
+    assert clock(3725) == "1:02:05" and clock(42.4) == "42s"

@@ -11,6 +11,11 @@ change neither the model's shape nor its data: raising ``train.epochs`` extends 
 run (the learning-rate schedule then spans the new number of epochs), raising
 ``train.patience`` lets an early-stopped one go on. Any other difference is an error that lists
 each key with its old and new value.
+
+A run that ``train.max_minutes`` stopped inside an epoch resumes inside it (:func:`reopen_partial`):
+the rest of that epoch is trained as an uninterrupted run would have trained it.
+:func:`stop_info` says why a run stops (all epochs, patience, the time budget), as run.json and
+the last checkpoint's state.json record it.
 """
 
 from __future__ import annotations
