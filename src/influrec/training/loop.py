@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import platform
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
 from influrec.data.sequences import SequenceData, training_windows
 from influrec.data.splits import make_split
-from influrec.errors import InputError
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
 from influrec.models import build_model
 from influrec.progress import steps
@@ -43,24 +41,16 @@ from influrec.training.resume import (
     reopen_partial,
     stop_info,
 )
-from influrec.training.setup import param_groups, proposal_log_q, require_targets
+from influrec.training.setup import (
+    param_groups,
+    proposal_log_q,
+    require_targets,
+    seed_everything,
+    select_device,
+)
 
 log = logging.getLogger(__name__)
 LENGTH_SORT_CHUNK = 50  # batches whose windows are sorted by length together
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device=cuda but no CUDA device is available")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:

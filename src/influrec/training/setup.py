@@ -1,8 +1,10 @@
-"""What the trainer builds before its first step: the optimizer's parameter groups, the
-sampled softmax's proposal, and the check that the split leaves something to train on."""
+"""What the trainer sets up before its first step: the device, the seeds, the optimizer's
+parameter groups, the sampled softmax's proposal, and the check that the split leaves something
+to train on."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,20 @@ from influrec.data.sequences import SequenceData
 from influrec.data.splits import Split
 from influrec.errors import InputError
 from influrec.models import SequenceModel
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("train.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def param_groups(model: SequenceModel, weight_decay: float) -> list[dict[str, Any]]:
