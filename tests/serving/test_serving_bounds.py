@@ -118,7 +118,8 @@ def test_k_over_the_catalogue_is_clamped_and_never_lists_padding(
             ).json()
             items = [r["item"] for r in recs["recommendations"]]
             assert recs["k"] == 30 and len(items) == 30 and set(items) == ids, user
-            whatif = client.post("/v1/whatif", json={"user": user, "k": 100}, headers=ADMIN)
+            every = {"user": user, "k": 100, "exclude_seen": False}
+            whatif = client.post("/v1/whatif", json=every, headers=ADMIN)
             assert whatif.status_code == 200, whatif.text
             body = whatif.json()
             assert body["k"] == 30 and set(body["before"]) == set(body["after"]) == ids
