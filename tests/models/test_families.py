@@ -173,7 +173,8 @@ def test_gradients_and_shapley_explain_every_family(architecture: str) -> None:
 def test_activation_is_used_by_the_feed_forward_parts() -> None:
     for architecture in ("transformer", "cnn", "mlp"):
         outputs = []
-        for name in ("gelu", "relu", "tanh", "sigmoid"):
+        gated = ("swiglu",) if architecture != "cnn" else ()  # cnn has no feed-forward part
+        for name in ("gelu", "relu", "tanh", "sigmoid", *gated):
             model = family(architecture, activation=name)
             with torch.no_grad():
                 outputs.append(model.encode(*inputs()))

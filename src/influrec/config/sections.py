@@ -86,10 +86,13 @@ class ModelConfig(_Config):
         "(FMLP-Rec-style learnable causal filter and feed-forward blocks). "
         "Older configs call it `kind`.",
     )
-    activation: Literal["gelu", "relu", "tanh", "sigmoid"] = Field(
+    activation: Literal["gelu", "relu", "tanh", "sigmoid", "swiglu"] = Field(
         default="gelu",
         description="Activation of the feed-forward parts (the Transformer's and the `mlp` "
-        "family's feed-forward layers, the convolution blocks).",
+        "family's feed-forward layers, the convolution blocks). `swiglu`: a gated "
+        "feed-forward layer `W3 (W1 x * silu(W2 x))` whose width (about 2/3 of `ff_mult * "
+        "d_model`) gives the parameter count nearest the plain one's; `transformer` and `mlp` "
+        "only.",
     )
     max_len: int = Field(default=50, gt=0, description="Events of history the model sees.")
     d_model: int = Field(default=64, gt=0, description="Width of embeddings and hidden states.")
