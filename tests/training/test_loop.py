@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from influrec.config import load_config
@@ -264,3 +265,40 @@ def test_user_fixable_training_problems_are_input_errors(tmp_path: Path) -> None
         with pytest.raises(InputError, match="no CUDA device"):
             train(log_with(3), cuda, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("mask_seen", [False, True])
+def test_prefix_samples_take_the_loss_at_each_windows_last_position_only(
+    dataset: EventDataset, tmp_path: Path, mask_seen: bool
+) -> None:
+    overrides = [*TINY, "train.samples=prefixes", "train.behavior_weight=0"]
+    config = load_config(None, [*overrides, f"train.mask_seen={str(mask_seen).lower()}"])
+    trainer = Trainer(dataset, config, tmp_path / "r", progress=False)
+    model, data = trainer.model.eval(), trainer.data
+    index = np.arange(0, len(trainer.windows[0]), 7)[:20]
+    with torch.no_grad():
+        loss, n_targets = trainer.loss(index)
+        expected = []
+        for start, end in zip(trainer.windows[0][index], trainer.windows[1][index], strict=True):
+            items = torch.from_numpy(data.item[start:end])[None]  # the events before the target
+            behaviors = torch.from_numpy(data.behavior[start:end])[None]
+            scores = model.item_scores(model.encode(items, behaviors)[:, -1])  # (1, I + 1)
+            target = int(data.item[end])
+            if mask_seen:  # items seen in the window leave the softmax, the target stays
+                seen = [i for i in data.item[start:end].tolist() if i != target]
+                scores[0, seen] = float("-inf")
+            expected.append(F.cross_entropy(scores, torch.tensor([target])))
+    assert n_targets == len(index)
+    torch.testing.assert_close(loss, torch.stack(expected).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_prefix_samples_train_one_sample_per_training_target(
+    dataset: EventDataset, tmp_path: Path
+) -> None:
+    config = load_config(None, [*TINY, "train.samples=prefixes", "train.epochs=3"])
+    result = train(dataset, config, tmp_path / "r", progress=False)
+    windows = Trainer(dataset, config, tmp_path / "other", progress=False).windows
+    train_targets = json.loads((tmp_path / "r" / "run.json").read_text())["training_windows"]
+    assert train_targets == len(windows[0]) == dataset.stats["events"] - 3 * dataset.n_users
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert 0.0 < evaluate_run(tmp_path / "r", split="test").model.unmasked["NDCG@10"] <= 1.0

@@ -194,8 +194,18 @@ class TrainConfig(_Config):
 
     section: ClassVar[str] = "train"
     epochs: int = Field(default=50, gt=0, description="Maximum number of epochs.")
-    batch_size: int = Field(default=128, gt=0, description="Training windows per step.")
+    batch_size: int = Field(
+        default=128, gt=0, description="Training samples (see `train.samples`) per step."
+    )
     lr: float = Field(default=1e-3, gt=0, description="Peak learning rate (AdamW).")
+    samples: Literal["windows", "prefixes"] = Field(
+        default="windows",
+        description="`windows`: each user's training events cut into windows of at most "
+        "`model.max_len` events, every position predicting its next event in one pass (each "
+        "training target once per epoch); `prefixes`: one sample per training target, its last "
+        "`model.max_len` earlier events with the loss at the last position only, as a test "
+        "query looks (RecBole's and BSARec's training; about `max_len` times the compute).",
+    )
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(
         default=100, ge=0, description="Linear warm-up steps before cosine decay."

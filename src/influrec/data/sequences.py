@@ -88,6 +88,16 @@ def training_windows(
     return starts.astype(np.int64), ends.astype(np.int64)
 
 
+def prefix_windows(
+    data: SequenceData, train_targets: np.ndarray, *, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One input window per training target (each user's first event excepted): the user's
+    last ``max_len`` events before it (:func:`history_windows`), so the window's last position
+    predicts the target, as a test-time query does. Returns (starts, ends), ends = targets."""
+    targets = np.setdiff1d(train_targets, data.user_start[1:])
+    return history_windows(data, targets, max_len=max_len)
+
+
 def history_windows(
     data: SequenceData, targets: np.ndarray, *, max_len: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from influrec import run as run_folder
 from influrec.config import ExperimentConfig
 from influrec.data.batching import batch_windows
 from influrec.data.dataset import EventDataset
-from influrec.data.sequences import SequenceData, training_windows
+from influrec.data.sequences import SequenceData, prefix_windows, training_windows
 from influrec.data.splits import make_split
 from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, model_score_fn
 from influrec.models import build_model
@@ -90,9 +90,15 @@ def with_unavailable(
     return torch.cat([exclude[0], pairs[0]]), torch.cat([exclude[1], pairs[1]])
 
 
-def seen_pairs(items: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def seen_pairs(
+    items: np.ndarray, valid: np.ndarray, *, last_only: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(target row, item) pairs: for the target after each valid slot (rows in ``hidden[valid]``
-    order), the items of that window up to and including the slot."""
+    order), the items of that window up to and including the slot. ``last_only``: one target
+    per row, after its last slot (``train.samples = "prefixes"``): every item of the row."""
+    if last_only:
+        rows, slots = np.nonzero(valid)
+        return torch.from_numpy(rows), torch.from_numpy(items[rows, slots])
     length = items.shape[1]
     row_of_slot = np.cumsum(valid.ravel()).reshape(valid.shape) - 1  # (B, T)
     earlier = np.tril(np.ones((length, length), bool))[None] & valid[:, :, None] & valid[:, None, :]
@@ -133,7 +139,8 @@ class Trainer:
         seed_everything(config.train.seed)
         self.data = SequenceData.from_dataset(dataset)
         self.split = make_split(self.data, config.data)
-        self.windows = training_windows(self.data, self.split.train, max_len=config.model.max_len)
+        windows = prefix_windows if config.train.samples == "prefixes" else training_windows
+        self.windows = windows(self.data, self.split.train, max_len=config.model.max_len)
         require_targets(self.windows, self.split, config)
         self.content = ItemContent.of(dataset, config.model, self.data, self.windows)
         self.feature_sizes = self.content.sizes  # build_model's keywords, also in run.json
@@ -177,10 +184,16 @@ class Trainer:
         starts, ends = self.windows[0][batch_index], self.windows[1][batch_index]
         batch = batch_windows(self.data, starts, ends, time_buckets=config.model.time_buckets)
         valid, targets = batch.valid, batch.targets
-        exclude = seen_pairs(batch.items.numpy(), valid) if config.train.mask_seen else None
+        last_only = config.train.samples == "prefixes"  # a window's last target only
+        exclude = None
+        if config.train.mask_seen:
+            exclude = seen_pairs(batch.items.numpy(), valid, last_only=last_only)
+        if last_only:
+            valid, targets = valid[:, -1:], ends  # windows end just before their target
         batch = batch.to(self.device)
         with self._autocast():
-            hidden = self.model.encode(batch.items, batch.behaviors, batch.gaps, batch.values)
+            inputs = (batch.items, batch.behaviors, batch.gaps, batch.values)
+            hidden = self.model.encode(*inputs, last_only=last_only)  # (B, T or 1, D)
             hidden = hidden[torch.from_numpy(valid).to(self.device)]  # (N, D)
             sequences = None
             if config.train.loss == "sampled" and config.train.negatives_per == "sequence":
