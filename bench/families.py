@@ -30,6 +30,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -44,6 +45,7 @@ from influrec.config import load_config
 from influrec.evaluation.compare import compare_runs
 from influrec.evaluation.protocol import Metrics
 from influrec.models.registry import MODELS
+from influrec.run import read_run_info
 from influrec.training.loop import Trainer
 from train import DATASETS, OUT, ROOT, SHARED, machine_line, prepared
 
@@ -51,7 +53,7 @@ DEFAULT_PEER = ROOT.parent / "shared" / "peers" / "recbole"
 BASELINES = ("popularity", "markov", "itemknn")
 HEADER = (
     "| model | HR@10 | NDCG@10 | HR@10 masked | NDCG@10 masked | parameters | epochs "
-    "| training min | tokens/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| training min | s per epoch | tokens/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -60,12 +62,28 @@ class Trained:
     """What training one family measured (its metrics come from the comparison)."""
 
     family: str
-    config: Path
     run_dir: Path
     parameters: int
     epochs: int
-    minutes: float
-    tokens_per_s: float
+    minutes: float  # training, validation included
+    epoch_seconds: float  # median of one epoch's training, validation excluded
+    tokens_per_s: float  # median over the epochs
+
+    @classmethod
+    def of(cls, family: str, run_dir: Path) -> Trained:
+        """Read back from the run folder (run.json and metrics.jsonl)."""
+        info = read_run_info(run_dir)
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        history = [json.loads(line) for line in lines if line.strip()]
+        return cls(
+            family,
+            run_dir,
+            info.parameters or 0,
+            len(history),
+            float(history[-1]["elapsed_seconds"]) / 60,
+            statistics.median(float(r["seconds"]) for r in history),
+            statistics.median(float(r["tokens_per_s"]) for r in history),
+        )
 
 
 def config_path(dataset: str, family: str) -> Path:
@@ -75,24 +93,14 @@ def config_path(dataset: str, family: str) -> Path:
 
 def train_family(dataset: Any, name: str, family: str, overrides: list[str]) -> Trained:
     """Train ``family`` with its committed config and ``overrides`` into a fresh run folder."""
-    path = config_path(name, family)
-    config = load_config(path, overrides)
+    config = load_config(config_path(name, family), overrides)
     run_dir = OUT / f"families-{name}" / family
     shutil.rmtree(run_dir, ignore_errors=True)
     trainer = Trainer(dataset, config, run_dir, progress=False)
     started = time.strftime("%H:%M:%S")
     print(f"{started} training {family} ({trainer.model.num_parameters():,} parameters)")
-    result = trainer.fit()
-    speeds = [float(r["tokens_per_s"]) for r in result.history]
-    return Trained(
-        family,
-        path,
-        run_dir,
-        trainer.model.num_parameters(),
-        result.epochs_run,
-        result.seconds / 60,
-        statistics.median(speeds) if speeds else 0.0,
-    )
+    trainer.fit()
+    return Trained.of(family, run_dir)
 
 
 def metric_cells(metrics: Metrics) -> str:
@@ -108,10 +116,10 @@ def influrec_rows(trained: list[Trained]) -> list[str]:
     for t, run in zip(trained, comparison.runs, strict=True):
         rows.append(
             f"| influrec {t.family} | {metric_cells(run.metrics)} | {t.parameters:,} "
-            f"| {t.epochs} | {t.minutes:.1f} | {t.tokens_per_s:,.0f} |"
+            f"| {t.epochs} | {t.minutes:.1f} | {t.epoch_seconds:.0f} | {t.tokens_per_s:,.0f} |"
         )
     for name, metrics in comparison.baselines.items():
-        rows.append(f"| {name} | {metric_cells(metrics)} | - | - | - | - |")
+        rows.append(f"| {name} | {metric_cells(metrics)} | - | - | - | - | - |")
     print(
         f"test: {comparison.targets:,} targets ({comparison.split_kind}), "
         f"{comparison.protocol}; {comparison.targets_seen:.1%} of targets already seen"
@@ -151,24 +159,33 @@ def run_recbole(model: str, name: str, args: argparse.Namespace, max_len: int) -
     command = [str(args.recbole / "bin" / "python"), str(args.peer / "run_rb.py"), model, name]
     command += [str(max_len), "CE", "300", str(args.recbole_minutes), *args.recbole_set]
     print(f"{time.strftime('%H:%M:%S')} RecBole {model}: {' '.join(command)} (log {log})")
-    started = time.perf_counter()
     with log.open("w") as out:
         done = subprocess.run(command, env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
-    wall = (time.perf_counter() - started) / 60
-    lines = [line for line in log.read_text().splitlines() if line.startswith("SUMMARY ")]
-    if done.returncode != 0 or not lines:
-        return f"| RecBole {model} | failed (exit {done.returncode}, see {log}) | | | | | | | |"
+    return recbole_row(model, log, done.returncode)
+
+
+def recbole_row(model: str, log: Path, returncode: int = 0) -> str:
+    """The table row of a RecBole run from its log: the SUMMARY line's test metrics, its
+    training wall time, the share of epochs it trained and the median epoch time (extrapolated
+    from the batches of an epoch the budget cut short)."""
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if line.startswith("SUMMARY ")]
+    if returncode != 0 or not lines:
+        return f"| RecBole {model} | failed (exit {returncode}, see {log}) | | | | | | | | |"
     summary = json.loads(lines[-1].removeprefix("SUMMARY "))
     test = summary["test"]
-    epochs = log.read_text().count("BATCHES:")
+    epochs = re.findall(r"BATCHES: (\d+)/(\d+) batches .* full epoch ([0-9.]+)s", text)
+    share = sum(int(done) / int(total) for done, total, _ in epochs)
+    epoch_seconds = statistics.median(float(s) for _, _, s in epochs) if epochs else 0.0
     print(
         f"RecBole {model}: its 5-core data has {summary['n_users']:,} users, "
-        f"{summary['n_items']:,} items, {summary['n_inter']:,} events; "
-        f"{wall:.1f} min wall in all (data {summary['data_prep_s']} s)"
+        f"{summary['n_items']:,} items, {summary['n_inter']:,} events "
+        f"(data prepared in {summary['data_prep_s']} s)"
     )
     return (
         f"| RecBole {model} | {test['hit@10']:.4f} | {test['ndcg@10']:.4f} | - | - "
-        f"| {summary['n_params']:,} | {epochs} | {summary['fit_s'] / 60:.1f} | - |"
+        f"| {summary['n_params']:,} | {share:.2f} | {summary['fit_s'] / 60:.1f} "
+        f"| {epoch_seconds:.0f} | - |"
     )
 
 
@@ -195,6 +212,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recbole-minutes", type=float, default=12.0)
     parser.add_argument("--recbole-set", action="append", default=[], help="k=v for run_rb.py")
     parser.add_argument("--alongside", action="store_true", help="RecBole while influrec trains")
+    parser.add_argument(
+        "--table-only", action="store_true", help="evaluate the runs and logs already in bench/out"
+    )
     default_peer = os.environ.get("INFLUREC_RECBOLE_PEER", str(DEFAULT_PEER))
     parser.add_argument("--peer", type=Path, default=Path(default_peer), help="run_rb.py's folder")
     args = parser.parse_args()
@@ -204,6 +224,36 @@ def parse_args() -> argparse.Namespace:
     if args.recbole and not (args.peer / "run_rb.py").exists():
         parser.error(f"no run_rb.py in {args.peer}: give the peer folder with --peer")
     return args
+
+
+def measure(args: argparse.Namespace, dataset: Any) -> tuple[list[Trained], list[str]]:
+    """Train every family (and run RecBole, before or alongside): their rows' inputs."""
+    overrides = [f"train.max_minutes={args.minutes}", *args.set]
+    max_len = load_config(config_path(args.dataset, "transformer"), overrides).model.max_len
+    recbole: list[str] = []
+    side = None
+    if args.recbole:
+        side = threading.Thread(target=recbole_rows, args=(args.dataset, args, max_len, recbole))
+        if args.alongside:
+            side.start()
+    trained = [
+        train_family(dataset, args.dataset, family, overrides)
+        for family in args.families.split(",")
+    ]
+    if side is not None:
+        if not args.alongside:
+            side.start()
+        side.join()
+    return trained, recbole
+
+
+def read_back(args: argparse.Namespace) -> tuple[list[Trained], list[str]]:
+    """``--table-only``: the families' runs and RecBole's logs of an earlier measurement."""
+    folder = OUT / f"families-{args.dataset}"
+    trained = [Trained.of(family, folder / family) for family in args.families.split(",")]
+    logs = [folder / "recbole" / f"{model}.log" for model in args.recbole_models.split(",")]
+    recbole = [recbole_row(log.stem, log) for log in logs if args.recbole and log.exists()]
+    return trained, recbole
 
 
 def main() -> None:
@@ -217,27 +267,14 @@ def main() -> None:
     print(
         f"data: {args.dataset}: {s['users']:,} users, {s['items']:,} items, {s['events']:,} events"
     )
-    overrides = [f"train.max_minutes={args.minutes}", *args.set]
-    max_len = load_config(config_path(args.dataset, "transformer"), overrides).model.max_len
-    recbole: list[str] = []
-    side = None
-    if args.recbole:
-        side = threading.Thread(target=recbole_rows, args=(args.dataset, args, max_len, recbole))
-        if args.alongside:
-            side.start()
-    trained = [
-        train_family(dataset, args.dataset, family, overrides)
-        for family in args.families.split(",")
-    ]
+    trained, recbole = read_back(args) if args.table_only else measure(args, dataset)
     rows = influrec_rows(trained)
-    if side is not None:
-        if not args.alongside:
-            side.start()
-        side.join()
     end_load = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     together = (
         "; RecBole trained alongside influrec (2 trainings at once)" if args.alongside else ""
     )
+    if args.table_only:
+        together = "; rows read back from runs trained earlier, only evaluated now"
     table = "\n".join(
         [
             f"`{command}`",
