@@ -109,8 +109,7 @@ def test_id_dropout_drops_own_vectors_once_per_step_and_only_in_training() -> No
 
 
 def test_untrained_items_are_left_out_of_the_training_softmax() -> None:
-    from influrec.training.loop import with_unavailable
-    from influrec.training.losses import full_softmax_loss
+    from influrec.training.losses import full_softmax_loss, with_unavailable
 
     pairs = with_unavailable(None, torch.tensor([3, 5]), rows=2)
     assert pairs is not None and pairs[0].tolist() == [0, 0, 1, 1]

@@ -137,7 +137,7 @@ def test_full_softmax_excludes_seen_items_but_never_the_target() -> None:
 def test_seen_pairs_cover_each_windows_prefix() -> None:
     import numpy as np
 
-    from influrec.training.loop import seen_pairs
+    from influrec.training.losses import seen_pairs
 
     items = np.array([[0, 7, 8, 9], [0, 0, 5, 6]])
     valid = items > 0

@@ -33,7 +33,13 @@ from influrec.models import build_model
 from influrec.progress import steps
 from influrec.training.averaging import average_best, best_epochs
 from influrec.training.content import ItemContent
-from influrec.training.losses import bce_loss, full_softmax_loss, sampled_softmax_loss
+from influrec.training.losses import (
+    bce_loss,
+    full_softmax_loss,
+    sampled_softmax_loss,
+    seen_pairs,
+    with_unavailable,
+)
 from influrec.training.progress import EpochLines, MetricsLog, stop_sentence
 from influrec.training.resume import (
     check_run_dir,
@@ -76,34 +82,6 @@ def epoch_batches(
         ]
         batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def with_unavailable(
-    exclude: tuple[torch.Tensor, torch.Tensor] | None, items: torch.Tensor | None, rows: int
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``exclude``'s (row, item) pairs plus every row paired with each of ``items`` (C,)."""
-    if items is None or len(items) == 0:
-        return exclude
-    pairs = (torch.arange(rows).repeat_interleave(len(items)), items.repeat(rows))
-    if exclude is None:
-        return pairs
-    return torch.cat([exclude[0], pairs[0]]), torch.cat([exclude[1], pairs[1]])
-
-
-def seen_pairs(
-    items: np.ndarray, valid: np.ndarray, *, last_only: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(target row, item) pairs: for the target after each valid slot (rows in ``hidden[valid]``
-    order), the items of that window up to and including the slot. ``last_only``: one target
-    per row, after its last slot (``train.samples = "prefixes"``): every item of the row."""
-    if last_only:
-        rows, slots = np.nonzero(valid)
-        return torch.from_numpy(rows), torch.from_numpy(items[rows, slots])
-    length = items.shape[1]
-    row_of_slot = np.cumsum(valid.ravel()).reshape(valid.shape) - 1  # (B, T)
-    earlier = np.tril(np.ones((length, length), bool))[None] & valid[:, :, None] & valid[:, None, :]
-    b, t, s = np.nonzero(earlier)  # slot t's target may not be item at slot s <= t
-    return torch.from_numpy(row_of_slot[b, t]), torch.from_numpy(items[b, s])
 
 
 @dataclass
