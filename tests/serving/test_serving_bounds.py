@@ -161,6 +161,8 @@ def test_openapi_publishes_the_configured_limits_of_k_and_candidates(
             (f"{users}/explanations", "k"): (1, 4),
             (f"{users}/influential-actions", "k"): (1, 7),
             (f"{users}/influential-actions", "candidates"): (1, 9),
+            (f"{users}/why-not", "k"): (1, 7),
+            (f"{users}/why-not", "candidates"): (1, 9),
         }
         schemas = spec["components"]["schemas"]
         whatif = schemas["WhatIfRequest"]["properties"]

@@ -233,3 +233,22 @@ def test_influential_actions_shape(client: TestClient, rec: Recommender) -> None
         assert len(action["new_top"]) == 3 and 0 <= action["churn"] <= 1
     churn = [a["churn"] for a in body["actions"]]
     assert churn == sorted(churn, reverse=True)
+
+
+def test_why_not_answers_as_the_library_does(client: TestClient, rec: Recommender) -> None:
+    from influrec.influence.whynot import why_not
+
+    history = rec.user_history("u2")
+    scores = rec.scores([history])[0]
+    item = rec.item_ids[int(np.argsort(-scores.numpy())[8]) - 1]
+    response = client.get(f"/v1/users/u2/why-not?item={item}&k=3", headers=auth("reader-key"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = why_not(rec, history, item, k=3).to_dict()
+    assert {key: body[key] for key in expected} == expected
+    assert body["user"] == "u2" and body["cold_start"] is False
+    unknown = client.get("/v1/users/u2/why-not?item=nope", headers=auth("reader-key"))
+    assert unknown.status_code == 422 and "nope" in unknown.json()["error"]["message"]
+    newcomer = client.get(f"/v1/users/newcomer/why-not?item={item}", headers=auth("reader-key"))
+    assert newcomer.status_code == 422 and "no usable history" in newcomer.text
+    assert client.get(f"/v1/users/u2/why-not?item={item}").status_code == 401

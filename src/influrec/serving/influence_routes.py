@@ -12,7 +12,13 @@ from influrec.influence.methods import explaining_methods
 from influrec.serving.deps import ExplainedK, K, Read, ServiceDep
 from influrec.serving.openapi import limited
 from influrec.serving.routes import ERRORS, ExcludeSeen, UserId
-from influrec.serving.schemas import Explanations, InfluentialActions, WhatIf, WhatIfRequest
+from influrec.serving.schemas import (
+    Explanations,
+    InfluentialActions,
+    WhatIf,
+    WhatIfRequest,
+    WhyNot,
+)
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["influence"])
 
@@ -80,3 +86,26 @@ def get_influential_actions(
     """
     service.check("candidates", candidates, service.limits.max_candidates)
     return service.influential_actions(user_id, candidates=candidates, k=k, top=top)
+
+
+@router.get("/users/{user_id:path}/why-not", response_model=WhyNot)
+def get_why_not(
+    _: Read,
+    service: ServiceDep,
+    user_id: UserId,
+    item: Annotated[str, Query(min_length=1, max_length=200, description="the item asked about")],
+    k: K,
+    candidates: Annotated[
+        int,
+        Query(
+            ge=1,
+            description="next actions tried among the best-scored items (x every behaviour)",
+            json_schema_extra=limited("max_candidates"),
+        ),
+    ] = 100,
+) -> WhyNot:
+    """Why `item` is not (or is) among the user's top k: its rank among all items, the events
+    that hold it back and those that lift it (exact leave-one-out effects on its rank margin),
+    and the next action after which it would rank best. A user without usable history gets
+    422: the popular items are recommended and no event holds anything back."""
+    return service.why_not(user_id, item=item, k=k, candidates=candidates)

@@ -19,6 +19,7 @@ from influrec.influence.results import (
     WhatIfResult,
     missing,
 )
+from influrec.influence.whynot import WhyNotResult
 from influrec.serving.openapi import limited, limited_items
 
 MAX_ID = 256  # characters of a user, item or event id
@@ -172,6 +173,11 @@ class WhatIf(WhatIfResult, ForUserAtK):
 class InfluentialActions(InfluentialActionsResult, ForUserAtK):
     # results.InfluentialActionsResult for one user; the docstring is its OpenAPI text
     """The user's next actions that would change their top k the most."""
+
+
+class WhyNot(WhyNotResult, ForUser):
+    """Why an item is not (or is) in the user's top k: its rank, the events that hold it back
+    and lift it (exact leave-one-out on its rank margin), and the best next action."""
 
 
 class UserSummary(BaseModel):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from influrec.data.history import History
+from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.counterfactual import Edit
@@ -42,6 +43,7 @@ from influrec.serving.schemas import (
     UserSummary,
     WhatIf,
     WhatIfRequest,
+    WhyNot,
 )
 from influrec.serving.settings import ServiceSettings
 from influrec.serving.store import EventStore, StoredEvent, open_store
@@ -330,6 +332,19 @@ class Service:
             self.rec, user.history, candidates=candidates, k=k, top=top
         )
         return InfluentialActions(**dict(user.about(user_id)), k=k, **dict(result))
+
+    def why_not(self, user_id: str, *, item: str, k: int, candidates: int) -> WhyNot:
+        from influrec.influence.whynot import why_not
+
+        user = self.user_history(user_id)
+        if user.cold_start:
+            raise InputError(
+                f"user {user_id!r} has no usable history: the popular items are recommended, "
+                "and no event holds any item back"
+            )
+        k, candidates = self.within_catalogue(k), self.within_catalogue(candidates)
+        result = why_not(self.rec, user.history, item, k=k, candidates=candidates)
+        return WhyNot(**dict(user.about(user_id)), **dict(result))
 
     def health(self) -> Health:
         return Health(
