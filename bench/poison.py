@@ -35,6 +35,7 @@ import torch
 
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
+from influrec.data.item_names import CATEGORY_COLUMNS
 from influrec.data.sequences import SequenceData
 from influrec.data.splits import make_split
 from influrec.data_influence.audit import audit_items, without_users
@@ -73,9 +74,7 @@ def fillers(dataset: EventDataset, style: str, target: int) -> np.ndarray:
     elif style == "bandwagon":
         pool = np.argsort(-counts, kind="stable")[: max(10, dataset.n_items // 20)]
     else:
-        column = next(
-            c for c in ("genres", "category", "categories") if c in dataset.items.column_names
-        )
+        column = next(c for c in CATEGORY_COLUMNS if c in dataset.items.column_names)
         first = [
             (c or "").split("|")[0]
             for c in dataset.items.column(column).cast(pa.string()).to_pylist()

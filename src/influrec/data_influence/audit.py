@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from influrec import run as run_folder
 from influrec.data.dataset import EventDataset
 from influrec.data_influence.cleaning import remove_events
 from influrec.data_influence.gradients import Direction, gradients
@@ -78,7 +79,7 @@ def audit_items(
             # the loss gradients' product: > 0 when training on z lowered L_X
             push += point.weight * dots[:, 0]
             bar.advance()
-    analysis.load_weights(analysis.run_dir / "model.safetensors")
+    analysis.load_weights(analysis.run_dir / run_folder.MODEL_FILE)
     owners = analysis.data.user[analysis.events]
     n_users = len(analysis.data.user_start)
     per_user = np.bincount(owners, weights=push, minlength=n_users)

@@ -20,7 +20,7 @@ from pydantic import Field
 from influrec.data.history import History
 from influrec.errors import InputError
 from influrec.inference import Recommender, clamp_k
-from influrec.influence.api import ColdStartScorer, _events, item_index
+from influrec.influence.api import _events, item_index
 from influrec.influence.counterfactual import _batched_futures
 from influrec.influence.engine import Scorer
 from influrec.influence.measurement import MEASURES, measurement_for
@@ -67,7 +67,9 @@ def why_not(
     events = _events(rec, history, explanation)
     opposing = sorted((e for e in events if e.effect < 0), key=lambda e: e.effect)[:SHOWN]
     supporting = sorted((e for e in events if e.effect > 0), key=lambda e: -e.effect)[:SHOWN]
-    action = _best_action(rec, history, target, candidates=clamp_k(candidates, rec.n_items))
+    action = _best_action(
+        rec, scorer, history, scores, target, candidates=clamp_k(candidates, rec.n_items)
+    )
     title = rec.item_title(item)
     result = WhyNotResult(
         item=item,
@@ -85,11 +87,16 @@ def why_not(
 
 
 def _best_action(
-    rec: Recommender, history: History, target: int, *, candidates: int
+    rec: Recommender,
+    scorer: Scorer,
+    history: History,
+    base: torch.Tensor,
+    target: int,
+    *,
+    candidates: int,
 ) -> NextAction | None:
-    """The (item, behaviour) after which `target` ranks best, among the top `candidates` items."""
-    scorer = ColdStartScorer(rec)
-    base = scorer.scores(history, [np.arange(len(history))])[0]
+    """The (item, behaviour) after which `target` ranks best, among the top `candidates` items
+    of `base`, the history's scores (I + 1,)."""
     items = torch.topk(base, min(candidates, int(torch.isfinite(base).sum()))).indices.tolist()
     futures = [(i, b) for i in items for b in rec.behavior_index.values()]
     if not futures:
