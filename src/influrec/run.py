@@ -159,6 +159,11 @@ class RunInfo:
     # (+ "batch", "batches_per_epoch" when the time budget cut the last epoch short)
     stopped: dict[str, Any] | None = None
     device: str | None = None
+    # how this run came from others, oldest first: each step a dict with "kind" ("update",
+    # "forget", ...), "parent" (the run folder it started from), "at" (ISO UTC time) and the
+    # step's own facts (events added, time span, users forgotten); [] for a run trained from
+    # scratch
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of run.json."""
