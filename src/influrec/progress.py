@@ -2,7 +2,9 @@
 
 `steps(total, "what")` is a context manager whose `.advance()` moves a rich progress bar with an
 ETA on stderr. It draws only where stderr is a terminal (or when asked with `enabled=True`), so
-library callers, tests and logs see nothing unless they opt in.
+library callers, tests and logs see nothing unless they opt in. Asked to show progress where
+stderr is not a terminal (a log file, CI), it writes one plain line when the work ends instead of
+a bar: ``explain: 200/200 in 4.1 s``.
 
 Library functions with a long loop take ``progress: bool | None = None`` and pass it on as
 ``enabled``: ``None`` lets the terminal decide, ``True`` always draws, ``False`` never does.
@@ -11,6 +13,7 @@ Library functions with a long loop take ``progress: bool | None = None`` and pas
 from __future__ import annotations
 
 import sys
+import time
 from types import TracebackType
 from typing import Any
 
@@ -33,9 +36,12 @@ class Steps:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._progress: Progress | None = None
         self._task: Any = None
+        self._done, self._started = 0, 0.0
+        self._plain = self.enabled and not sys.stderr.isatty()  # one line at the end
 
     def __enter__(self) -> Steps:
-        if self.enabled:
+        self._started = time.perf_counter()
+        if self.enabled and not self._plain:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -53,6 +59,7 @@ class Steps:
 
     def advance(self, n: int = 1, *, note: str | None = None) -> None:
         """Count `n` more steps done; `note` (e.g. "loss 5.1234") is shown after the ETA."""
+        self._done += n
         if self._progress is not None:
             if note is None:
                 self._progress.update(self._task, advance=n)
@@ -67,6 +74,10 @@ class Steps:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+        if self._plain:
+            seconds = time.perf_counter() - self._started
+            line = f"{self.description}: {self._done}/{self.total} in {seconds:.1f} s\n"
+            sys.stderr.write(line)
 
 
 def steps(total: int, description: str, *, enabled: bool | None = None) -> Steps:
