@@ -185,3 +185,15 @@ def test_users_in_code_point_order_by_prefix_with_counts_and_erasures(store: Eve
     many = [f"u{n}" for n in range(1200)]  # more ids than one SQLite statement may hold
     store.append([event(user, "i", 1) for user in many])
     assert store.event_counts(many) == dict.fromkeys(many, 1)
+
+
+def test_all_events_in_arrival_order_after_a_time_across_pages(store: EventStore) -> None:
+    store.append([event("u", "late", 20, "e1"), event("v", "a", 10), event("u", "b", 5)])
+    store.append([StoredEvent("w", "c", "buy", 30, 2.5, "e4"), event("u", "d", 10)])
+    everything = list(store.all_events(batch=2))  # three pages: 2 + 2 + 1
+    assert [e.item_id for e in everything] == ["late", "a", "b", "c", "d"]
+    assert everything[3] == StoredEvent("w", "c", "buy", 30, 2.5, "e4")
+    assert [e.item_id for e in store.all_events(since=10, batch=1)] == ["late", "c"]
+    assert list(store.all_events(since=30)) == []
+    store.erase_user("u")
+    assert [e.item_id for e in store.all_events()] == ["a", "c"]

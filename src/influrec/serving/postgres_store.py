@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from influrec.errors import InputError
@@ -239,6 +239,22 @@ class PostgresStore:
         with self._pool.connection() as connection:
             row = connection.execute("SELECT count(*) FROM influrec_events").fetchone()
         return int(row[0]) if row is not None else 0
+
+    def all_events(self, *, since: int | None = None, batch: int = 10_000) -> Iterator[StoredEvent]:
+        """Every stored event with a timestamp after `since` (all by default), in arrival
+        order; pages of `batch` rows, each its own short query on a pooled connection."""
+        last = 0
+        while True:
+            with self._pool.connection() as connection:
+                rows = connection.execute(
+                    "SELECT seq, user_id, item_id, behavior, timestamp, value, event_id "
+                    "FROM influrec_events WHERE seq > %s AND timestamp > %s ORDER BY seq LIMIT %s",
+                    (last, -(2**63) if since is None else since, batch),
+                ).fetchall()
+            yield from (StoredEvent(*row[1:]) for row in rows)
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
 
     def close(self) -> None:
         self._pool.close()

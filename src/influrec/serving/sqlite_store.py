@@ -28,7 +28,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from influrec.errors import InputError
@@ -229,6 +229,25 @@ class SqliteStore:
     def count(self) -> int:
         """Events in the store now."""
         return int(self._connection().execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def all_events(self, *, since: int | None = None, batch: int = 10_000) -> Iterator[StoredEvent]:
+        """Every stored event with a timestamp after ``since`` (all by default), in arrival
+        order; pages of ``batch`` rows, each its own short read, so writers are never held up."""
+        last = 0
+        while True:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT seq, user_id, item_id, behavior, timestamp, value, event_id "
+                    "FROM events WHERE seq > ? AND timestamp > ? ORDER BY seq LIMIT ?",
+                    (last, -(2**63) if since is None else since, batch),
+                )
+                .fetchall()
+            )
+            yield from (StoredEvent(*row[1:]) for row in rows)
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
 
     def close(self) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ The contract:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -74,6 +74,11 @@ class EventStore(Protocol):
 
     def count(self) -> int:
         """Events in the store now."""
+        ...
+
+    def all_events(self, *, since: int | None = None, batch: int = 10_000) -> Iterator[StoredEvent]:
+        """Every stored event with a timestamp after `since` (all by default), in arrival
+        order, read `batch` rows at a time (for exports; events stored meanwhile may appear)."""
         ...
 
     def close(self) -> None: ...
