@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from influrec.errors import InputError
+from influrec.mutes import Mute
 from influrec.serving.store import EventStore, StoredEvent, is_postgres, open_store
 
 
@@ -132,7 +133,7 @@ def test_postgres_store_migrates_once_and_refuses_a_newer_schema(
     open_store(url).close()
     open_store(url).close()  # a second start migrates nothing
     with psycopg.connect(url) as db:
-        assert db.execute("SELECT version FROM influrec_schema").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM influrec_schema").fetchall() == [(2,)]
         db.execute("UPDATE influrec_schema SET version = 99")
     with pytest.raises(InputError, match="newer than this influrec knows"):
         open_store(url)
@@ -197,3 +198,77 @@ def test_all_events_in_arrival_order_after_a_time_across_pages(store: EventStore
     assert list(store.all_events(since=30)) == []
     store.erase_user("u")
     assert [e.item_id for e in store.all_events()] == ["a", "c"]
+
+
+def test_mutes_are_stored_once_removed_by_id_and_erased_with_the_user(
+    store_location: Path | str, store: EventStore
+) -> None:
+    first = store.add_mute("u", Mute.event("i1", "view", 10), now=100)
+    window = store.add_mute("u", Mute.window(5, 20), now=101)
+    views = store.add_mute("u", Mute.of_behavior("view"), now=102)
+    assert first.mute_id is not None and first.created_at == 100
+    assert first.spec == Mute.event("i1", "view", 10)
+    again = store.add_mute("u", Mute.event("i1", "view", 10), now=999)  # a retry
+    assert again == first
+    assert store.add_mute("v", Mute.of_behavior("view"), now=5).mute_id != views.mute_id
+    assert store.mutes("u") == [first, window, views]  # oldest first
+    assert store.remove_mute("u", window.mute_id) is True  # type: ignore[arg-type]
+    assert store.remove_mute("u", window.mute_id) is False  # type: ignore[arg-type]
+    assert store.remove_mute("u", store.mutes("v")[0].mute_id) is False  # type: ignore[arg-type]
+    reopened = open_store(store_location)
+    assert reopened.mutes("u") == [first, views] and reopened.mutes("nobody") == []
+    reopened.close()
+    store.append([event("u", "a", 1)])
+    store.erase_user("u")
+    assert store.mutes("u") == [] and len(store.mutes("v")) == 1
+
+
+def test_vocabulary_lists_the_stored_items_and_behaviours(store: EventStore) -> None:
+    assert store.vocabulary() == (set(), set())
+    store.append([event("u", "a", 1), event("v", "a", 2), StoredEvent("u", "b", "buy", 3)])
+    assert store.vocabulary() == ({"a", "b"}, {"view", "buy"})
+
+
+def test_sqlite_store_of_the_first_version_gains_the_mutes_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema before mutes, with one event in it
+        db.executescript(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, "
+            "item_id TEXT NOT NULL, behavior TEXT NOT NULL, timestamp INTEGER NOT NULL, "
+            "value REAL, event_id TEXT UNIQUE);"
+            "CREATE TABLE erased_users (user_id TEXT PRIMARY KEY, erased_at INTEGER NOT NULL);"
+            "INSERT INTO events (user_id, item_id, behavior, timestamp) "
+            "VALUES ('u', 'a', 'view', 1)"
+        )
+    store = open_store(path)
+    try:
+        assert [e.item_id for e in store.user_events("u")] == ["a"]
+        assert store.add_mute("u", Mute.of_behavior("view")).mute_id == 1
+    finally:
+        store.close()
+
+
+def test_postgres_store_of_the_first_version_is_migrated_keeping_its_events(
+    postgres_cluster: object,
+) -> None:
+    import psycopg
+
+    from influrec.serving.postgres_store import MIGRATIONS
+
+    url = postgres_cluster.create_database()  # type: ignore[attr-defined]
+    with psycopg.connect(url) as db:  # what the first version of the store left
+        db.execute("CREATE TABLE influrec_schema (version INT NOT NULL)")
+        db.execute(MIGRATIONS[0])
+        db.execute("INSERT INTO influrec_schema VALUES (1)")
+        db.execute("INSERT INTO influrec_events (user_id, item_id, behavior, timestamp) "
+                   "VALUES ('u', 'a', 'view', 1)")  # fmt: skip
+    store = open_store(url)
+    try:
+        assert [e.item_id for e in store.user_events("u")] == ["a"]
+        assert store.add_mute("u", Mute.window(0, 5)).spec == Mute.window(0, 5)
+    finally:
+        store.close()
+    with psycopg.connect(url) as db:
+        assert db.execute("SELECT version FROM influrec_schema").fetchall() == [(2,)]

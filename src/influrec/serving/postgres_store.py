@@ -8,9 +8,10 @@ The same contract as the SQLite store (see `store`), kept by the database server
 - Idempotency across processes: `event_id` is UNIQUE and inserts use `ON CONFLICT (event_id) DO
   NOTHING`. Two processes inserting the same id at once serialise on the unique index: the
   second waits for the first to commit, then stores nothing and reports a duplicate.
-- Erasure deletes the user's rows and records the user in the same transaction. PostgreSQL
-  keeps the deleted row versions in its files until (auto)vacuum reclaims them; run `VACUUM
-  influrec_events` where the erased content must leave the disk at once.
+- Erasure deletes the user's rows (events and mutes) and records the user in the same
+  transaction. PostgreSQL keeps the deleted row versions in its files until (auto)vacuum
+  reclaims them; run `VACUUM influrec_events` where the erased content must leave the disk
+  at once.
 - Read your writes: every process reads committed data, so an acknowledged event is seen by all.
 
 Tables are prefixed `influrec_`, so the store can live in a database holding other tables.
@@ -27,7 +28,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from influrec.errors import InputError
-from influrec.serving.store import StoredEvent
+from influrec.mutes import Mute
+from influrec.serving.store import MUTE_COLUMNS, StoredEvent, mute_from_row
 
 # Migration n brings the schema from version n to n + 1; only ever append to this list.
 MIGRATIONS = (
@@ -47,16 +49,36 @@ MIGRATIONS = (
         erased_at BIGINT NOT NULL           -- epoch seconds of the latest erasure
     );
     """,
+    """
+    CREATE TABLE influrec_mutes (
+        mute_id BIGSERIAL PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,                 -- event | behavior | window (influrec.mutes)
+        item_id TEXT,
+        behavior TEXT,
+        start_ts BIGINT,                    -- epoch seconds, included
+        end_ts BIGINT,                      -- epoch seconds, included
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX influrec_mutes_by_user ON influrec_mutes (user_id, mute_id);
+    """,
 )
 COLUMNS = {
     "influrec_events": ["seq", "user_id", "item_id", "behavior", "timestamp", "value", "event_id"],
     "influrec_erased_users": ["user_id", "erased_at"],
+    "influrec_mutes": MUTE_COLUMNS,
 }
 MIGRATION_LOCK = 7_150_321  # pg_advisory_xact_lock key: one migrating process at a time
 
 INSERT = """
 INSERT INTO influrec_events (user_id, item_id, behavior, timestamp, value, event_id)
 VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING seq
+"""
+# IS NOT DISTINCT FROM: equal, NULLs included
+FIND_MUTE = f"""
+SELECT {", ".join(MUTE_COLUMNS)} FROM influrec_mutes WHERE user_id = %s AND kind = %s
+AND item_id IS NOT DISTINCT FROM %s AND behavior IS NOT DISTINCT FROM %s
+AND start_ts IS NOT DISTINCT FROM %s AND end_ts IS NOT DISTINCT FROM %s
 """
 
 
@@ -191,12 +213,58 @@ class PostgresStore:
             deleted = connection.execute(
                 "DELETE FROM influrec_events WHERE user_id = %s", (user_id,)
             ).rowcount
+            connection.execute("DELETE FROM influrec_mutes WHERE user_id = %s", (user_id,))
             connection.execute(
                 "INSERT INTO influrec_erased_users (user_id, erased_at) VALUES (%s, %s) "
                 "ON CONFLICT (user_id) DO UPDATE SET erased_at = excluded.erased_at",
                 (user_id, int(time.time()) if now is None else now),
             )
         return int(deleted)
+
+    def add_mute(self, user_id: str, mute: Mute, *, now: int | None = None) -> Mute:
+        """Store the mute, or find the equal one stored already; it, with its id and time.
+        Adds for one user take turns (a transaction lock on the user), so two processes
+        adding the same mute at once store it once."""
+        spec = (user_id, mute.kind, mute.item_id, mute.behavior, mute.start, mute.end)
+        with self._pool.connection() as connection, connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (user_id,))
+            row = connection.execute(FIND_MUTE, spec).fetchone()
+            if row is None:
+                row = connection.execute(
+                    "INSERT INTO influrec_mutes (user_id, kind, item_id, behavior, start_ts, "
+                    "end_ts, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                    f"RETURNING {', '.join(MUTE_COLUMNS)}",
+                    (*spec, int(time.time()) if now is None else now),
+                ).fetchone()
+        return mute_from_row(row)
+
+    def remove_mute(self, user_id: str, mute_id: int) -> bool:
+        """Delete the user's mute ``mute_id``; False if the user has no such mute."""
+        with self._pool.connection() as connection:
+            deleted = connection.execute(
+                "DELETE FROM influrec_mutes WHERE user_id = %s AND mute_id = %s",
+                (user_id, mute_id),
+            ).rowcount
+        return bool(deleted)
+
+    def mutes(self, user_id: str) -> list[Mute]:
+        """The user's mutes, oldest first."""
+        with self._pool.connection() as connection:
+            rows = connection.execute(
+                f"SELECT {', '.join(MUTE_COLUMNS)} FROM influrec_mutes WHERE user_id = %s "
+                "ORDER BY mute_id",
+                (user_id,),
+            ).fetchall()
+        return [mute_from_row(row) for row in rows]
+
+    def vocabulary(self) -> tuple[set[str], set[str]]:
+        """The distinct items and behaviours of the stored events."""
+        with self._pool.connection() as connection:
+            items = connection.execute("SELECT DISTINCT item_id FROM influrec_events").fetchall()
+            behaviors = connection.execute(
+                "SELECT DISTINCT behavior FROM influrec_events"
+            ).fetchall()
+        return {item for (item,) in items}, {b for (b,) in behaviors}
 
     def is_erased(self, user_id: str) -> bool:
         with self._pool.connection() as connection:

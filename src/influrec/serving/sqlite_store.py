@@ -13,10 +13,10 @@ Idempotency. ``event_id`` (the client's id, optional) is UNIQUE; inserting one t
 stored does nothing (``ON CONFLICT(event_id) DO NOTHING``) and is reported back as a duplicate,
 so a retried request never stores an event twice. Events without an id are always stored.
 
-Erasure. Deleting a user removes their events and records the user in ``erased_users`` in the
-same transaction, so the erasure survives restarts. ``secure_delete`` overwrites the deleted
-content in the database file, and a WAL checkpoint is attempted afterwards so the old pages leave
-the log too.
+Erasure. Deleting a user removes their events and mutes and records the user in
+``erased_users`` in the same transaction, so the erasure survives restarts. ``secure_delete``
+overwrites the deleted content in the database file, and a WAL checkpoint is attempted
+afterwards so the old pages leave the log too.
 
 Threads. Each thread gets its own connection (FastAPI runs sync endpoints in a threadpool);
 writes take ``BEGIN IMMEDIATE`` and SQLite serialises writers (``busy_timeout`` waits for the
@@ -32,7 +32,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from influrec.errors import InputError
-from influrec.serving.store import StoredEvent
+from influrec.mutes import Mute
+from influrec.serving.store import MUTE_COLUMNS, StoredEvent, mute_from_row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -49,16 +50,34 @@ CREATE TABLE IF NOT EXISTS erased_users (
     user_id TEXT PRIMARY KEY,
     erased_at INTEGER NOT NULL              -- epoch seconds of the latest erasure
 );
+CREATE TABLE IF NOT EXISTS mutes (
+    mute_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                     -- event | behavior | window (influrec.mutes)
+    item_id TEXT,
+    behavior TEXT,
+    start_ts INTEGER,                       -- epoch seconds, included
+    end_ts INTEGER,                         -- epoch seconds, included
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mutes_by_user ON mutes (user_id, mute_id);
 """
 
 COLUMNS = {
     "events": ["seq", "user_id", "item_id", "behavior", "timestamp", "value", "event_id"],
     "erased_users": ["user_id", "erased_at"],
+    "mutes": MUTE_COLUMNS,
 }
 
 INSERT = """
 INSERT INTO events (user_id, item_id, behavior, timestamp, value, event_id)
 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING
+"""
+
+# `IS`: equal, NULLs included
+FIND_MUTE = f"""
+SELECT {", ".join(MUTE_COLUMNS)} FROM mutes WHERE user_id = ? AND kind = ? AND item_id IS ?
+AND behavior IS ? AND start_ts IS ? AND end_ts IS ?
 """
 
 
@@ -92,7 +111,8 @@ class SqliteStore:
             )
 
     def _open_schema(self) -> str | None:
-        """Create the tables in a new database; the problem with an existing one, if any."""
+        """Create the tables in a new database, and those a store of an earlier version lacks
+        (``mutes``); the problem with an existing database, if any."""
         connection = self._connection()
         tables = {
             name
@@ -100,8 +120,8 @@ class SqliteStore:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         }
-        if tables and tables != set(COLUMNS):
-            return f"it holds other tables ({', '.join(sorted(tables))})"
+        if tables - set(COLUMNS):
+            return f"it holds other tables ({', '.join(sorted(tables - set(COLUMNS)))})"
         for table in sorted(tables):
             columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
             if columns != COLUMNS[table]:
@@ -176,6 +196,7 @@ class SqliteStore:
             deleted = connection.execute(
                 "DELETE FROM events WHERE user_id = ?", (user_id,)
             ).rowcount
+            connection.execute("DELETE FROM mutes WHERE user_id = ?", (user_id,))
             connection.execute(
                 "INSERT INTO erased_users (user_id, erased_at) VALUES (?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET erased_at = excluded.erased_at",
@@ -188,6 +209,49 @@ class SqliteStore:
         # Best effort: copy the log into the database and truncate it (readers may block it).
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return int(deleted)
+
+    def add_mute(self, user_id: str, mute: Mute, *, now: int | None = None) -> Mute:
+        """Store the mute, or find the equal one stored already; it, with its id and time."""
+        spec = (user_id, mute.kind, mute.item_id, mute.behavior, mute.start, mute.end)
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            row = connection.execute(FIND_MUTE, spec).fetchone()
+            if row is None:
+                connection.execute(
+                    "INSERT INTO mutes (user_id, kind, item_id, behavior, start_ts, end_ts, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*spec, int(time.time()) if now is None else now),
+                )
+                row = connection.execute(FIND_MUTE, spec).fetchone()
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return mute_from_row(row)
+
+    def remove_mute(self, user_id: str, mute_id: int) -> bool:
+        """Delete the user's mute ``mute_id``; False if the user has no such mute."""
+        connection = self._connection()
+        deleted = connection.execute(
+            "DELETE FROM mutes WHERE user_id = ? AND mute_id = ?", (user_id, mute_id)
+        ).rowcount
+        return bool(deleted)
+
+    def mutes(self, user_id: str) -> list[Mute]:
+        """The user's mutes, oldest first."""
+        rows = self._connection().execute(
+            f"SELECT {', '.join(MUTE_COLUMNS)} FROM mutes WHERE user_id = ? ORDER BY mute_id",
+            (user_id,),
+        )
+        return [mute_from_row(row) for row in rows]
+
+    def vocabulary(self) -> tuple[set[str], set[str]]:
+        """The distinct items and behaviours of the stored events."""
+        connection = self._connection()
+        items = {item for (item,) in connection.execute("SELECT DISTINCT item_id FROM events")}
+        behaviors = {b for (b,) in connection.execute("SELECT DISTINCT behavior FROM events")}
+        return items, behaviors
 
     def is_erased(self, user_id: str) -> bool:
         row = (

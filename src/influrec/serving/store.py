@@ -13,8 +13,10 @@ The contract:
 - **Idempotent.** An event's `event_id` (the client's id, optional) is unique: appending one that
   is stored already does nothing and is reported as a duplicate, so a retry never stores an
   event twice, whichever process receives it. Events without an id are always stored.
-- **Erasure.** Erasing a user deletes their events and records the erasure in the same
-  transaction, so it survives restarts.
+- **Erasure.** Erasing a user deletes their events and mutes and records the erasure in the
+  same transaction, so it survives restarts.
+- **Mutes** (:mod:`influrec.mutes`) are stored per user with an id; adding one whose spec is
+  stored already returns the stored one (a retry never stores it twice); removing is by id.
 - **Order.** A user's events come back in time order, ties in arrival order; users come back
   in code-point order of their ids (`users_after`), whatever the database's collation.
 - **Read your writes.** Once `append` returned, every process reading the store sees the events.
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from influrec.mutes import Mute
+
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -38,6 +42,26 @@ class StoredEvent:
     timestamp: int  # epoch seconds
     value: float | None = None
     event_id: str | None = None
+
+
+# The columns of a stored mute, in the order `mute_from_row` reads them (both back ends).
+MUTE_COLUMNS = [
+    "mute_id", "user_id", "kind", "item_id", "behavior", "start_ts", "end_ts", "created_at"
+]  # fmt: skip
+
+
+def mute_from_row(row: Sequence[object]) -> Mute:
+    """A mute from a row of `MUTE_COLUMNS` (its user id is the caller's)."""
+    mute_id, _, kind, item_id, behavior, start, end, created_at = row
+    return Mute(
+        str(kind),
+        item_id=None if item_id is None else str(item_id),
+        behavior=None if behavior is None else str(behavior),
+        start=None if start is None else int(start),  # type: ignore[call-overload]
+        end=None if end is None else int(end),  # type: ignore[call-overload]
+        mute_id=int(mute_id),  # type: ignore[call-overload]
+        created_at=int(created_at),  # type: ignore[call-overload]
+    )
 
 
 class EventStore(Protocol):
@@ -54,7 +78,24 @@ class EventStore(Protocol):
         ...
 
     def erase_user(self, user_id: str, *, now: int | None = None) -> int:
-        """Delete the user's events and record the erasure; how many events were deleted."""
+        """Delete the user's events and mutes and record the erasure; how many events were
+        deleted."""
+        ...
+
+    def add_mute(self, user_id: str, mute: Mute, *, now: int | None = None) -> Mute:
+        """Store the mute (or find the equal one stored already); it, with its id and time."""
+        ...
+
+    def remove_mute(self, user_id: str, mute_id: int) -> bool:
+        """Delete the user's mute ``mute_id``; False if the user has no such mute."""
+        ...
+
+    def mutes(self, user_id: str) -> list[Mute]:
+        """The user's mutes, oldest first."""
+        ...
+
+    def vocabulary(self) -> tuple[set[str], set[str]]:
+        """The distinct items and behaviours of the stored events."""
         ...
 
     def is_erased(self, user_id: str) -> bool: ...
