@@ -70,13 +70,18 @@ def free_port() -> int:
 
 @contextmanager
 def serve_process(
-    run: Path, store: Path, log: Path, *, keys: str = "e2e-admin:admin;e2e-read:read"
+    run: Path,
+    store: Path,
+    log: Path,
+    *,
+    keys: str = "e2e-admin:admin;e2e-read:read",
+    options: tuple[str, ...] = (),
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen]]:
-    """A started ``influrec serve`` on a free loopback port, its output appended to ``log``;
-    always killed on the way out."""
+    """A started ``influrec serve`` (with ``options``) on a free loopback port, its output
+    appended to ``log``; always killed on the way out."""
     port = free_port()
     env = {**os.environ, "INFLUREC_API_KEYS": keys}
-    command = [sys.executable, "-m", "influrec.cli.main", "serve", str(run)]
+    command = [sys.executable, "-m", "influrec.cli.main", "serve", str(run), *options]
     command += ["--host", "127.0.0.1", "--port", str(port), "--store", str(store)]
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -36,7 +36,9 @@ def assert_error(response: typing.Any, status: int, code: str) -> dict:
 
 def test_healthz_needs_no_key(client: TestClient) -> None:
     health = client.get("/healthz").json()
+    model = health.pop("model")
     assert health == {"status": "ok", "run": "run", "items": 30, "users": 40, "events_in_store": 0}
+    assert model.startswith("run@") and len(model) == len("run@") + 12
 
 
 def test_every_v1_route_needs_a_key_with_the_right_scope(client: TestClient) -> None:

@@ -26,6 +26,19 @@ def register(commands: Any) -> None:
         help="event store: an SQLite file (default: RUN/events.sqlite3) or a "
         "postgresql://user:password@host:port/database URL, shared by several serve processes",
     )
+    s.add_argument(
+        "--watch",
+        action="store_true",
+        help="RUN is a symbolic link (e.g. runs/current): reload whenever its target changes, "
+        "validating the new run first (a refused one keeps the current model)",
+    )
+    s.add_argument(
+        "--watch-every",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often --watch looks at the link (default 2)",
+    )
     s.set_defaults(handler=run_serve)
 
 
@@ -47,7 +60,16 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not (args.run / "run.json").exists():
         raise InputError(f"{args.run}: not a trained run (no run.json); see `influrec train`")
-    settings = ServiceSettings(run_dir=args.run, store=args.store)
+    if args.watch and not args.run.is_symlink():
+        raise InputError(
+            f"--watch: {args.run} is not a symbolic link; serve a link to the run "
+            f"(ln -sfn RUN {args.run.parent / 'current'}) and point it at each new run"
+        )
+    if not args.watch_every > 0:
+        raise InputError(f"--watch-every: expected seconds > 0, got {args.watch_every}")
+    settings = ServiceSettings(
+        run_dir=args.run, store=args.store, watch_s=args.watch_every if args.watch else None
+    )
     if not settings.resolved_keys():
         raise InputError(
             f"no API keys: set {API_KEYS_ENV}, e.g. {API_KEYS_ENV}='k1:read,write;k2:admin'"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,6 +20,7 @@ from influrec.serving.errors import install_error_handlers
 from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware, MetricsMiddleware
 from influrec.serving.openapi import docs_html, publish_limits
+from influrec.serving.reload import LiveService, start_watching
 from influrec.serving.service import Service
 from influrec.serving.settings import ServiceSettings
 
@@ -27,6 +30,8 @@ DESCRIPTION = """Real-time recommendations with measured influence.
 
 Every `/v1` route needs `Authorization: Bearer KEY`, a key with the `read`, `write` or `admin`
 scope (`admin` implies the others). Errors are `{"error": {"code", "message", "details"}}`.
+Every successful answer names the model version that produced it in the `X-Model-Version`
+header (`RUN@DIGEST`), and answers about a user also in their `model` field.
 
 Bodies are UTF-8 JSON nested at most 32 deep; anything else is a 422 like any invalid field.
 User ids in paths are percent-encoded (`a/b` is `a%2Fb`). A user with no usable history is a
@@ -51,12 +56,16 @@ def create_app(settings: ServiceSettings, *, recommender: Recommender | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Service.open(settings, metrics, recommender)
-        log.info("loaded %s; events in %s", settings.run_dir, service.store.location)
-        app.state.service = service
+        log.info("loaded %s; events in %s", service.version.id, service.store.location)
+        app.state.live = live = LiveService(service)
+        stop = threading.Event()
+        if settings.watch_s is not None:
+            start_watching(live, Path(settings.run_dir), interval_s=settings.watch_s, stop=stop)
         try:
             yield
         finally:
-            service.close()
+            stop.set()
+            live.service.close()  # the store, shared by every model served
 
     app = FastAPI(
         title="influrec",

@@ -6,21 +6,34 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from influrec.serving.errors import ApiError
 from influrec.serving.openapi import limited
+from influrec.serving.reload import LiveService
 from influrec.serving.service import Service
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer KEY`")
 
 
-def get_service(request: Request) -> Service:
-    service: Service = request.app.state.service
+MODEL_HEADER = "X-Model-Version"
+
+
+def get_live(request: Request) -> LiveService:
+    live: LiveService = request.app.state.live
+    return live
+
+
+def get_service(live: Annotated[LiveService, Depends(get_live)], response: Response) -> Service:
+    """The service (model) of this request, taken once: a reload during the request does not
+    change it. Its version goes out in the ``X-Model-Version`` header."""
+    service = live.service
+    response.headers[MODEL_HEADER] = service.version.id
     return service
 
 
+LiveDep = Annotated[LiveService, Depends(get_live)]
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 

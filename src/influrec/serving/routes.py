@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path as PathLib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from influrec.inference import EXCLUDE_SEEN
-from influrec.serving.deps import Admin, K, Read, ServiceDep, Write
+from influrec.serving.deps import Admin, K, LiveDep, Read, ServiceDep, Write
 from influrec.serving.schemas import (
     MAX_ID,
     Erasure,
@@ -17,6 +18,8 @@ from influrec.serving.schemas import (
     Health,
     IngestResult,
     Recommendations,
+    Reload,
+    ReloadRequest,
     UserList,
 )
 
@@ -108,6 +111,27 @@ def get_recommendations(
 def delete_user(_: Admin, service: ServiceDep, user_id: UserId) -> Erasure:
     """Erase the user's stored events and stop using their training history (permanent)."""
     return service.erase(user_id)
+
+
+@router.post(
+    "/admin/reload",
+    response_model=Reload,
+    tags=["operations"],
+    responses={
+        409: {"model": ErrorResponse, "description": "another reload is running"},
+        422: {"model": ErrorResponse, "description": "`reload_refused`: the current model stays"},
+    },
+)
+def post_reload(_: Admin, live: LiveDep, request: ReloadRequest | None = None) -> Reload:
+    """Load a run, validate it and swap it in without dropping a request: requests already
+    running finish on the old model, every later one gets the new one.
+
+    Validation: the folder is a run that loads; the new model ranks a probe user with finite
+    scores; it knows every item and behaviour of the stored events that the current model reads
+    (else refused, unless `force`). A refused reload keeps the current model and says why.
+    """
+    body = request or ReloadRequest(run=None, force=False)
+    return live.reload(None if body.run is None else PathLib(body.run), force=body.force)
 
 
 @ops.get("/healthz", response_model=Health, tags=["operations"])

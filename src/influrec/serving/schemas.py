@@ -23,6 +23,10 @@ from influrec.influence.whynot import WhyNotResult
 from influrec.serving.openapi import limited, limited_items
 
 MAX_ID = 256  # characters of a user, item or event id
+MODEL = (
+    "the version of the model that produced this answer: RUN@DIGEST, the run folder's name and "
+    "the first 12 hex digits of the SHA-256 of its model file (also in the X-Model-Version header)"
+)
 MAX_TIMESTAMP = MAX_TIME  # the library's bounds: what the readers and the model take
 MAX_ABS_VALUE = MAX_VALUE
 
@@ -76,6 +80,7 @@ class IngestResult(BaseModel):
     duplicate_event_ids: list[str]
     unknown_items: list[str] = Field(description="items the model does not know (stored anyway)")
     unknown_behaviors: list[str]
+    model: str = Field(description=MODEL)
 
 
 class HistoryInfo(BaseModel):
@@ -111,6 +116,7 @@ class ForUser(BaseModel):
     user: str
     cold_start: bool = Field(description="no usable history: popular items instead")
     history: HistoryInfo
+    model: str = Field(description=MODEL)
 
 
 class ForUserAtK(ForUser):
@@ -203,7 +209,8 @@ class Erasure(BaseModel):
 
 class Health(BaseModel):
     status: str
-    run: str
+    run: str = Field(description="the folder name of the run served (links followed)")
+    model: str = Field(description=MODEL)
     items: int
     users: int
     events_in_store: int
@@ -224,3 +231,33 @@ class ErrorInfo(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorInfo
+
+
+class ReloadRequest(Strict):
+    run: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="a run folder on the server; default: the run the service was started with "
+        "(a `current` link is followed again)",
+    )
+    force: bool = Field(
+        False,
+        description="swap even when the new model does not know items or behaviours of stored "
+        "events that the current model reads (those events would then be skipped)",
+    )
+
+
+class Reload(BaseModel):
+    """A swap that happened: every request that started after it uses `model`."""
+
+    model: str = Field(description="the version now serving")
+    previous_model: str = Field(description="the version served before")
+    run: str = Field(description="the run folder loaded (links followed)")
+    items: int
+    users: int
+    items_added: int = Field(description="items the new model knows and the previous did not")
+    stored_items_unknown: int = Field(
+        description="distinct items of stored events the new model does not know (skipped)"
+    )
+    seconds: float = Field(description="loading and validating, before the swap")

@@ -47,12 +47,14 @@ from influrec.serving.schemas import (
 )
 from influrec.serving.settings import ServiceSettings
 from influrec.serving.store import EventStore, StoredEvent, open_store
+from influrec.serving.versions import ModelVersion, model_version
 
 
 @dataclass
 class UserHistory:
     history: History
     info: HistoryInfo
+    model: str  # the version id of the model that reads it
 
     @property
     def cold_start(self) -> bool:
@@ -60,7 +62,9 @@ class UserHistory:
 
     def about(self, user_id: str) -> ForUser:
         """Whom an answer is about: the fields every answer about a user starts with."""
-        return ForUser(user=user_id, cold_start=self.cold_start, history=self.info)
+        return ForUser(
+            user=user_id, cold_start=self.cold_start, history=self.info, model=self.model
+        )
 
 
 def too_large(field: str, value: int, limit: int) -> ApiError:
@@ -69,22 +73,37 @@ def too_large(field: str, value: int, limit: int) -> ApiError:
 
 
 class Service:
-    """What the routes call. Thread-safe: the model is only read, the store locks itself."""
+    """What the routes call, over one model: a request uses one Service from start to end, and
+    a reload makes a new one (:meth:`with_model`) sharing the store. Thread-safe: the model is
+    only read, the store locks itself."""
 
     def __init__(
-        self, settings: ServiceSettings, rec: Recommender, store: EventStore, metrics: Metrics
+        self,
+        settings: ServiceSettings,
+        rec: Recommender,
+        store: EventStore,
+        metrics: Metrics,
+        *,
+        version: ModelVersion,
     ) -> None:
         self.settings, self.rec, self.store, self.metrics = settings, rec, store, metrics
         self.limits = settings.limits
+        self.version = version
 
     @classmethod
     def open(
         cls, settings: ServiceSettings, metrics: Metrics, rec: Recommender | None = None
     ) -> Service:
         """The service over ``rec``, or over the run of ``settings`` loaded now."""
-        rec = rec or Recommender.load(Path(settings.run_dir))
+        version = model_version(Path(settings.run_dir))
+        rec = rec or Recommender.load(version.run_dir)
         rec.model.eval()
-        return cls(settings, rec, open_store(settings.store_location), metrics)
+        return cls(settings, rec, open_store(settings.store_location), metrics, version=version)
+
+    def with_model(self, rec: Recommender, version: ModelVersion) -> Service:
+        """The same service (settings, store, metrics) over another loaded model."""
+        rec.model.eval()
+        return Service(self.settings, rec, self.store, self.metrics, version=version)
 
     def close(self) -> None:
         self.store.close()
@@ -132,6 +151,7 @@ class Service:
             unknown_behaviors=sorted(
                 {e.behavior for e in events if e.behavior not in self.rec.behavior_index}
             ),
+            model=self.version.id,
         )
 
     def erase(self, user_id: str) -> Erasure:
@@ -190,7 +210,7 @@ class Service:
             truncated=len(times) - len(order),
             erased=erased,
         )
-        return UserHistory(merged, info)
+        return UserHistory(merged, info, self.version.id)
 
     # -- users ----------------------------------------------------------------------------------
 
@@ -349,7 +369,8 @@ class Service:
     def health(self) -> Health:
         return Health(
             status="ok",
-            run=Path(self.settings.run_dir).name,
+            run=self.version.run_dir.name,
+            model=self.version.id,
             items=len(self.rec.item_ids),
             users=len(self.rec.user_index),
             events_in_store=self.store.count(),

@@ -37,13 +37,15 @@ class ServiceSettings:
     ``api_keys`` maps a key to its scopes (``admin`` implies ``read`` and ``write``); ``None``
     reads them from the environment variable ``INFLUREC_API_KEYS`` (``key1:read,write;key2:admin``)
     when the app is created. ``store`` is an SQLite file (default ``RUN_DIR/events.sqlite3``)
-    or a ``postgresql://`` URL.
+    or a ``postgresql://`` URL. ``watch_s``: reload whenever the target of ``run_dir`` (a
+    symbolic link, e.g. ``current``) changes, checked every ``watch_s`` seconds.
     """
 
     run_dir: Path
     store: Path | str | None = None
     api_keys: Mapping[str, frozenset[str]] | None = None
     limits: Limits = field(default_factory=Limits)
+    watch_s: float | None = None
 
     @property
     def store_location(self) -> Path | str:

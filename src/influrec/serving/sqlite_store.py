@@ -94,12 +94,16 @@ class SqliteStore:
         """
         self.path = Path(path)
         self.location = str(self.path)
+        self._file = self.path  # the path opened: links resolved once, at start (below)
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Connections open lazily, one per thread: without this, a store inside a linked
+            # run folder (`current/events.sqlite3`) would move when the link does.
+            self._file = self.path.resolve()
             problem = self._open_schema()
         except (OSError, sqlite3.Error) as exc:
             problem = f"SQLite cannot use it ({exc})"
@@ -138,7 +142,7 @@ class SqliteStore:
         if connection is None:
             # isolation_level=None: transactions are begun and committed explicitly below.
             connection = sqlite3.connect(
-                self.path,
+                self._file,
                 timeout=self._busy_timeout_s,
                 isolation_level=None,
                 check_same_thread=False,
