@@ -155,7 +155,8 @@ class RunInfo:
     train_seconds: float = 0.0
     averaged: dict[str, Any] | None = None  # epochs averaged, their valid metric, kept or not
     finished: bool = False
-    # why training stopped: {"reason": "epochs" | "patience" | "max_minutes", "epoch", "step"}
+    # why training stopped: {"reason": "epochs" | "patience" | "max_minutes" | "callback",
+    # "epoch", "step"} ("callback": + "by", the callback class, and "why", its sentence)
     # (+ "batch", "batches_per_epoch" when the time budget cut the last epoch short)
     stopped: dict[str, Any] | None = None
     device: str | None = None

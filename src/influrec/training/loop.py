@@ -13,6 +13,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from influrec.evaluation.protocol import TargetEvaluation, evaluate_targets, mod
 from influrec.models import build_model
 from influrec.progress import steps
 from influrec.training.averaging import average_best, best_epochs
+from influrec.training.callbacks import CallbackList, TrainingCallback
 from influrec.training.content import ItemContent
 from influrec.training.losses import (
     bce_loss,
@@ -47,6 +49,7 @@ from influrec.training.resume import (
     reopen_partial,
     stop_info,
 )
+from influrec.training.schedule import epoch_batches, lr_factor
 from influrec.training.setup import (
     param_groups,
     proposal_log_q,
@@ -56,32 +59,6 @@ from influrec.training.setup import (
 )
 
 log = logging.getLogger(__name__)
-LENGTH_SORT_CHUNK = 50  # batches whose windows are sorted by length together
-
-
-def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warmup to 1, then cosine decay to ``min_ratio`` at ``total`` steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def epoch_batches(
-    starts: np.ndarray, ends: np.ndarray, *, batch_size: int, seed: int, epoch: int
-) -> list[np.ndarray]:
-    """Shuffled batches of window indices; windows of similar length share a batch."""
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(starts))
-    lengths = (ends - starts)[order]
-    batches: list[np.ndarray] = []
-    chunk = batch_size * LENGTH_SORT_CHUNK
-    for begin in range(0, len(order), chunk):
-        part = order[begin : begin + chunk][
-            np.argsort(-lengths[begin : begin + chunk], kind="stable")
-        ]
-        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 @dataclass
@@ -105,8 +82,10 @@ class Trainer:
         run_dir: Path,
         *,
         progress: bool | None = None,
+        callbacks: Sequence[TrainingCallback] = (),
     ) -> None:
         self.dataset, self.config, self.run_dir = dataset, config, Path(run_dir)
+        self.callbacks = CallbackList(callbacks)  # see influrec.training.callbacks
         # progress: True shows a line per epoch (and a bar on a terminal), None only on a
         # terminal, False nothing
         self.lines = sys.stderr.isatty() if progress is None else progress
@@ -288,6 +267,7 @@ class Trainer:
             epochs=config.epochs, monitor=config.monitor, budget_seconds=budget, enabled=self.lines
         )
         self.stopped = stop_info(self, budget)
+        self.callbacks.train_start(self)
         while self.stopped is None:
             skip, carried = reopen_partial(self)
             started = time.perf_counter()
@@ -299,7 +279,8 @@ class Trainer:
             record = self._record(train_stats, valid)
             metrics_log.write(record)
             self.history.append(record)
-            self.stopped = stop_info(self, budget)
+            asked = self.callbacks.epoch_end(self, record)  # every callback sees every epoch
+            self.stopped = stop_info(self, budget) or asked
             self._checkpoint()
             done = self.epoch - ("partial" in record)
             lines.epoch(record, best=self.best_metric, best_epoch=self.best_epoch, done=done)
@@ -308,6 +289,7 @@ class Trainer:
         if config.average_best > 1:
             average_best(self, config.average_best)
         run_folder.write_run_info(self.run_dir, self.run_info(finished=True))
+        self.callbacks.train_end(self)
         return TrainResult(
             self.run_dir,
             self.best_epoch,
@@ -422,6 +404,7 @@ def train(
     *,
     resume: bool = False,
     progress: bool | None = None,
+    callbacks: Sequence[TrainingCallback] = (),
 ) -> TrainResult:
     """Train a model: ``train(EventDataset.load("data/beauty"), load_config(), Path("runs/b"))``.
 
@@ -429,6 +412,8 @@ def train(
     (see :mod:`influrec.training.resume`); that is checked before any work is done.
     ``progress``: ``True`` writes one line per epoch to stderr (and draws a bar inside each
     epoch on a terminal), ``None`` does so only where stderr is a terminal, ``False`` never.
+    ``callbacks`` follow the run (:mod:`influrec.training.callbacks`).
     """
     check_run_dir(run_dir, resume=resume)
-    return Trainer(dataset, config, run_dir, progress=progress).fit(resume=resume)
+    trainer = Trainer(dataset, config, run_dir, progress=progress, callbacks=callbacks)
+    return trainer.fit(resume=resume)

@@ -1,18 +1,16 @@
 """What training shows while it runs (one line per epoch; the bar inside an epoch is
-:func:`influrec.progress.steps`) and what it logs (JSON lines, and TensorBoard if installed)."""
+:func:`influrec.progress.steps`) and what it logs (JSON lines; trackers such as TensorBoard are
+callbacks, see :mod:`influrec.training.callbacks`)."""
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from influrec.config import TrainConfig
-
-log = logging.getLogger(__name__)
 
 
 def clock(seconds: float) -> str:
@@ -81,6 +79,8 @@ def stop_sentence(stopped: dict[str, Any] | None, train: TrainConfig) -> str:
     if stopped is None:
         return "still training"
     epoch = stopped["epoch"]
+    if stopped["reason"] == "callback":
+        return f"stopped after epoch {epoch} by {stopped['by']}: {stopped['why']}"
     if stopped["reason"] == "epochs":
         return f"all {train.epochs} epochs trained (step {stopped['step']})"
     if stopped["reason"] == "patience":
@@ -99,32 +99,11 @@ def stop_sentence(stopped: dict[str, Any] | None, train: TrainConfig) -> str:
 
 
 class MetricsLog:
-    """Appends one JSON line per epoch; mirrors scalars to TensorBoard when it is installed."""
+    """Appends one JSON line per epoch to ``path`` (the run's metrics.jsonl)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.writer: Any = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(path.parent / "tensorboard"))
-        except ImportError:
-            log.debug("tensorboard not installed; metrics go to %s only", path)
 
     def write(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in _scalars(record):
-                self.writer.add_scalar(key, value, record["epoch"])
-            self.writer.flush()
-
-
-def _scalars(record: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    for key, value in record.items():
-        if isinstance(value, dict):
-            out.extend(_scalars(value, f"{prefix}{key}/"))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out.append((f"{prefix}{key}", float(value)))
-    return out
