@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from influrec.cli import data_text
+from influrec.cli import data_export, data_text
 from influrec.cli.common import at_least, number_at_least, positive_int
 from influrec.data.dataset import EventDataset, check_output_dir, prepare
 from influrec.data.loaders import READERS, ColumnMap, ReadOptions
@@ -68,6 +68,7 @@ def register(commands: Any) -> None:
     download.add_argument("--sha256", default=None, help="expected checksum of the download")
     download.set_defaults(handler=run_download)
     data_text.register(sub)
+    data_export.register(sub)
 
 
 def _register_prepare(sub: Any) -> None:
