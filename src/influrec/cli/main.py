@@ -22,6 +22,7 @@ from influrec.cli import (
     model,
     report,
     serve,
+    update,
     whynot,
 )
 from influrec.cli.common import with_flag
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data.register(commands)
     model.register(commands)
+    update.register(commands)
     influence.register(commands)
     whynot.register(commands)
     data_influence.register(commands)
