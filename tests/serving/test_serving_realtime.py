@@ -160,6 +160,7 @@ def test_history_limit_keeps_the_most_recent_events(
         "trained_events": 3,
         "stored_events": 1,
         "stored_events_skipped": 0,
+        "muted_events": 0,
         "truncated": len(trained) + 1 - 4,
         "erased": False,
     }

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from influrec import __version__
 from influrec.inference import Recommender
 from influrec.runtime import keep_freed_memory
-from influrec.serving import influence_routes, page, routes
+from influrec.serving import influence_routes, mute_routes, page, routes
 from influrec.serving.errors import install_error_handlers
 from influrec.serving.metrics import Metrics
 from influrec.serving.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -89,6 +89,7 @@ def create_app(settings: ServiceSettings, *, recommender: Recommender | None = N
         return HTMLResponse(docs_html(app.openapi()), headers=DOCS_HEADERS)
 
     install_error_handlers(app)
+    app.include_router(mute_routes.router)  # before routes' DELETE /v1/users/{user_id:path}
     app.include_router(routes.router)
     app.include_router(influence_routes.router)
     app.include_router(routes.ops)

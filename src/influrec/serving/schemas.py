@@ -93,6 +93,9 @@ class HistoryInfo(BaseModel):
         description="ingested events left out: unknown item or behaviour, or a stored value or"
         " time out of the bounds of `POST /v1/events`"
     )
+    muted_events: int = Field(
+        description="events left out by the user's mutes (`/v1/users/{id}/mutes`)"
+    )
     truncated: int = Field(description="older events left out by the history limit")
     erased: bool = Field(description="the user was erased: the training history is not used")
 

@@ -24,8 +24,16 @@ from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.counterfactual import Edit
+from influrec.mutes import muted_mask
 from influrec.serving.errors import ApiError
 from influrec.serving.metrics import Metrics
+from influrec.serving.mute_schemas import (
+    BehaviorMuteIn,
+    EventMuteIn,
+    MuteList,
+    MuteOut,
+    WindowMuteIn,
+)
 from influrec.serving.schemas import (
     MAX_ABS_VALUE,
     MAX_TIMESTAMP,
@@ -158,6 +166,21 @@ class Service:
         deleted = self.store.erase_user(user_id)
         return Erasure(user=user_id, events_deleted=deleted, erased=True)
 
+    # -- mutes ----------------------------------------------------------------------------------
+
+    def mutes(self, user_id: str) -> MuteList:
+        return MuteList(user=user_id, mutes=[MuteOut.of(m) for m in self.store.mutes(user_id)])
+
+    def mute(self, user_id: str, request: EventMuteIn | BehaviorMuteIn | WindowMuteIn) -> MuteOut:
+        """Store the mute (an equal one stored already is returned as it is)."""
+        return MuteOut.of(self.store.add_mute(user_id, request.to_mute()))
+
+    def unmute(self, user_id: str, mute_id: int) -> MuteList:
+        """Remove the mute; 404 if the user has none of that id. The mutes left."""
+        if not self.store.remove_mute(user_id, mute_id):
+            raise ApiError(404, "not_found", f"user {user_id!r} has no mute {mute_id}")
+        return self.mutes(user_id)
+
     # -- histories ------------------------------------------------------------------------------
 
     def _usable(self, event: StoredEvent) -> bool:
@@ -170,12 +193,8 @@ class Service:
             and 0 <= event.timestamp <= MAX_TIMESTAMP
         )
 
-    def user_history(self, user_id: str) -> UserHistory:
-        """Training history (unless erased) + ingested events, merged in time order."""
-        erased = self.store.is_erased(user_id)
-        trained = History.empty()
-        if not erased and user_id in self.rec.user_index:
-            trained = self.rec.user_history(user_id)
+    def _ingested(self, user_id: str) -> tuple[History, int]:
+        """The user's stored events the model can read, and how many were left out."""
         stored = self.store.user_events(user_id, limit=self.limits.max_history)
         usable = [
             (self.rec.item_index[e.item_id], self.rec.behavior_index[e.behavior], e)
@@ -188,9 +207,18 @@ class Service:
             np.array([u[2].timestamp for u in usable], np.int64),
             np.array([u[2].value or 0.0 for u in usable], np.float32),
         )
+        return ingested, len(stored) - len(usable)
+
+    def user_history(self, user_id: str) -> UserHistory:
+        """Training history (unless erased) + ingested events, merged in time order, without
+        the events the user muted."""
+        erased = self.store.is_erased(user_id)
+        trained = History.empty()
+        if not erased and user_id in self.rec.user_index:
+            trained = self.rec.user_history(user_id)
+        ingested, skipped = self._ingested(user_id)
         from_store = np.r_[np.zeros(len(trained), bool), np.ones(len(ingested), bool)]
-        times = np.r_[trained.timestamps, ingested.timestamps]
-        order = np.argsort(times, kind="stable")[-self.limits.max_history :]
+        order = np.argsort(np.r_[trained.timestamps, ingested.timestamps], kind="stable")
         merged = History(
             *(
                 np.r_[a, b][order]
@@ -202,15 +230,26 @@ class Service:
                 )
             )
         )
+        muted = muted_mask(
+            merged,
+            self.store.mutes(user_id),
+            item_index=self.rec.item_index,
+            behavior_index=self.rec.behavior_index,
+        )
+        kept = np.flatnonzero(~muted)[-self.limits.max_history :]
         info = HistoryInfo(
-            events_used=len(order),
-            trained_events=int((~from_store[order]).sum()),
-            stored_events=int(from_store[order].sum()),
-            stored_events_skipped=len(stored) - len(usable),
-            truncated=len(times) - len(order),
+            events_used=len(kept),
+            trained_events=int((~from_store[order][kept]).sum()),
+            stored_events=int(from_store[order][kept].sum()),
+            stored_events_skipped=skipped,
+            muted_events=int(muted.sum()),
+            truncated=int((~muted).sum()) - len(kept),
             erased=erased,
         )
-        return UserHistory(merged, info, self.version.id)
+        history = History(
+            merged.items[kept], merged.behaviors[kept], merged.timestamps[kept], merged.values[kept]
+        )
+        return UserHistory(history, info, self.version.id)
 
     # -- users ----------------------------------------------------------------------------------
 

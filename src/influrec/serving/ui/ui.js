@@ -207,7 +207,8 @@ function renderUser() {
   $("user-heading").textContent = `User ${e.user}`;
   const h = e.history;
   let info = `${h.events_used} events in the history (${h.trained_events} from training, ` +
-    `${h.stored_events} received since).`;
+    `${h.stored_events} received since)` +
+    (h.muted_events ? `; ${h.muted_events} muted by the user are left out.` : ".");
   if (e.cold_start) info += " No usable history: popular items are recommended, which no event explains.";
   else info += ` The model reads the ${e.events_explained} most recent; those are shown.`;
   $("history-info").textContent = info;
