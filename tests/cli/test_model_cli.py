@@ -125,3 +125,22 @@ def test_a_baseline_ahead_on_the_monitored_metric_is_warned_about() -> None:
     assert baseline_warnings(report, masked=True) == []
     ahead_on_hr = RunEvaluation(**{**report.__dict__, "monitor": "HR@10"})
     assert baseline_warnings(ahead_on_hr, masked=False) == []  # ties and lower are no warning
+
+
+def test_recommend_robust_equals_the_library_and_refuses_bad_options(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from influrec.inference import Recommender
+    from influrec.influence.robust import robust_recommend
+
+    capsys.readouterr()
+    argv = ["recommend", str(run), "--user", "u3", "--k", "5", "--json", "--robust"]
+    assert main([*argv, "--low-intent", "view", "--recent", "4"]) == 0
+    got = [r["item_id"] for r in json.loads(capsys.readouterr().out)["recommendations"]]
+    rec = Recommender.load(run)
+    want = robust_recommend(rec, rec.user_history("u3"), k=5, low_intent=["view"], recent=4)
+    assert got == [r.item_id for r in want]
+    assert main([*argv, "--low-intent", "click"]) == 2
+    assert "unknown low-intent behaviour 'click'" in capsys.readouterr().err
+    assert main(["recommend", str(run), "--all-users", "--out", "x.parquet", "--robust"]) == 2
+    assert "drop --all-users" in capsys.readouterr().err

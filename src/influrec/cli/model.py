@@ -30,6 +30,7 @@ from influrec.evaluation.protocol import Metrics
 from influrec.evaluation.runs import RunEvaluation, evaluate_run
 from influrec.folders import FolderExistsError
 from influrec.inference import Recommendation, Recommender
+from influrec.influence.robust import RECENT, robust_recommend
 from influrec.models.baselines import BASELINES
 from influrec.run import RUN_REMEDY
 from influrec.training.loop import train
@@ -86,6 +87,25 @@ def register(commands: Any) -> None:
         choices=["error", "popular"],
         default="error",
         help="unknown user: error or popular items",
+    )
+    r.add_argument(
+        "--robust",
+        action="store_true",
+        help="robust ranking: no single low-intent event among the last --recent can carry an "
+        "item (each item ranked by its worst log-probability over their single deletions)",
+    )
+    r.add_argument(
+        "--low-intent",
+        metavar="BEHAVIOR",
+        action="append",
+        help="with --robust: a behaviour whose single events may not carry an item (repeat it; "
+        "default: every behaviour)",
+    )
+    r.add_argument(
+        "--recent",
+        type=int,
+        default=RECENT,
+        help=f"with --robust: how many of the last events are considered (default {RECENT})",
     )
     r.add_argument("--json", action="store_true")
     r.set_defaults(handler=run_recommend)
@@ -254,6 +274,8 @@ def _print_report(report: RunEvaluation) -> None:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
+    if args.all_users and args.robust:
+        raise InputError("--robust answers one user or history at a time: drop --all-users")
     if args.all_users:
         return run_all_users(args, "recommend", k=args.k, exclude_seen=args.exclude_seen)
     recommender = Recommender.load(args.run)
@@ -266,7 +288,17 @@ def run_recommend(args: argparse.Namespace) -> int:
         hint = "give their events with --history, or pass --cold-start popular"
         history = known_user_history(recommender, args.user, hint=hint)
     # an empty history is a cold start: recommend applies the one cold-start policy
-    recs = recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
+    if args.robust:
+        recs = robust_recommend(
+            recommender,
+            history,
+            k=args.k,
+            exclude_seen=args.exclude_seen,
+            low_intent=args.low_intent,
+            recent=args.recent,
+        )
+    else:
+        recs = recommender.recommend(history, k=args.k, exclude_seen=args.exclude_seen)
     titles = {r.item_id: t for r in recs if (t := recommender.item_title(r.item_id)) is not None}
     # the table shows titles, else id and category (ItemNames.label); JSON keeps titles only
     labels = {r.item_id: n for r in recs if (n := recommender.item_label(r.item_id)) != r.item_id}
@@ -298,6 +330,7 @@ def _print_recommendations(
             "user": args.user,
             "cold_start": cold_start,
             "unknown": unknown,
+            "ranking": "robust" if args.robust else "plain",
             "recommendations": [_titled(r, titles) for r in recs],
         }
         Console().print_json(json.dumps(payload))
@@ -306,6 +339,7 @@ def _print_recommendations(
     for message in unknown:
         console.print(f"[yellow]ignored[/yellow] {message}")
     seen = "new items only" if args.exclude_seen else "seen items included"
+    seen += ", robust ranking: scores are worst-case log-probabilities" if args.robust else ""
     title = (
         "popular items (cold start)"
         if cold_start
