@@ -20,6 +20,7 @@ from influrec.config.errors import (
 )
 
 TEXT_FEATURE = "text"  # the item_features name of the item text vectors
+TRACKERS = ("tensorboard", "mlflow")  # train.tracking's names (influrec.training.tracking)
 _VALUE_HEAD_GONE = "the value head was removed: it was trained, but nothing read its predictions"
 # Keys of older configs (saved run folders, run.json) that are read and dropped:
 # key -> (accepts the value?, why the key is gone, the values older configs load with).
@@ -279,6 +280,30 @@ class TrainConfig(_Config):
         description="Full softmax: items seen earlier in the window are left out of each "
         "target's softmax (consistent with evaluating with seen items masked).",
     )
+    tracking: tuple[str, ...] = Field(
+        default=(),
+        strict=False,
+        description="Trackers that follow the run, any of `tensorboard` (event files in the "
+        "run's `tensorboard/` folder) and `mlflow` (parameters, per-epoch metrics, test "
+        "metrics, run.json and the model as artefacts); both need "
+        "`pip install 'influrec[tracking]'`. Empty: none.",
+    )
+    tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking URI (`sqlite:///...`, `http://...`); empty: an SQLite "
+        "store in `./mlruns` (`mlruns/mlflow.db`, artefacts in `mlruns/artifacts`).",
+    )
+    tracking_experiment: str = Field(
+        default="influrec", min_length=1, description="MLflow experiment the run is logged in."
+    )
+
+    @model_validator(mode="after")
+    def _check_tracking(self) -> Self:
+        names = self.tracking
+        rule = f"must list distinct trackers of {list(TRACKERS)}"
+        known = all(name in TRACKERS for name in names)
+        require(known and len(set(names)) == len(names), "train.tracking", rule, list(names))
+        return self
 
 
 class DataConfig(_Config):

@@ -57,6 +57,7 @@ from influrec.training.setup import (
     seed_everything,
     select_device,
 )
+from influrec.training.tracking import trackers
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ class Trainer:
         callbacks: Sequence[TrainingCallback] = (),
     ) -> None:
         self.dataset, self.config, self.run_dir = dataset, config, Path(run_dir)
-        self.callbacks = CallbackList(callbacks)  # see influrec.training.callbacks
+        # trackers (train.tracking) and the caller's callbacks: influrec.training.callbacks
+        self.callbacks = CallbackList([*trackers(config.train), *callbacks])
         # progress: True shows a line per epoch (and a bar on a terminal), None only on a
         # terminal, False nothing
         self.lines = sys.stderr.isatty() if progress is None else progress

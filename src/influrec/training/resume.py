@@ -48,6 +48,9 @@ RESUMABLE_KEYS = (
     "train.threads",
     "train.device",
     "eval.batch_size",
+    "train.tracking",
+    "train.tracking_uri",
+    "train.tracking_experiment",
 )
 
 
