@@ -35,6 +35,7 @@ from influrec.models.baselines import BASELINES
 from influrec.run import RUN_REMEDY
 from influrec.training.loop import train
 from influrec.training.progress import stop_sentence
+from influrec.training.ranks import Ranks
 from influrec.training.resume import RESUMABLE_KEYS, check_run_dir
 
 
@@ -148,13 +149,13 @@ def run_train(args: argparse.Namespace) -> int:
             raise DamagedRunError(config_file, "missing (the run's configuration)", RUN_REMEDY)
     config = load_config(config_file, args.set)
     dataset = EventDataset.load(args.dataset)
-    result = train(
-        dataset,
-        config,
-        args.out,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
+    ranks = Ranks.from_environment()  # several under torchrun: DistributedDataParallel
+    fit = train
+    if ranks.launched:
+        from influrec.training.distributed import train_distributed as fit
+    result = fit(dataset, config, args.out, resume=args.resume, progress=not args.no_progress)
+    if not ranks.writes:
+        return 0  # rank 0 reports
     table = Table(title=f"trained {args.out}", show_header=False, title_justify="left")
     table.add_row("epochs", str(result.epochs_run))
     table.add_row("best epoch", str(result.best_epoch))

@@ -93,6 +93,86 @@ def history_score_fn(scorer: Any, data: SequenceData) -> ScoreFn:
     return score
 
 
+@dataclass(frozen=True)
+class TargetRanks:
+    """Each target's rank among all items, before metrics are taken: what the processes of a
+    distributed evaluation each compute for their share of the targets, gathered and joined."""
+
+    unmasked: np.ndarray  # (N,) int64 rank of the target's item, every item competing
+    masked: np.ndarray  # (N,) int64 rank with the items seen before the target left out
+    seen: np.ndarray  # (N,) bool: the target's item was seen before it
+    probs: np.ndarray | None  # (N, C) behaviour probabilities (padding class dropped), or None
+
+    @classmethod
+    def join(cls, parts: Sequence[TargetRanks], order: np.ndarray) -> TargetRanks:
+        """``parts`` concatenated, then row ``i`` put at position ``order[i]``."""
+        probs = [p.probs for p in parts if p.probs is not None]
+        joined = [
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("unmasked", "masked", "seen")
+        ]
+        placed = [np.empty_like(a) for a in joined]
+        for source, target in zip(joined, placed, strict=True):
+            target[order] = source
+        probs_placed = None
+        if probs:
+            stacked = np.concatenate(probs)
+            probs_placed = np.empty_like(stacked)
+            probs_placed[order] = stacked
+        return cls(placed[0], placed[1], placed[2], probs_placed)
+
+
+def rank_targets(
+    score_fn: ScoreFn,
+    data: SequenceData,
+    targets: np.ndarray,
+    *,
+    batch_size: int = 512,
+    progress: bool | None = None,
+    description: str = "evaluating",
+) -> TargetRanks:
+    """Rank each target event's item among all items, ``batch_size`` targets at a time."""
+    unmasked, masked, seen, probs_all = [], [], [], []
+    with steps(len(targets), description, enabled=progress) as bar:
+        for begin in range(0, len(targets), batch_size):
+            chunk = targets[begin : begin + batch_size]
+            scores, probs = score_fn(chunk)
+            target_items = torch.from_numpy(data.item[chunk])
+            history = seen_items_mask(data, chunk)
+            unmasked.append(ranks_from_scores(scores, target_items).numpy())
+            masked.append(ranks_from_scores(scores, target_items, exclude=history).numpy())
+            seen.append(history[torch.arange(len(chunk)), target_items].numpy())
+            if probs is not None:
+                probs_all.append(probs.numpy()[:, 1:])  # drop the padding class
+            bar.advance(len(chunk))
+    if len(targets) == 0:  # a process given no targets
+        return TargetRanks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), None)
+    return TargetRanks(
+        np.concatenate(unmasked),
+        np.concatenate(masked),
+        np.concatenate(seen),
+        np.concatenate(probs_all) if probs_all else None,
+    )
+
+
+def summarize_ranks(
+    ranks: TargetRanks, data: SequenceData, targets: np.ndarray, *, ks: Sequence[int]
+) -> TargetEvaluation:
+    """The metrics of ``targets`` from their ranks (rows in the order of ``targets``)."""
+    behavior = None
+    if ranks.probs is not None:
+        behavior = behavior_metrics(ranks.probs, data.behavior[targets] - 1)
+    return TargetEvaluation(
+        targets=len(targets),
+        targets_seen=float(torch.from_numpy(ranks.seen).float().mean()),
+        metrics=Metrics(
+            unmasked=ranking_metrics(ranks.unmasked, ks),
+            masked=ranking_metrics(ranks.masked, ks),
+        ),
+        behavior=behavior,
+    )
+
+
 def evaluate_targets(
     score_fn: ScoreFn,
     data: SequenceData,
@@ -109,29 +189,12 @@ def evaluate_targets(
     terminal only), labelled ``description``."""
     if len(targets) == 0:
         raise ValueError("no targets to evaluate (is the split empty?)")
-    unmasked, masked, seen, probs_all = [], [], [], []
-    with steps(len(targets), description, enabled=progress) as bar:
-        for begin in range(0, len(targets), batch_size):
-            chunk = targets[begin : begin + batch_size]
-            scores, probs = score_fn(chunk)
-            target_items = torch.from_numpy(data.item[chunk])
-            history = seen_items_mask(data, chunk)
-            unmasked.append(ranks_from_scores(scores, target_items))
-            masked.append(ranks_from_scores(scores, target_items, exclude=history))
-            seen.append(history[torch.arange(len(chunk)), target_items])
-            if probs is not None:
-                probs_all.append(probs.numpy())
-            bar.advance(len(chunk))
-    behavior = None
-    if probs_all:
-        behavior_probs = np.concatenate(probs_all)[:, 1:]  # drop the padding class
-        behavior = behavior_metrics(behavior_probs, data.behavior[targets] - 1)
-    return TargetEvaluation(
-        targets=len(targets),
-        targets_seen=float(torch.cat(seen).float().mean()),
-        metrics=Metrics(
-            unmasked=ranking_metrics(torch.cat(unmasked).numpy(), ks),
-            masked=ranking_metrics(torch.cat(masked).numpy(), ks),
-        ),
-        behavior=behavior,
+    ranks = rank_targets(
+        score_fn,
+        data,
+        targets,
+        batch_size=batch_size,
+        progress=progress,
+        description=description,
     )
+    return summarize_ranks(ranks, data, targets, ks=ks)

@@ -45,5 +45,5 @@ def average_best(trainer: Trainer, count: int) -> None:
         metric,
         "kept" if kept else "not kept",
     )
-    if kept:
+    if kept and trainer.ranks.writes:
         run_folder.save_weights(trainer.model, trainer.run_dir / run_folder.MODEL_FILE)

@@ -43,6 +43,7 @@ from influrec.training.losses import (
     with_unavailable,
 )
 from influrec.training.progress import EpochLines, MetricsLog, stop_sentence
+from influrec.training.ranks import SINGLE, Ranks
 from influrec.training.resume import (
     check_run_dir,
     open_run_dir,
@@ -84,10 +85,14 @@ class Trainer:
         *,
         progress: bool | None = None,
         callbacks: Sequence[TrainingCallback] = (),
+        ranks: Ranks = SINGLE,
     ) -> None:
         self.dataset, self.config, self.run_dir = dataset, config, Path(run_dir)
-        # trackers (train.tracking) and the caller's callbacks: influrec.training.callbacks
-        self.callbacks = CallbackList([*trackers(config.train), *callbacks])
+        self.ranks = ranks  # which process of how many: rank 0 alone writes the run folder
+        # trackers (train.tracking) and the caller's callbacks: influrec.training.callbacks;
+        # on rank 0 only (the other ranks follow its verdict)
+        followers = [*trackers(config.train), *callbacks] if ranks.writes else []
+        self.callbacks = CallbackList(followers)
         # progress: True shows a line per epoch (and a bar on a terminal), None only on a
         # terminal, False nothing
         self.lines = sys.stderr.isatty() if progress is None else progress
@@ -231,7 +236,7 @@ class Trainer:
                 total_targets += n_targets
                 tokens += int((self.windows[1][index] - self.windows[0][index]).sum())
                 bar.advance(note=f"loss {loss:.4f}")
-                if time.perf_counter() >= deadline:
+                if deadline < math.inf and self.ranks.agree(time.perf_counter() >= deadline):
                     break
         seconds = time.perf_counter() - started
         stats: dict[str, Any] = {
@@ -263,12 +268,12 @@ class Trainer:
         one, which a resumed run finishes)."""
         open_run_dir(self, resume=resume)
         config = self.config.train
-        metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
+        metrics_log = MetricsLog(self.run_dir / "metrics.jsonl") if self.ranks.writes else None
         budget = config.max_minutes * 60 if config.max_minutes else math.inf
         lines = EpochLines(
             epochs=config.epochs, monitor=config.monitor, budget_seconds=budget, enabled=self.lines
         )
-        self.stopped = stop_info(self, budget)
+        self.stopped = self.ranks.agree(stop_info(self, budget))
         self.callbacks.train_start(self)
         while self.stopped is None:
             skip, carried = reopen_partial(self)
@@ -276,21 +281,24 @@ class Trainer:
             deadline = started + budget - self.seconds
             train_stats = self.train_epoch(deadline=deadline, skip=skip, carried=carried)
             valid = self.evaluate(self.split.valid)
-            self.seconds += time.perf_counter() - started
+            self.seconds = self.ranks.agree(self.seconds + time.perf_counter() - started)
             self.epoch += 1
             record = self._record(train_stats, valid)
-            metrics_log.write(record)
+            if metrics_log is not None:
+                metrics_log.write(record)
             self.history.append(record)
             asked = self.callbacks.epoch_end(self, record)  # every callback sees every epoch
-            self.stopped = stop_info(self, budget) or asked
+            self.stopped = self.ranks.agree(stop_info(self, budget) or asked)
             self._checkpoint()
             done = self.epoch - ("partial" in record)
             lines.epoch(record, best=self.best_metric, best_epoch=self.best_epoch, done=done)
         log.info("stopping: %s", stop_sentence(self.stopped, config))
         lines.write(f"stopped: {stop_sentence(self.stopped, config)}")
         if config.average_best > 1:
+            self.ranks.barrier()  # every checkpoint written before any rank reads them
             average_best(self, config.average_best)
-        run_folder.write_run_info(self.run_dir, self.run_info(finished=True))
+        if self.ranks.writes:
+            run_folder.write_run_info(self.run_dir, self.run_info(finished=True))
         self.callbacks.train_end(self)
         return TrainResult(
             self.run_dir,
@@ -308,7 +316,8 @@ class Trainer:
         improved = metric > self.best_metric
         if improved:
             self.best_metric, self.best_epoch, self.stale = metric, self.epoch, 0
-            run_folder.save_weights(self.model, self.run_dir / run_folder.MODEL_FILE)
+            if self.ranks.writes:
+                run_folder.save_weights(self.model, self.run_dir / run_folder.MODEL_FILE)
         elif "partial" not in train_stats:  # patience counts whole epochs
             self.stale += 1
         log.info(
@@ -329,6 +338,8 @@ class Trainer:
         }
 
     def _checkpoint(self) -> None:
+        if not self.ranks.writes:
+            return
         trainer_state = {
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),

@@ -91,6 +91,8 @@ def open_run_dir(trainer: Trainer, *, resume: bool) -> None:
     if resume:
         restore(trainer, run_folder.last_checkpoint(trainer.run_dir))
         return
+    if not trainer.ranks.writes:  # rank 0 starts the folder
+        return
     check_run_dir(trainer.run_dir, resume=False)
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     run_folder.write_run_info(trainer.run_dir, trainer.run_info(finished=False))
@@ -165,7 +167,8 @@ def restore(trainer: Trainer, checkpoint: run_folder.Checkpoint) -> None:
     trainer.lr_sum = float(state.get("lr_sum", math.nan))  # unknown in runs before it was kept
     trainer.history = state["history"]
     # epochs after the checkpoint (written before a crash) are trained again: forget them
-    write_history(trainer.run_dir, trainer.history)
+    if trainer.ranks.writes:
+        write_history(trainer.run_dir, trainer.history)
     log.info("resumed %s at epoch %d", trainer.run_dir, trainer.epoch)
     train = trainer.config.train
     if trainer.epoch < train.epochs and trainer.stale >= train.patience:
@@ -197,7 +200,8 @@ def reopen_partial(trainer: Trainer) -> tuple[int, tuple[float, int]]:
         return 0, (0.0, 0)
     record = trainer.history.pop()
     trainer.epoch -= 1
-    write_history(trainer.run_dir, trainer.history)
+    if trainer.ranks.writes:
+        write_history(trainer.run_dir, trainer.history)
     part = record["partial"]
     return int(part["batches"]), (float(record["loss"]) * part["targets"], int(part["targets"]))
 
