@@ -19,6 +19,7 @@ from influrec.data.dataset import EventDataset
 from influrec.data.synthesize import synthesize_dataset
 from influrec.data.synthetic import SynthConfig
 from influrec.training.distributed import DistributedTrainer, train_distributed
+from influrec.training.loop import Trainer
 from influrec.training.schedule import epoch_batches
 
 TINY = [
@@ -49,6 +50,8 @@ def spawn(worker: Callable[[Path], None], folder: Path, *, world: int = 2) -> No
     """Run ``worker(folder)`` on ``world`` gloo ranks; raises when any rank fails. Forked
     where the platform can (no second import of torch), else spawned."""
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    if method == "fork":  # what a trainer imports on first use, imported once before the fork
+        Trainer(tiny_dataset(), tiny_config(), folder / "warm-up", progress=False)
     mp.start_processes(_join, args=(world, worker, folder), nprocs=world, start_method=method)
 
 
@@ -88,8 +91,10 @@ def steps_worker(folder: Path) -> None:
 
 
 def runs_worker(folder: Path) -> None:
-    """A new 2-epoch run, and the single-process run in ``resumed`` (cut after epoch 1)
-    finished."""
+    """A new 2-epoch run; the single-process run in ``resumed`` (cut after epoch 1)
+    finished; a run whose time budget is up after its first batch."""
     dataset, config = tiny_dataset(), tiny_config("train.epochs=2")
     train_distributed(dataset, config, folder / "ddp", progress=False)
     train_distributed(dataset, config, folder / "resumed", resume=True, progress=False)
+    budget = tiny_config("train.epochs=2", "train.max_minutes=1e-9")  # over after a batch
+    train_distributed(dataset, budget, folder / "budget", progress=False)

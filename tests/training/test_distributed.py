@@ -159,6 +159,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, dataset: EventDataset) -> Pat
     spawn(runs_worker, folder)
     _stopped_after_epoch_1(folder / "ddp", folder / "ddp-resumed")
     train(dataset, config, folder / "ddp-resumed", resume=True, progress=False)
+    shutil.copytree(folder / "budget", folder / "budget-cut")  # as the ranks left it
+    train(dataset, config, folder / "budget", resume=True, progress=False)  # no budget now
     return folder
 
 
@@ -197,6 +199,18 @@ def test_a_run_resumes_on_a_different_number_of_processes(
     assert history[-1]["step"] == alone[-1]["step"]
     assert history[-1]["loss"] == pytest.approx(alone[-1]["loss"], rel=1e-6)
     _assert_same_weights(runs / resumed, runs / reference)
+
+
+def test_the_ranks_stop_together_when_the_time_budget_is_up(runs: Path) -> None:
+    """Rank 0's clock decides for both ranks: the run stops after the first batch (a rank
+    going on alone would hang in its next step), and one process finishes the cut epoch
+    as an uninterrupted run trains it."""
+    cut = read_run_info(runs / "budget-cut")
+    assert cut.stopped is not None and cut.stopped["reason"] == "max_minutes"
+    assert cut.stopped["batch"] == 1 and cut.stopped["step"] == 1
+    assert [r["partial"]["batches"] for r in _history(runs / "budget-cut")] == [1]
+    assert read_run_info(runs / "budget").epochs_run == 2
+    _assert_same_weights(runs / "budget", runs / "straight")
 
 
 def _assert_same_weights(run: Path, other: Path) -> None:
