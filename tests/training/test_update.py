@@ -69,7 +69,7 @@ def rank_of(rec: Recommender, model: torch.nn.Module, user: str, item: str) -> i
 def test_update_makes_the_new_item_scorable_and_moves_scores_toward_the_new_events(
     parent: Path, tmp_path: Path
 ) -> None:
-    settings = UpdateSettings(epochs=3, lr_scale=1.0, replay=0.5)
+    settings = UpdateSettings(epochs=12, lr_scale=1.0, replay=0.5)
     result = update_run(parent, new_events(range(1, 31)), tmp_path / "run2", settings=settings)
     rec = Recommender.load(tmp_path / "run2")
     assert rec.n_items == 31 and rec.item_ids[-1] == "i-new"
@@ -82,10 +82,10 @@ def test_update_makes_the_new_item_scorable_and_moves_scores_toward_the_new_even
     trained = rec.model
     before = [rank_of(rec, grown, f"u{n}", "i-new") for n in range(31, 41)]
     after = [rank_of(rec, trained, f"u{n}", "i-new") for n in range(31, 41)]  # held-out users
-    assert np.mean(after) <= 3 and np.mean(after) < np.mean(before) - 5, (before, after)
+    assert np.mean(after) <= 5 and np.mean(after) < np.mean(before) - 8, (before, after)
     step = result.step
     assert step["events_added"] == 120 and step["new_items"] == 1 and step["new_users"] == 0
-    assert step["samples"]["new"] == 120 and step["samples"]["replayed"] == 120
+    assert step["samples"]["new"] == 30 and step["samples"]["replayed"] == 30  # windows
     assert step["time_span"] == {"min": START + 1000, "max": START + 30_030}
 
 

@@ -41,7 +41,9 @@ def register(commands: Any) -> None:
     )
     u.add_argument("--out", type=Path, required=True, help="new run folder (missing or empty)")
     u.add_argument("--since", type=when, default=None, help="store: only events with a later time")
-    u.add_argument("--epochs", type=positive_int, default=1, help="passes over the samples")
+    u.add_argument(
+        "--epochs", type=positive_int, default=3, help="passes over the samples (default 3)"
+    )
     u.add_argument(
         "--minutes", type=number_at_least(0.01), default=None, help="training time budget"
     )

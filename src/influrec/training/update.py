@@ -12,10 +12,11 @@
 3. AdamW starts from the run's optimizer moments (its best epoch's checkpoint, else its last);
    rows of new items start with zero moments. The learning rate restarts at ``lr_scale`` times
    the run's peak and decays (cosine) over the update's steps.
-4. Training samples are every new event that has an earlier event of its user (each predicted
-   from its user's last ``model.max_len`` events), plus a **replay** sample of older events, so
-   that ``replay`` is their share of all samples: the model keeps what it knew instead of
-   drifting to the newest period alone (``replay`` 0: new events only).
+4. Training samples are windows over every new event that has an earlier event of its user
+   (each window reaching back ``model.max_len`` events, so new events are predicted in their
+   context), plus a **replay** sample of the windows a full training would cut from the older
+   events, so that ``replay`` is their share of all windows: the model keeps what it knew
+   instead of drifting to the newest period alone (``replay`` 0: new events only).
 5. Each epoch is validated on the run's split of the grown dataset, as ``train`` does; the
    validation targets may include new events the update trained on, so the figure measures fit;
    measure updates on later events with ``bench/online.py``.
@@ -42,7 +43,7 @@ from influrec import run as run_folder
 from influrec.config import save_config
 from influrec.data.dataset import EventDataset
 from influrec.data.merge import Appended, append_events
-from influrec.data.sequences import history_windows
+from influrec.data.sequences import history_windows, training_windows
 from influrec.data.store_export import forget_users
 from influrec.errors import DamagedRunError, InputError
 from influrec.training.loop import Trainer, TrainResult
@@ -58,7 +59,7 @@ DEFAULT_LR_SCALE = 0.5  # an update's peak learning rate, as a share of the run'
 class UpdateSettings:
     """How an update trains (the parent run's config gives everything else)."""
 
-    epochs: int = 1
+    epochs: int = 3
     max_minutes: float | None = None  # stop after the first batch past this budget
     replay: float = DEFAULT_REPLAY  # share of samples that replay older events, in [0, 1)
     lr_scale: float = DEFAULT_LR_SCALE
@@ -147,7 +148,7 @@ class Updater(Trainer):
         progress: bool | None = None,
     ) -> None:
         train = parent.config.train.replace(
-            samples="prefixes", epochs=settings.epochs, max_minutes=settings.max_minutes or 0.0
+            epochs=settings.epochs, max_minutes=settings.max_minutes or 0.0
         )
         super().__init__(
             appended.dataset, parent.config.replace(train=train), out_dir, progress=progress
@@ -185,19 +186,34 @@ class Updater(Trainer):
         }
 
     def _update_windows(self, added: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], int]:
-        """Windows of every new event with history, plus the replayed older ones; and how
-        many were replayed."""
-        data = self.data
+        """Windows over every new event with history, plus replayed windows of older events;
+        and how many were replayed.
+
+        With ``train.samples = "windows"`` each user's run of new events is cut into windows
+        as training cuts them, each then reaching back to ``model.max_len`` events so the new
+        events are predicted with their context (the older events in it are targets again).
+        With ``"prefixes"`` every new event is one sample with its last ``max_len`` events.
+        """
+        data, max_len = self.data, self.config.model.max_len
         has_history = np.ones(len(data), bool)
         has_history[data.user_start[1:][data.user_end[1:] > data.user_start[1:]]] = False
         new = added[has_history[added]]
         old = np.setdiff1d(np.flatnonzero(has_history), added)
+        if self.config.train.samples == "prefixes":
+            new_windows = history_windows(data, new, max_len=max_len)
+            old_windows = history_windows(data, old, max_len=max_len)
+        else:
+            new_windows = training_windows(data, new, max_len=max_len)
+            ends = new_windows[1]
+            new_windows = (np.maximum(data.user_start[data.user[ends]], ends - max_len), ends)
+            old_windows = training_windows(data, old, max_len=max_len)
         share = self.settings.replay
-        wanted = min(len(old), round(len(new) * share / (1 - share)))
+        wanted = min(len(old_windows[0]), round(len(new_windows[0]) * share / (1 - share)))
         rng = np.random.default_rng(self.settings.seed)
-        replayed = np.sort(rng.choice(old, size=wanted, replace=False))
-        targets = np.sort(np.r_[new, replayed])
-        return history_windows(data, targets, max_len=self.config.model.max_len), wanted
+        pick = rng.choice(len(old_windows[0]), size=wanted, replace=False)
+        starts = np.r_[new_windows[0], old_windows[0][pick]]
+        ends = np.r_[new_windows[1], old_windows[1][pick]]
+        return (starts.astype(np.int64), ends.astype(np.int64)), wanted
 
     def _restore_moments(self) -> str:
         """Load the parent's AdamW moments, grown to the new sizes; where they came from."""
