@@ -73,6 +73,10 @@ def register(commands: Any) -> None:
     )
     t.set_defaults(handler=run_train)
     _register_evaluate(commands)
+    _register_recommend(commands)
+
+
+def _register_recommend(commands: Any) -> None:
     r = commands.add_parser("recommend", help="top-K items for a user or an ad-hoc history")
     r.add_argument("run", type=Path)
     who = r.add_mutually_exclusive_group(required=True)

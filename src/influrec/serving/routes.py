@@ -98,13 +98,30 @@ def get_recommendations(
     user_id: UserId,
     k: K,
     exclude_seen: ExcludeSeen = EXCLUDE_SEEN,
+    robust: Annotated[
+        bool,
+        Query(
+            description="robust ranking: no single low-intent event among the last three can "
+            "carry an item (each item scored by its worst log-probability over their single "
+            "deletions)"
+        ),
+    ] = False,
+    low_intent: Annotated[
+        list[str] | None,
+        Query(
+            description="with robust: the behaviours whose single events may not carry an "
+            "item (repeat the parameter; default: every behaviour)"
+        ),
+    ] = None,
 ) -> Recommendations:
     """Top k items after the user's whole history, ingested events included (no retraining).
 
     Cold start (one policy for every route and the CLI): a user with no usable history gets
     the items most frequent in the training data, with `cold_start: true`.
     """
-    return service.recommend(user_id, k=k, exclude_seen=exclude_seen)
+    return service.recommend(
+        user_id, k=k, exclude_seen=exclude_seen, robust=robust, low_intent=low_intent
+    )
 
 
 @router.delete("/users/{user_id:path}", response_model=Erasure, tags=["users"])

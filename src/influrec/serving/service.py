@@ -24,6 +24,7 @@ from influrec.errors import InputError
 from influrec.inference import Recommender
 from influrec.influence import api
 from influrec.influence.counterfactual import Edit
+from influrec.influence.robust import robust_recommend
 from influrec.mutes import muted_mask
 from influrec.serving.errors import ApiError
 from influrec.serving.metrics import Metrics
@@ -300,11 +301,24 @@ class Service:
 
     # -- answers --------------------------------------------------------------------------------
 
-    def recommend(self, user_id: str, *, k: int, exclude_seen: bool) -> Recommendations:
+    def recommend(
+        self,
+        user_id: str,
+        *,
+        k: int,
+        exclude_seen: bool,
+        robust: bool = False,
+        low_intent: list[str] | None = None,
+    ) -> Recommendations:
         user = self.user_history(user_id)
         k = self.within_catalogue(k)
         # an empty history gets the cold-start policy (Recommender.cold_start_scores)
-        recs = self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
+        if robust:
+            recs = robust_recommend(
+                self.rec, user.history, k=k, exclude_seen=exclude_seen, low_intent=low_intent
+            )
+        else:
+            recs = self.rec.recommend(user.history, k=k, exclude_seen=exclude_seen)
         return Recommendations(
             **dict(user.about(user_id)),
             k=k,
