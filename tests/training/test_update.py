@@ -103,7 +103,9 @@ def test_lineage_is_recorded_and_carried_over_and_the_run_serves_every_command(
     assert main([*command, "--out", str(second), "--no-progress"]) == 0
     lineage = read_run_info(second).lineage
     assert [step["kind"] for step in lineage] == ["update", "update"]
-    assert lineage[0]["parent"] == str(parent) and lineage[1]["parent"] == str(first)
+    assert lineage[0]["parent"] == str(parent.resolve()) and lineage[1]["parent"] == str(
+        first.resolve()
+    )
     assert lineage[1]["new_users"] == 1 and lineage[1]["new_items"] == 1
     assert lineage[1]["optimizer_from"].startswith("checkpoints/")
     assert json.loads((second / "run.json").read_text())["n_items"] == 32

@@ -172,7 +172,7 @@ class Updater(Trainer):
         span = appended.time_span
         self.lineage_step: dict[str, Any] = {
             "kind": "update",
-            "parent": str(parent_dir),
+            "parent": str(parent_dir.resolve()),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "events_added": appended.events,
             "new_users": appended.new_users,
