@@ -23,6 +23,7 @@ from influrec.cli.common import (
     positive_int,
     progress_of,
 )
+from influrec.cli.muting import add_mutes, any_mutes, muted_history, refuse_mutes_for_all_users
 from influrec.cli.plots import effects_figure, groups_figure, save, unit_words
 from influrec.data.times import readable_time
 from influrec.errors import InputError
@@ -70,6 +71,7 @@ def _register_explain(commands: Any) -> None:
         "values, into this image (.png, .svg, .pdf...)",
     )
     e.add_argument("--json", action="store_true")
+    add_mutes(e)
     add_no_progress(e)
     e.set_defaults(handler=run_explain)
 
@@ -141,9 +143,11 @@ def _register_faithfulness(commands: Any) -> None:
     f.set_defaults(handler=run_faithfulness)
 
 
-def _emit(args: argparse.Namespace, result: Result, unknown: list[str]) -> bool:
-    """Print JSON when asked; returns True when done."""
-    payload = result.to_dict()
+def _emit(
+    args: argparse.Namespace, result: Result, unknown: list[str], extra: dict | None = None
+) -> bool:
+    """Print JSON (with the ``extra`` fields) when asked; returns True when done."""
+    payload = {**result.to_dict(), **(extra or {})}
     if unknown:
         payload["unknown"] = unknown
     if args.json:
@@ -151,11 +155,14 @@ def _emit(args: argparse.Namespace, result: Result, unknown: list[str]) -> bool:
         return True
     for message in unknown:
         Console(stderr=True).print(f"[yellow]ignored[/yellow] {message}")
+    if extra and "muted_events" in extra:
+        Console(stderr=True).print(f"muted: {extra['muted_events']} events left out")
     return False
 
 
 def run_explain(args: argparse.Namespace) -> int:
     if args.all_users:
+        refuse_mutes_for_all_users(args)
         return run_all_users(
             args,
             "explain",
@@ -166,6 +173,8 @@ def run_explain(args: argparse.Namespace) -> int:
         )
     rec = Recommender.load(args.run)
     history, unknown = load_history(rec, args)
+    history, muted = muted_history(rec, history, args)
+    extra = {"muted_events": muted} if any_mutes(args) else {}
     if args.groups is not None:
         return _explain_groups(args, rec, history, unknown)
     result = api.explain(
@@ -179,7 +188,7 @@ def run_explain(args: argparse.Namespace) -> int:
     )
     if args.plot is not None:
         save(effects_figure(result, who=_who(args), label=rec.item_label), args.plot)
-    if _emit(args, result, unknown):
+    if _emit(args, result, unknown, extra):
         return _wrote(args)
     console = Console(soft_wrap=True)
     if result.note:

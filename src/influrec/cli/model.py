@@ -21,6 +21,7 @@ from influrec.cli.common import (
     progress_of,
     read_history_file,
 )
+from influrec.cli.muting import add_mutes, any_mutes, muted_history, refuse_mutes_for_all_users
 from influrec.config import load_config
 from influrec.data.dataset import EventDataset
 from influrec.data.history import History
@@ -113,6 +114,7 @@ def _register_recommend(commands: Any) -> None:
         help=f"with --robust: how many of the last events are considered (default {RECENT})",
     )
     r.add_argument("--json", action="store_true")
+    add_mutes(r)
     r.set_defaults(handler=run_recommend)
 
 
@@ -282,6 +284,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.all_users and args.robust:
         raise InputError("--robust answers one user or history at a time: drop --all-users")
     if args.all_users:
+        refuse_mutes_for_all_users(args)
         return run_all_users(args, "recommend", k=args.k, exclude_seen=args.exclude_seen)
     recommender = Recommender.load(args.run)
     unknown: list[str] = []
@@ -292,6 +295,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     else:
         hint = "give their events with --history, or pass --cold-start popular"
         history = known_user_history(recommender, args.user, hint=hint)
+    history, args.muted = muted_history(recommender, history, args)
     # an empty history is a cold start: recommend applies the one cold-start policy
     if args.robust:
         recs = robust_recommend(
@@ -336,6 +340,7 @@ def _print_recommendations(
             "cold_start": cold_start,
             "unknown": unknown,
             "ranking": "robust" if args.robust else "plain",
+            **({"muted_events": args.muted} if any_mutes(args) else {}),
             "recommendations": [_titled(r, titles) for r in recs],
         }
         Console().print_json(json.dumps(payload))
@@ -343,6 +348,8 @@ def _print_recommendations(
     console = Console()
     for message in unknown:
         console.print(f"[yellow]ignored[/yellow] {message}")
+    if any_mutes(args):
+        console.print(f"muted: {args.muted} events left out of the history")
     seen = "new items only" if args.exclude_seen else "seen items included"
     seen += ", robust ranking: scores are worst-case log-probabilities" if args.robust else ""
     title = (
