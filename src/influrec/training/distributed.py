@@ -108,8 +108,6 @@ class DistributedTrainer(Trainer):
         )
         if not ranks.writes:
             self.lines, self.bar = False, False  # rank 0 shows progress
-        # dropout differs between ranks (the weights were built from the same seed above)
-        torch.manual_seed(config.train.seed * 7919 + ranks.rank)
         devices = [self.device] if self.device.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(
             _Objective(self),
@@ -117,6 +115,14 @@ class DistributedTrainer(Trainer):
             find_unused_parameters=True,  # e.g. a behaviour head with train.behavior_weight=0
             **_no_buffer_sync(),
         )
+
+    def train_epoch(self, *, skip: int = 0, **kwargs: Any) -> dict[str, Any]:
+        """The epoch from batch ``skip`` on, with dropout masks of this rank's own: its random
+        numbers start from (seed, epoch, skip, rank), so the ranks differ, and a run resumed
+        at an epoch's start on the same number of ranks draws what it drew before."""
+        key = [self.config.train.seed, self.epoch, skip, self.ranks.rank]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+        return super().train_epoch(skip=skip, **kwargs)
 
     def train_step(self, batch_index: np.ndarray) -> tuple[float, int]:
         """One optimizer step on the global batch ``batch_index``, this rank training on its
