@@ -30,7 +30,7 @@ from influrec.data.sequences import SequenceData, training_windows
 from influrec.data.splits import make_split
 from influrec.evaluation.protocol import TargetRanks
 from influrec.run import load_model, read_run_info
-from influrec.training.distributed import rank_share, window_targets
+from influrec.training.distributed import rank_share, unused_parameters, window_targets
 from influrec.training.loop import Trainer, train
 from influrec.training.ranks import Ranks
 from influrec.training.schedule import epoch_batches
@@ -127,6 +127,20 @@ def test_rank_shares_are_disjoint_and_cover_every_target_once_per_epoch(
         assert len(np.unique(together)) == len(together)  # disjoint: no target twice
         assert np.array_equal(np.sort(together), np.sort(every))  # every target once
         assert all(len(t) > len(every) / world / 2 for t in per_rank)  # balanced enough
+
+
+def test_parameters_the_loss_does_not_reach_are_found(
+    dataset: EventDataset, tmp_path: Path
+) -> None:
+    """DDP must be told of them (find_unused_parameters), else it waits for their gradients."""
+    trainer = _single_trainer(dataset, tiny_config(), tmp_path)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    assert unused_parameters(trainer) == []
+    for name, parameter in trainer.model.named_parameters():  # the probe changed nothing
+        assert parameter.grad is None and torch.equal(parameter, before[name])
+    idle_head = tiny_config("model.behavior_head=true", "train.behavior_weight=0")
+    found = unused_parameters(_single_trainer(dataset, idle_head, tmp_path / "b"))
+    assert found and all(name.startswith("behavior_head.") for name in found)
 
 
 def test_joined_ranks_put_each_target_back_in_place() -> None:

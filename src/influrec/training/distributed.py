@@ -69,15 +69,33 @@ def window_targets(windows: tuple[np.ndarray, np.ndarray], index: np.ndarray, sa
 class _Objective(nn.Module):
     """The trainer's loss as a module's forward, so DDP sees the passes it must synchronise."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Trainer, unused: list[str]) -> None:
         super().__init__()
         self.model = trainer.model
         self.trainer = [trainer]  # a list: not registered as a submodule
+        self.reached = [p for n, p in self.model.named_parameters() if n not in unused]
 
     def forward(self, share: np.ndarray) -> torch.Tensor:
-        if len(share) == 0:  # no windows: a zero loss every parameter takes part in
-            return sum(p.sum() * 0.0 for p in self.model.parameters())  # type: ignore[return-value]
+        if len(share) == 0:  # no windows: a zero loss that reaches what the loss reaches
+            return sum(p.sum() * 0.0 for p in self.reached)  # type: ignore[return-value]
         return self.trainer[0].loss(share)[0]
+
+
+def unused_parameters(trainer: Trainer) -> list[str]:
+    """Names of the trainable parameters the training loss does not reach, found by one
+    forward and backward pass on the shortest window (weights, gradients and random state
+    left as they were). Which parameters the loss reaches depends on the model and the config
+    (a behaviour head trains only with ``train.behavior_weight`` > 0), not on the batch."""
+    shortest = np.argsort(trainer.windows[1] - trainer.windows[0], kind="stable")[:1]
+    cuda = [torch.cuda.current_device()] if trainer.device.type == "cuda" else []
+    trainer.model.train()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    with torch.random.fork_rng(devices=cuda):
+        trainer.loss(shortest)[0].backward()
+    named = trainer.model.named_parameters()
+    unused = [name for name, p in named if p.requires_grad and p.grad is None]
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return unused
 
 
 def _no_buffer_sync() -> dict[str, Any]:
@@ -108,11 +126,14 @@ class DistributedTrainer(Trainer):
         )
         if not ranks.writes:
             self.lines, self.bar = False, False  # rank 0 shows progress
-        devices = [self.device] if self.device.type == "cuda" else None
+        devices = [torch.cuda.current_device()] if self.device.type == "cuda" else None
+        unused = unused_parameters(self)  # e.g. a behaviour head with train.behavior_weight=0
+        if unused:
+            log.info("parameters the loss does not reach: %s", ", ".join(unused))
         self.ddp = nn.parallel.DistributedDataParallel(
-            _Objective(self),
+            _Objective(self, unused),
             device_ids=devices,
-            find_unused_parameters=True,  # e.g. a behaviour head with train.behavior_weight=0
+            find_unused_parameters=bool(unused),  # else DDP waits for their gradients
             **_no_buffer_sync(),
         )
 
