@@ -253,3 +253,21 @@ def test_why_not_answers_as_the_library_does(client: TestClient, rec: Recommende
     newcomer = client.get(f"/v1/users/newcomer/why-not?item={item}", headers=auth("reader-key"))
     assert newcomer.status_code == 422 and "no usable history" in newcomer.text
     assert client.get(f"/v1/users/u2/why-not?item={item}").status_code == 401
+
+
+def test_a_stored_event_the_run_trained_on_is_used_once(
+    client: TestClient, rec: Recommender
+) -> None:
+    """After `influrec update` trained on the store, its events are in the training history:
+    the service does not read them a second time from the store."""
+    trained = rec.user_history("u6")
+    behaviors = {index: name for name, index in rec.behavior_index.items()}
+    item = rec.item_ids[int(trained.items[-1]) - 1]
+    behavior = behaviors[int(trained.behaviors[-1])]
+    again = {"user": "u6", "item": item, "behavior": behavior}
+    post(client, [{**again, "timestamp": int(trained.timestamps[-1])}])
+    info = recommend(client, "u6")["history"]
+    assert info["stored_events"] == 0 and info["stored_events_skipped"] == 1
+    post(client, [{**again, "timestamp": int(trained.timestamps[-1]) + 1}])  # a new event
+    info = recommend(client, "u6")["history"]
+    assert info["stored_events"] == 1 and info["stored_events_skipped"] == 1

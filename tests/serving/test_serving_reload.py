@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from influrec.run import MODEL_FILE
 from influrec.serving.versions import model_version
+from load_generator import Load
 from tests_helpers import train_tiny_run
 
 ADMIN = {"Authorization": "Bearer admin-key"}
@@ -129,41 +129,6 @@ def test_a_model_missing_stored_items_is_refused_unless_forced(
     assert answer["history"]["stored_events_skipped"] == 1
 
 
-class Load:
-    """Reader threads asking for recommendations until stopped; every answer is kept."""
-
-    def __init__(self, base_url: str, threads: int = 3) -> None:
-        self.base_url, self.stop = base_url, threading.Event()
-        self.answers: list[tuple[str, int, str | None, dict | None]] = []
-        self.failures: list[str] = []
-        self.threads = [threading.Thread(target=self.ask, args=(n,)) for n in range(threads)]
-
-    def ask(self, n: int) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=60, headers=READ) as client:
-            count = n
-            while not self.stop.is_set():
-                user = USERS[count % len(USERS)]
-                count += 1
-                try:
-                    answer = client.get(f"/v1/users/{user}/recommendations?k=5")
-                except httpx.HTTPError as exc:
-                    self.failures.append(f"{user}: {type(exc).__name__}: {exc}")
-                    continue
-                body = answer.json() if answer.status_code == 200 else None
-                header = answer.headers.get("X-Model-Version")
-                self.answers.append((user, answer.status_code, header, body))
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=120)
-
-
 def point(link: Path, run: Path) -> None:
     """Switch ``link`` to ``run`` in one step (a new link renamed over the old)."""
     fresh = link.with_name(link.name + ".new")
@@ -198,7 +163,7 @@ def test_swaps_under_load_fail_no_request_and_mix_no_models(
                 answer = client.get(f"/v1/users/{user}/recommendations?k=5", headers=READ).json()
                 expected[model, user] = [r["item"] for r in answer["recommendations"]]
         assert any(expected[first, u] != expected[second, u] for u in USERS)
-        with Load(str(client.base_url)) as load:
+        with Load(str(client.base_url), USERS, headers=READ) as load:
             for swap in range(6):
                 model = first if swap % 2 == 0 else second
                 time.sleep(0.5)

@@ -90,8 +90,9 @@ class HistoryInfo(BaseModel):
     trained_events: int = Field(description="of them, from the training data")
     stored_events: int = Field(description="of them, ingested through POST /v1/events")
     stored_events_skipped: int = Field(
-        description="ingested events left out: unknown item or behaviour, or a stored value or"
-        " time out of the bounds of `POST /v1/events`"
+        description="ingested events left out: unknown item or behaviour, a stored value or"
+        " time out of the bounds of `POST /v1/events`, or already in the run's training history"
+        " (same item, behaviour and time: a run updated with the stored events)"
     )
     muted_events: int = Field(
         description="events left out by the user's mutes (`/v1/users/{id}/mutes`)"

@@ -194,13 +194,29 @@ class Service:
             and 0 <= event.timestamp <= MAX_TIMESTAMP
         )
 
-    def _ingested(self, user_id: str) -> tuple[History, int]:
-        """The user's stored events the model can read, and how many were left out."""
+    def _ingested(self, user_id: str, trained: History) -> tuple[History, int]:
+        """The user's stored events the model can read and has not trained on, and how many
+        were left out. A run updated with the stored events (``influrec update``) holds them in
+        its training history already: they are used once, as training events."""
         stored = self.store.user_events(user_id, limit=self.limits.max_history)
+        known = set(
+            zip(
+                trained.items.tolist(),
+                trained.behaviors.tolist(),
+                trained.timestamps.tolist(),
+                strict=True,
+            )
+        )
         usable = [
-            (self.rec.item_index[e.item_id], self.rec.behavior_index[e.behavior], e)
+            (item, behavior, e)
             for e in stored
             if self._usable(e)
+            and (
+                (item := self.rec.item_index[e.item_id]),
+                (behavior := self.rec.behavior_index[e.behavior]),
+                e.timestamp,
+            )
+            not in known
         ]
         ingested = History(
             np.array([u[0] for u in usable], np.int64),
@@ -217,7 +233,7 @@ class Service:
         trained = History.empty()
         if not erased and user_id in self.rec.user_index:
             trained = self.rec.user_history(user_id)
-        ingested, skipped = self._ingested(user_id)
+        ingested, skipped = self._ingested(user_id, trained)
         from_store = np.r_[np.zeros(len(trained), bool), np.ones(len(ingested), bool)]
         order = np.argsort(np.r_[trained.timestamps, ingested.timestamps], kind="stable")
         merged = History(
