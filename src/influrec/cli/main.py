@@ -22,6 +22,7 @@ from influrec.cli import (
     model,
     report,
     serve,
+    tune,
     update,
     whynot,
 )
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.register(commands)
     demo.register(commands)
     serve.register(commands)
+    tune.register(commands)
     return parser
 
 
