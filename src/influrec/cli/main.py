@@ -21,6 +21,7 @@ from influrec.cli import (
     influence,
     model,
     report,
+    runs,
     serve,
     tune,
     update,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     serve.register(commands)
     tune.register(commands)
+    runs.register(commands)
     return parser
 
 
