@@ -51,7 +51,7 @@ from influrec.training.resume import check_run_dir
 from influrec.training.schedule import lr_factor
 from influrec.training.setup import require_targets
 
-DEFAULT_REPLAY = 0.5  # share of replayed older events among an update's samples (bench/online.py)
+DEFAULT_REPLAY = 0.5  # share of replayed windows; measured in bench/online.py (docs/online.md)
 DEFAULT_LR_SCALE = 0.5  # an update's peak learning rate, as a share of the run's
 
 
