@@ -2,7 +2,8 @@
 CUDA (with bf16 autocast there, as a single process).
 
 ``torchrun --nproc_per_node=N -m influrec train DATA --out RUN`` starts N processes; each
-is one rank of the process group (:func:`launched`, :func:`train_distributed`). An epoch's
+is one rank of the process group (:func:`train_distributed`; the command line calls it when
+:attr:`~influrec.training.ranks.Ranks.launched`, torchrun's ``WORLD_SIZE`` > 1). An epoch's
 batches are exactly those of a single process (:func:`~influrec.training.schedule.epoch_batches`,
 ``train.batch_size`` windows each: the global batch); each rank trains on its share of every
 batch (:func:`rank_share`), so the ranks' shares are disjoint and together cover every
