@@ -156,11 +156,26 @@ def load_history(rec: Recommender, args: argparse.Namespace) -> tuple[History, l
 
 
 def known_user_history(rec: Recommender, user_id: str, *, hint: str) -> History:
-    """The stored history of ``user_id``; an unknown user is an InputError ending in ``hint``
-    (the flags that would help, which the library does not know about)."""
+    """The stored history of ``user_id``; an unknown user, or one the run forgot
+    (:func:`forgotten_step`), is an InputError ending in ``hint`` (the flags that would help,
+    which the library does not know about)."""
     if str(user_id) not in rec.user_index:
         raise InputError(f"unknown user {user_id!r}: not in the run's dataset; {hint}")
+    step = forgotten_step(rec, user_id)
+    if step is not None:
+        raise InputError(
+            f"user {user_id!r} was forgotten (`influrec forget` from {step.get('parent')} at "
+            f"{step.get('at')}): this run holds none of their data and serves them only as a "
+            f"new user; {hint}"
+        )
     return rec.user_history(user_id)
+
+
+def forgotten_step(rec: Recommender, user_id: str) -> dict[str, Any] | None:
+    """The lineage step that forgot ``user_id`` (``influrec forget``), or None."""
+    from influrec.unlearning.runs import forgotten_users
+
+    return forgotten_users(rec.info).get(str(user_id))
 
 
 def read_history_file(path: Path) -> list[Any]:

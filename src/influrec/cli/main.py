@@ -18,6 +18,7 @@ from influrec.cli import (
     data,
     data_influence,
     demo,
+    forget,
     influence,
     model,
     report,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     whynot.register(commands)
     data_influence.register(commands)
     audit.register(commands)
+    forget.register(commands)
     report.register(commands)
     demo.register(commands)
     serve.register(commands)

@@ -17,6 +17,7 @@ from influrec.cli.common import (
     add_no_progress,
     add_seen,
     cutoffs,
+    forgotten_step,
     known_user_history,
     progress_of,
     read_history_file,
@@ -92,7 +93,7 @@ def _register_recommend(commands: Any) -> None:
         "--cold-start",
         choices=["error", "popular"],
         default="error",
-        help="unknown user: error or popular items",
+        help="unknown or forgotten user: error or popular items",
     )
     r.add_argument(
         "--robust",
@@ -290,7 +291,9 @@ def run_recommend(args: argparse.Namespace) -> int:
     unknown: list[str] = []
     if args.history is not None:
         history, unknown = recommender.history_from_records(read_history_file(args.history))
-    elif args.user not in recommender.user_index and args.cold_start == "popular":
+    elif args.cold_start == "popular" and (
+        args.user not in recommender.user_index or forgotten_step(recommender, args.user)
+    ):  # a user the run forgot is served as the service serves an erased one: cold start
         history = History.empty()
     else:
         hint = "give their events with --history, or pass --cold-start popular"
