@@ -181,7 +181,7 @@ def gradient_ascent(
     forget0, retain0 = _loss(model, data, forget), _loss(model, data, retain)
     held = prediction_loss(model, data, heldout[0])
     gap = held - prediction_loss(model, data, heldout[1]) if len(heldout[0]) else 0.0
-    target = forget0 + max(gap, 0.0)
+    target = forget0 + max(gap, 0.0) if len(forget[0]) else forget0  # none: nothing to raise
     start = {n: p.detach().clone() for n, p in params.items()}
     norm = math.sqrt(sum(float(p.pow(2).sum()) for p in start.values()))
     step_length = settings.max_change * norm / settings.steps
