@@ -390,6 +390,16 @@ class ExperimentConfig(_Config):
         """
         return cls(**data)
 
+    def changes(self, new: ExperimentConfig) -> list[tuple[str, Any, Any]]:
+        """``(section.key, this value, new value)`` for every key whose value differs."""
+        before, after = self.to_dict(), new.to_dict()
+        return [
+            (f"{section}.{key}", value, after[section][key])
+            for section, table in before.items()
+            for key, value in table.items()
+            if after[section][key] != value
+        ]
+
 
 SECTIONS: dict[str, type[_Config]] = {
     name: typing.cast(type[_Config], info.annotation)

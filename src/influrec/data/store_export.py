@@ -11,7 +11,9 @@ stored them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +24,32 @@ from influrec.data.dataset import EventDataset, _dictionary, build_dataset, colu
 from influrec.data.merge import append_events
 from influrec.data.preprocess import PrepareConfig
 from influrec.errors import InputError
-from influrec.serving.store import EventStore
+
+
+class StoredEventLike(Protocol):
+    """What export reads of one stored event (``serving.store.StoredEvent`` has it)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def behavior(self) -> str: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def value(self) -> float | None: ...
+
+
+class EventStore(Protocol):
+    """What export reads of an event store (``serving.store.EventStore`` has it); declared
+    here so the data layer does not import the service."""
+
+    location: str  # where the events live, fit for a log line
+
+    def all_events(self, *, since: int | None = None) -> Iterator[StoredEventLike]: ...
+
+    def erased_among(self, users: Sequence[str]) -> set[str]: ...
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from typing import Any
 from influrec.errors import DamagedRunError, InputError
 from influrec.evaluation.compare import compare_runs, run_labels
 from influrec.run import RUN_REMEDY, RunInfo, read_run_info
-from influrec.training.resume import config_changes
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def runs_table(run_dirs: Sequence[Path], *, test: bool = False) -> RunsTable:
     infos = [read_run_info(Path(r)) for r in run_dirs]
     keys: dict[str, None] = {}
     for info in infos[1:]:
-        keys.update((key, None) for key, _, _ in config_changes(infos[0].config, info.config))
+        keys.update((key, None) for key, _, _ in infos[0].config.changes(info.config))
     tables = [info.config.to_dict() for info in infos]
     differences = {
         key: [table[key.partition(".")[0]][key.partition(".")[2]] for table in tables]

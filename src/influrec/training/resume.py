@@ -65,17 +65,6 @@ class ResumeMismatchError(InputError):
         self.changes = changes
 
 
-def config_changes(old: ExperimentConfig, new: ExperimentConfig) -> list[tuple[str, Any, Any]]:
-    """``(section.key, old value, new value)`` for every key whose value differs."""
-    before, after = old.to_dict(), new.to_dict()
-    return [
-        (f"{section}.{key}", value, after[section][key])
-        for section, table in before.items()
-        for key, value in table.items()
-        if after[section][key] != value
-    ]
-
-
 def check_run_dir(run_dir: Path, *, resume: bool) -> None:
     """``run_dir`` can receive a new run (missing or empty) or, with ``resume``, has a run
     to continue; InputError otherwise."""
@@ -102,7 +91,7 @@ def open_run_dir(trainer: Trainer, *, resume: bool) -> None:
 
 def check_config(run_dir: Path, info: run_folder.RunInfo, config: ExperimentConfig) -> None:
     """``config`` may differ from the run's only in :data:`RESUMABLE_KEYS`."""
-    changes = [c for c in config_changes(info.config, config) if c[0] not in RESUMABLE_KEYS]
+    changes = [c for c in info.config.changes(config) if c[0] not in RESUMABLE_KEYS]
     if changes:
         listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
         raise ResumeMismatchError(
