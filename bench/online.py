@@ -250,11 +250,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         part = {r["model"]: r for r in rows if r["step"] == step}
         stale, retrain = part["stale"]["all"]["NDCG@10"], part["retrain"]["all"]["NDCG@10"]
         for name, r in part.items():
-            gain = (r["all"]["NDCG@10"] - stale) / (retrain - stale) if retrain != stale else 0
+            # a retrain no better than the stale model has no gain to keep: no ratio
+            gain = (r["all"]["NDCG@10"] - stale) / (retrain - stale) if retrain > stale else None
             share = r["seconds"] / part["retrain"]["seconds"]
+            kept = "n/a" if gain is None else f"{gain:.0%}"
             print(
                 f"{step:>4} {name:<16} {r['all']['NDCG@10']:>8.4f} {r['all']['HR@10']:>7.4f} "
-                f"{r['old users']['NDCG@10']:>9.4f} {r['seconds']:>8.1f} {gain:>9.0%} {share:>6.0%}"
+                f"{r['old users']['NDCG@10']:>9.4f} {r['seconds']:>8.1f} {kept:>9} {share:>6.0%}"
             )
     print("gain kept: (NDCG - stale) / (retrain - stale); time: share of the retrain's seconds")
 
