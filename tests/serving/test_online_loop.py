@@ -4,14 +4,13 @@ item becomes recommendable for a user whose behaviour points to it."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from influrec.cli.main import main
+from load_generator import Load
 from tests_helpers import train_tiny_run
 
 ADMIN = {"Authorization": "Bearer admin-key"}
@@ -30,34 +29,6 @@ def pattern(user: str, t: int) -> list[dict[str, object]]:
     return events
 
 
-class Readers:
-    """Threads asking for recommendations until stopped, counting answers by status."""
-
-    def __init__(self, base_url: str, threads: int = 2) -> None:
-        self.base_url, self.stop = base_url, threading.Event()
-        self.statuses: list[int] = []
-        self.threads = [threading.Thread(target=self.ask, args=(n,)) for n in range(threads)]
-
-    def ask(self, n: int) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=60, headers=READ) as client:
-            while not self.stop.is_set():
-                try:
-                    status = client.get(f"/v1/users/u{1 + n}/recommendations?k=5").status_code
-                except httpx.HTTPError:
-                    status = 0  # no answer at all counts as a failure
-                self.statuses.append(status)
-
-    def __enter__(self) -> Readers:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=120)
-
-
 @pytest.mark.slow
 def test_ingest_update_reload_makes_a_new_item_recommendable_without_a_failed_request(
     server: Callable, tmp_path: Path
@@ -65,7 +36,10 @@ def test_ingest_update_reload_makes_a_new_item_recommendable_without_a_failed_re
     run = train_tiny_run(tmp_path / "first", epochs=2)
     store, log = tmp_path / "events.sqlite3", tmp_path / "serve.log"
     keys = "admin-key:admin;reader-key:read"
-    with server(run, store, log, keys=keys) as (client, _), Readers(str(client.base_url)) as load:
+    with (
+        server(run, store, log, keys=keys) as (client, _),
+        Load(str(client.base_url), [f"u{n}" for n in range(1, 3)], headers=READ, threads=2) as load,
+    ):
         events = [e for n in range(1, 31) for e in pattern(f"u{n}", START + 1000 * n)]
         sent = client.post("/v1/events", json={"events": events}, headers=ADMIN)
         assert sent.status_code == 200, sent.text
@@ -85,4 +59,5 @@ def test_ingest_update_reload_makes_a_new_item_recommendable_without_a_failed_re
         assert swapped.status_code == 200, swapped.text
         assert swapped.json()["items_added"] == 1
         assert "i-new" in top()
-    assert len(load.statuses) > 10 and set(load.statuses) == {200}, sorted(set(load.statuses))
+    statuses = {status for _, status, _, _ in load.answers}
+    assert not load.failures and len(load.answers) > 10 and statuses == {200}, statuses
