@@ -1,7 +1,7 @@
 """Training on several processes (torchrun): DistributedDataParallel over gloo on CPU, NCCL on
 CUDA (with bf16 autocast there, as a single process).
 
-``torchrun --nproc_per_node=N -m influrec train DATA --out RUN`` starts N processes; each
+torchrun starts N processes of ``influrec train``; each
 is one rank of the process group (:func:`train_distributed`; the command line calls it when
 :attr:`~influrec.training.ranks.Ranks.launched`, torchrun's ``WORLD_SIZE`` > 1). An epoch's
 batches are exactly those of a single process (:func:`~influrec.training.schedule.epoch_batches`,

@@ -117,7 +117,7 @@ def update_run(
     if appended.events == 0:
         raise InputError(
             f"{source or 'the new events'}: all {new_events.num_rows} events are already in "
-            f"the data of {run_dir}; export newer events (--since) first"
+            f"the data of {run_dir}; export only newer events (a later 'since' time) first"
         )
     updater = Updater(run_dir, info, appended, out_dir, settings, progress=progress)
     result = updater.fit()

@@ -1,5 +1,5 @@
 """What a search leaves in its folder: a table of every trial, the best configuration as a
-TOML file for ``influrec train --config``, and two plots.
+TOML file a training config can be loaded from, and two plots.
 
 ``OUT/trials.csv``      number, state, validation NDCG@10, epochs, each searched key
 ``OUT/best.toml``       the best complete trial's whole configuration

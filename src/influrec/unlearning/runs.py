@@ -11,7 +11,7 @@ vocabulary, so indices and the other users' splits are unchanged), and either
 Its run.json appends a ``{"kind": "forget", ...}`` step to the parent's lineage, naming the
 users, the method and what it did; :func:`forgotten_users` reads them back, so ``recommend``
 and ``explain`` can refuse them. The approximate run has no checkpoints (the parent's were
-trained on the users' data and are not copied): TracIn and ``train --resume`` need a run
+trained on the users' data and are not copied): TracIn and resumed training need a run
 trained from scratch (``exact``).
 """
 
@@ -70,7 +70,7 @@ def user_indices(
 ) -> np.ndarray:
     """Indices (1..U) of ``users``; InputError for none, an unknown or a forgotten one."""
     if not users:
-        raise InputError("name at least one user to forget (--user ID)")
+        raise InputError("name at least one user to forget")
     ids = dataset.users.column("user_id").to_pylist()
     index = {str(u): i + 1 for i, u in enumerate(ids)}
     gone = forgotten_users(info)
